@@ -113,7 +113,10 @@ func testLogger(t testing.TB) *slog.Logger {
 
 type tWriter struct{ t testing.TB }
 
-func (w tWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 func opts(segSize int64) Options {
 	o := DefaultOptions()
@@ -301,18 +304,33 @@ func TestSnapshotRestoreDiscardsEarlierEntriesOnReplay(t *testing.T) {
 	if c.RestoreIndex != 25 || c.RestoreTerm != 2 {
 		t.Fatalf("restore = (%d, %d), want (25, 2)", c.RestoreIndex, c.RestoreTerm)
 	}
-	// Everything before the restore is dead, so all but the last segment go.
-	n := len(segmentFiles(t, dir))
-	if err := w.ReleaseTo(1); err != nil {
-		t.Fatal(err)
-	}
-	if got := len(segmentFiles(t, dir)); n < 2 || got != 1 {
-		t.Fatalf("segments before/after ReleaseTo(1): %d/%d", n, got)
+	// Everything before the restore is dead, so ReleaseTo may drop every
+	// segment but the last, both as replayed and as written.
+	next, restoreAt := uint64(28), uint64(30)
+	for round := range 2 {
+		n := len(segmentFiles(t, dir))
+		if err := w.ReleaseTo(1); err != nil {
+			t.Fatal(err)
+		}
+		if got := len(segmentFiles(t, dir)); n < 2 || got != 1 {
+			t.Fatalf("round %d: segments before/after ReleaseTo(1): %d/%d", round, n, got)
+		}
+		w.Close()
+		w, c = mustOpen(t, dir, opts(256))
+		checkContents(t, c, ref)
+		// Fill a few segments with stale entries, then restore past them.
+		for i := range 20 {
+			e := raftpb.Entry{Index: next + uint64(i), Term: 3, Data: []byte("stale")}
+			mustSave(t, w, raftpb.HardState{}, []raftpb.Entry{e})
+			ref.save(t, raftpb.HardState{}, []raftpb.Entry{e})
+		}
+		if err := w.SaveSnapshotRestore(restoreAt, 4); err != nil {
+			t.Fatal(err)
+		}
+		ref.restore(t, restoreAt, 4)
+		next, restoreAt = restoreAt+1, restoreAt+5
 	}
 	w.Close()
-	w, c = mustOpen(t, dir, opts(256))
-	defer w.Close()
-	checkContents(t, c, ref)
 }
 
 func TestSegmentRollOverAndReleaseTo(t *testing.T) {
