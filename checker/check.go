@@ -1,0 +1,137 @@
+// Package checker decides whether a recorded history (package
+// harness/history) shows a bug: Check is a function from a history to a
+// three-way Verdict, valid, invalid or unknown, with the evidence for each
+// sub-check in a JSON-stable Result. The register workload is checked for
+// linearizability with porcupine, one key at a time; the set workload for
+// lost and unexpected elements; final reads for agreement between members.
+// Unknown (timeout, nothing checked, malformed history) is never a pass.
+package checker
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/quorum-kv/quorum/harness/history"
+)
+
+// Workload names for Options.Workload.
+const (
+	WorkloadRegister = "register"
+	WorkloadSet      = "set"
+)
+
+// Options configures Check.
+type Options struct {
+	// Workload is WorkloadRegister or WorkloadSet. Empty: inferred, set if
+	// the history has any add operation, register otherwise.
+	Workload string
+	// Timeout bounds the linearizability search over all keys; keys not
+	// decided in time are unknown. 0: no limit (the context still
+	// applies).
+	Timeout time.Duration
+	// VisualizeDir, when not empty and the history is not linearizable, is
+	// where Check writes linearizability.html: porcupine's visualization of
+	// the failing keys, with the nemesis faults as annotations. The
+	// directory must exist.
+	VisualizeDir string
+}
+
+// VisualizationFile is the name of the visualization Check writes in
+// Options.VisualizeDir.
+const VisualizationFile = "linearizability.html"
+
+// Result is the outcome of Check. Sub-check results are nil when they do not
+// apply to the workload (or, for FinalReads, when the history has no final
+// reads); Verdict combines the others.
+type Result struct {
+	// Verdict is the combined verdict: Invalid if any sub-check is
+	// invalid, else Unknown if any is unknown or nothing was checked,
+	// else Valid.
+	Verdict Verdict `json:"verdict"`
+	// Workload is the workload the history was checked as.
+	Workload string `json:"workload"`
+	// Reason says why Verdict is Unknown when no sub-check does: a
+	// malformed history, an unknown workload, no ok operations.
+	Reason string `json:"reason,omitempty"`
+
+	Linearizability *LinearizabilityResult `json:"linearizability,omitempty"`
+	Set             *SetResult             `json:"set,omitempty"`
+	FinalReads      *FinalReadsResult      `json:"final_reads,omitempty"`
+
+	// Counts holds, per operation name (F), how many operations ended
+	// ok, fail or info (info includes those that never completed).
+	Counts map[string]TypeCounts `json:"counts"`
+	// Faults holds how many times each nemesis fault started.
+	Faults map[string]int `json:"faults,omitempty"`
+}
+
+// TypeCounts counts operations by how they ended.
+type TypeCounts struct {
+	OK   int `json:"ok"`
+	Fail int `json:"fail"`
+	Info int `json:"info"`
+}
+
+// Check decides whether events, a complete history of one run, shows a bug.
+// It does not modify events. Its only side effect is the visualization
+// file written when Options.VisualizeDir is set; it returns when the check
+// is done, the Timeout expires, or ctx is done (then undecided keys are
+// Unknown).
+func Check(ctx context.Context, events []history.Event, opts Options) Result {
+	res := Result{Workload: opts.Workload, Counts: map[string]TypeCounts{}}
+	ops, faults, err := history.Operations(events)
+	if err != nil {
+		res.Reason = fmt.Sprintf("cannot check: %v", err)
+		return res
+	}
+	okOps := 0
+	for _, op := range ops {
+		c := res.Counts[op.F()]
+		switch op.Type() {
+		case history.OK:
+			c.OK++
+			okOps++
+		case history.Fail:
+			c.Fail++
+		default:
+			c.Info++
+		}
+		res.Counts[op.F()] = c
+	}
+	for _, f := range faults {
+		if res.Faults == nil {
+			res.Faults = map[string]int{}
+		}
+		res.Faults[f.Start.F]++
+	}
+	if res.Workload == "" {
+		res.Workload = WorkloadRegister
+		if _, ok := res.Counts[history.FAdd]; ok {
+			res.Workload = WorkloadSet
+		}
+	}
+
+	var verdicts []Verdict
+	switch res.Workload {
+	case WorkloadRegister:
+		res.Linearizability = checkLinearizability(ctx, ops, faults, opts)
+		verdicts = append(verdicts, res.Linearizability.Verdict)
+	case WorkloadSet:
+		res.Set = checkSet(ops)
+		verdicts = append(verdicts, res.Set.Verdict)
+	default:
+		res.Reason = fmt.Sprintf("unknown workload %q: want %q or %q", res.Workload, WorkloadRegister, WorkloadSet)
+		return res
+	}
+	if fr := checkFinalReads(ops, res.Workload == WorkloadSet); fr != nil {
+		res.FinalReads = fr
+		verdicts = append(verdicts, fr.Verdict)
+	}
+	res.Verdict = Combine(verdicts...)
+	if okOps == 0 && res.Verdict != Invalid {
+		res.Verdict = Unknown
+		res.Reason = "no operation completed ok: nothing was checked"
+	}
+	return res
+}

@@ -1,0 +1,91 @@
+package checker
+
+import (
+	"sort"
+
+	"github.com/quorum-kv/quorum/harness/history"
+)
+
+// span is one client operation for building test histories: invoked at
+// call, completed with typ at ret (no completion if ret < 0).
+type span struct {
+	p         int
+	f, key    string
+	val, exp  *string // invocation Value and Expected
+	call, ret int64
+	typ       history.Type
+	read      *string  // completion Value of a read
+	rev       int64    // completion Revision
+	els       []string // completion Elements
+	node, err string
+}
+
+// fault is one nemesis fault for test histories.
+type fault struct {
+	f          string
+	start, end int64 // end < 0: never healed
+}
+
+var str = history.Str
+
+// build turns spans and faults into a history: events sorted by time
+// (completions before invocations at equal times), indexed from 0.
+func build(spans []span, faults ...fault) []history.Event {
+	type ev struct {
+		e     history.Event
+		order int // completions first at equal times
+	}
+	var evs []ev
+	for _, sp := range spans {
+		inv := history.Event{Time: sp.call, Type: history.Invoke, Process: sp.p, F: sp.f, Key: sp.key, Value: sp.val, Expected: sp.exp, Node: sp.node}
+		evs = append(evs, ev{inv, 1})
+		if sp.ret < 0 {
+			continue
+		}
+		c := inv
+		c.Time, c.Type, c.Revision, c.Elements, c.Error = sp.ret, sp.typ, sp.rev, sp.els, sp.err
+		if sp.f == history.FRead || sp.f == history.FFinalRead {
+			c.Value = sp.read
+		}
+		evs = append(evs, ev{c, 0})
+	}
+	for _, f := range faults {
+		evs = append(evs, ev{history.Event{Time: f.start, Type: history.Invoke, Process: history.NemesisProcess, F: f.f, Value: str("n1")}, 1})
+		if f.end >= 0 {
+			evs = append(evs, ev{history.Event{Time: f.end, Type: history.OK, Process: history.NemesisProcess, F: f.f, Value: str("n1")}, 0})
+		}
+	}
+	sort.SliceStable(evs, func(i, j int) bool {
+		if evs[i].e.Time != evs[j].e.Time {
+			return evs[i].e.Time < evs[j].e.Time
+		}
+		return evs[i].order < evs[j].order
+	})
+	out := make([]history.Event, len(evs))
+	for i, e := range evs {
+		e.e.Index = int64(i)
+		out[i] = e.e
+	}
+	return out
+}
+
+// Shorthands for register spans.
+func write(p int, key, v string, call, ret int64, typ history.Type, rev int64) span {
+	return span{p: p, f: history.FWrite, key: key, val: str(v), call: call, ret: ret, typ: typ, rev: rev}
+}
+
+func read(p int, key string, got *string, call, ret int64, rev int64) span {
+	return span{p: p, f: history.FRead, key: key, call: call, ret: ret, typ: history.OK, read: got, rev: rev}
+}
+
+func cas(p int, key string, from *string, to string, call, ret int64, typ history.Type, errStr string) span {
+	return span{p: p, f: history.FCAS, key: key, exp: from, val: str(to), call: call, ret: ret, typ: typ, err: errStr}
+}
+
+func add(p int, el string, call, ret int64, typ history.Type) span {
+	return span{p: p, f: history.FAdd, key: "set", val: str(el), call: call, ret: ret, typ: typ}
+}
+
+func finalRead(p int, node string, call, ret int64, els ...string) span {
+	return span{p: p, f: history.FFinalRead, key: "set", call: call, ret: ret, typ: history.OK, els: els, node: node}
+}
