@@ -1,0 +1,295 @@
+// Package server is quorumd: an etcd v3 API compatible key-value server whose
+// members replicate an MVCC keyspace with Raft (go.etcd.io/raft/v3).
+//
+// The package wires the pieces together and owns the goroutines: the Raft
+// loop (persist, send, hand committed entries to the applier, Advance), the
+// applier (the only writer of the MVCC store), the linearizable read loop
+// (batched ReadIndex), the peer transport and the gRPC/HTTP front end.
+// The MVCC state machine lives in server/mvcc, the Raft log in server/wal
+// and snapshots in server/snap. docs/architecture.md describes the write
+// path, the read path and what is fsynced when.
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Version is quorumd's own version; APIVersion the etcd API it implements.
+const (
+	Version    = "0.1.0"
+	APIVersion = "3.6"
+	// ReportedServerVersion is what Maintenance.Status and /version report as
+	// the server version, so that clients gating features on etcd's version
+	// treat quorumd as a 3.6 server.
+	ReportedServerVersion = "3.6.0"
+)
+
+// Defaults, as etcd's.
+const (
+	DefaultName                   = "default"
+	DefaultListenClientURL        = "http://localhost:2379"
+	DefaultListenPeerURL          = "http://localhost:2380"
+	DefaultInitialClusterToken    = "etcd-cluster"
+	DefaultHeartbeatInterval      = 100 * time.Millisecond
+	DefaultElectionTimeout        = 1000 * time.Millisecond
+	DefaultSnapshotCount          = 10000
+	DefaultSnapshotCatchUpEntries = 5000
+	DefaultMaxRequestBytes        = 1.5 * 1024 * 1024
+	DefaultMaxTxnOps              = 128
+	DefaultQuotaBackendBytes      = 2 * 1024 * 1024 * 1024
+	// grpcOverheadBytes is what etcd adds to --max-request-bytes for the gRPC
+	// receive limit, so that a request slightly over the limit gets etcd's
+	// "request is too large" rather than a transport error.
+	grpcOverheadBytes = 512 * 1024
+)
+
+// Config is one member's configuration. Flags map onto it in cmd/quorumd
+// only; DefaultConfig gives etcd's defaults and Validate names a bad field.
+type Config struct {
+	Name    string
+	DataDir string
+
+	ListenClientURLs         []url.URL
+	AdvertiseClientURLs      []url.URL
+	ListenPeerURLs           []url.URL
+	InitialAdvertisePeerURLs []url.URL
+
+	// InitialCluster maps member names to their advertised peer URLs, as in
+	// etcd's --initial-cluster. Used only when the data dir is empty.
+	InitialCluster      map[string][]url.URL
+	InitialClusterToken string
+	// InitialClusterState is "new" (bootstrap the cluster) or "existing"
+	// (start with an empty log and be caught up by the current leader, which
+	// must already list this member).
+	InitialClusterState string
+
+	HeartbeatInterval time.Duration
+	ElectionTimeout   time.Duration
+
+	// SnapshotCount is the number of applied entries between snapshots;
+	// SnapshotCatchUpEntries how many entries are kept behind a snapshot for
+	// slow followers before they need a snapshot to catch up.
+	SnapshotCount          uint64
+	SnapshotCatchUpEntries uint64
+
+	MaxRequestBytes   uint
+	MaxTxnOps         uint
+	QuotaBackendBytes int64
+
+	// EnablePprof serves /debug/pprof on the client URLs, as etcd's flag.
+	EnablePprof bool
+
+	// Logger receives every log line; required.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns etcd's defaults: member "default" serving clients on
+// localhost:2379 and peers on localhost:2380 in a single-member cluster.
+func DefaultConfig() Config {
+	c := Config{
+		Name:                     DefaultName,
+		ListenClientURLs:         []url.URL{mustURL(DefaultListenClientURL)},
+		AdvertiseClientURLs:      []url.URL{mustURL(DefaultListenClientURL)},
+		ListenPeerURLs:           []url.URL{mustURL(DefaultListenPeerURL)},
+		InitialAdvertisePeerURLs: []url.URL{mustURL(DefaultListenPeerURL)},
+		InitialClusterToken:      DefaultInitialClusterToken,
+		InitialClusterState:      "new",
+		HeartbeatInterval:        DefaultHeartbeatInterval,
+		ElectionTimeout:          DefaultElectionTimeout,
+		SnapshotCount:            DefaultSnapshotCount,
+		SnapshotCatchUpEntries:   DefaultSnapshotCatchUpEntries,
+		MaxRequestBytes:          DefaultMaxRequestBytes,
+		MaxTxnOps:                DefaultMaxTxnOps,
+		QuotaBackendBytes:        DefaultQuotaBackendBytes,
+		Logger:                   slog.Default(),
+	}
+	c.DataDir = c.Name + ".etcd"
+	c.InitialCluster = map[string][]url.URL{c.Name: c.InitialAdvertisePeerURLs}
+	return c
+}
+
+func mustURL(s string) url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return *u
+}
+
+// ParseURLs parses a comma-separated list of http URLs with host:port, as
+// etcd's URL flags take them.
+func ParseURLs(s string) ([]url.URL, error) {
+	var out []url.URL
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		u, err := url.Parse(part)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a URL: %w", part, err)
+		}
+		if u.Scheme != "http" {
+			if u.Scheme == "https" || u.Scheme == "unix" || u.Scheme == "unixs" {
+				return nil, fmt.Errorf("URL %q: scheme %s is not supported by quorumd (only http)", part, u.Scheme)
+			}
+			return nil, fmt.Errorf("URL %q must be http://host:port", part)
+		}
+		if u.Port() == "" {
+			return nil, fmt.Errorf("URL %q has no port (expected http://host:port)", part)
+		}
+		if u.Path != "" && u.Path != "/" {
+			return nil, fmt.Errorf("URL %q must not have a path", part)
+		}
+		u.Path = ""
+		out = append(out, *u)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no URL given")
+	}
+	return out, nil
+}
+
+// ParseInitialCluster parses etcd's --initial-cluster: name=url,name=url; a
+// name may appear several times for several URLs.
+func ParseInitialCluster(s string) (map[string][]url.URL, error) {
+	out := map[string][]url.URL{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		name, raw, ok := strings.Cut(part, "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("%q is not name=http://host:port", part)
+		}
+		us, err := ParseURLs(raw)
+		if err != nil {
+			return nil, fmt.Errorf("member %s: %w", name, err)
+		}
+		out[name] = append(out[name], us...)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no members given")
+	}
+	return out, nil
+}
+
+// FormatURLs joins URLs with commas, as etcd prints them.
+func FormatURLs(us []url.URL) string {
+	s := make([]string, len(us))
+	for i := range us {
+		s[i] = us[i].String()
+	}
+	return strings.Join(s, ",")
+}
+
+// Validate reports the first field that is not usable, naming it as the
+// flag that sets it.
+func (c *Config) Validate() error {
+	switch {
+	case c.Name == "":
+		return errors.New("--name must not be empty")
+	case c.DataDir == "":
+		return errors.New("--data-dir must not be empty")
+	case len(c.ListenClientURLs) == 0:
+		return errors.New("--listen-client-urls must name at least one URL")
+	case len(c.AdvertiseClientURLs) == 0:
+		return errors.New("--advertise-client-urls must name at least one URL")
+	case len(c.ListenPeerURLs) == 0:
+		return errors.New("--listen-peer-urls must name at least one URL")
+	case len(c.InitialAdvertisePeerURLs) == 0:
+		return errors.New("--initial-advertise-peer-urls must name at least one URL")
+	case c.HeartbeatInterval <= 0:
+		return errors.New("--heartbeat-interval must be > 0")
+	case c.ElectionTimeout < 5*c.HeartbeatInterval:
+		return fmt.Errorf("--election-timeout (%v) must be at least 5 times --heartbeat-interval (%v)", c.ElectionTimeout, c.HeartbeatInterval)
+	case c.ElectionTimeout > 50*time.Second:
+		return fmt.Errorf("--election-timeout (%v) is longer than 50s", c.ElectionTimeout)
+	case c.SnapshotCount == 0:
+		return errors.New("--snapshot-count must be > 0")
+	case c.MaxRequestBytes == 0:
+		return errors.New("--max-request-bytes must be > 0")
+	case c.MaxTxnOps == 0:
+		return errors.New("--max-txn-ops must be > 0")
+	case c.QuotaBackendBytes < 0:
+		return errors.New("--quota-backend-bytes must not be negative")
+	case c.InitialClusterState != "new" && c.InitialClusterState != "existing":
+		return fmt.Errorf("--initial-cluster-state is %q; want new or existing", c.InitialClusterState)
+	case c.Logger == nil:
+		return errors.New("Config.Logger is nil")
+	}
+	if len(c.InitialCluster) == 0 {
+		return errors.New("--initial-cluster must name at least one member")
+	}
+	mine, ok := c.InitialCluster[c.Name]
+	if !ok {
+		names := make([]string, 0, len(c.InitialCluster))
+		for n := range c.InitialCluster {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return fmt.Errorf("--initial-cluster has no member named %q (--name); it lists %s", c.Name, strings.Join(names, ", "))
+	}
+	if !sameURLs(mine, c.InitialAdvertisePeerURLs) {
+		return fmt.Errorf("--initial-cluster gives %s=%s but --initial-advertise-peer-urls is %s; they must match",
+			c.Name, FormatURLs(mine), FormatURLs(c.InitialAdvertisePeerURLs))
+	}
+	seen := map[string]string{}
+	for name, us := range c.InitialCluster {
+		for _, u := range us {
+			if other, dup := seen[u.String()]; dup && other != name {
+				return fmt.Errorf("--initial-cluster gives peer URL %s to both %s and %s", u.String(), other, name)
+			}
+			seen[u.String()] = name
+		}
+	}
+	return nil
+}
+
+func sameURLs(a, b []url.URL) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	as, bs := make([]string, len(a)), make([]string, len(b))
+	for i := range a {
+		as[i], bs[i] = a[i].String(), b[i].String()
+	}
+	sort.Strings(as)
+	sort.Strings(bs)
+	for i := range as {
+		if as[i] != bs[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// tickInterval and electionTicks turn the durations into Raft ticks.
+func (c *Config) electionTicks() int {
+	n := int(c.ElectionTimeout / c.HeartbeatInterval)
+	if n < 2 {
+		n = 2
+	}
+	return n
+}
+
+// requestTimeout is how long a write waits to be applied before it fails
+// with etcd's "request timed out": etcd's 5s plus two election timeouts.
+func (c *Config) requestTimeout() time.Duration {
+	return 5*time.Second + 2*c.ElectionTimeout
+}
+
+func (c *Config) catchUpEntries() uint64 {
+	n := c.SnapshotCatchUpEntries
+	if n == 0 || n > c.SnapshotCount {
+		n = c.SnapshotCount
+	}
+	return n
+}
