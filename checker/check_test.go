@@ -256,6 +256,9 @@ func TestNothingCheckedIsUnknown(t *testing.T) {
 			if res.Verdict != Unknown || !strings.Contains(res.Reason, tt.reason) {
 				t.Fatalf("verdict %v reason %q, want unknown because %q", res.Verdict, res.Reason, tt.reason)
 			}
+			if l := res.Linearizability; l != nil && l.Verdict != Unknown {
+				t.Fatalf("linearizability verdict %v with nothing checked, want unknown", l.Verdict)
+			}
 		})
 	}
 }
@@ -320,7 +323,7 @@ func TestInvalidHistoryWritesVisualizationOfFailingKeys(t *testing.T) {
 		read(1, "good", str("1"), 20, 30, 0),
 		write(0, "bad", "2", 40, 50, ok, 0),
 		read(1, "bad", nil, 60, 70, 0),
-	}, fault{"partition-halves", 5, 65}, fault{"kill-leader", 66, -1})
+	}, fault{"partition-halves", 5, 65, "n1 n2 | n3"}, fault{"kill-leader", 66, -1, "n2"})
 	res := Check(context.Background(), events, Options{Workload: WorkloadRegister, VisualizeDir: dir})
 	lin := res.Linearizability
 	want := filepath.Join(dir, VisualizationFile)
@@ -331,7 +334,7 @@ func TestInvalidHistoryWritesVisualizationOfFailingKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{`write(bad, \"2\") -\u003e ok`, "partition-halves n1", "kill-leader"} {
+	for _, s := range []string{`write(bad, \"2\") -\u003e ok`, "partition-halves n1 n2 | n3", "kill-leader n2"} {
 		if !strings.Contains(string(html), s) {
 			t.Errorf("visualization lacks %q", s)
 		}

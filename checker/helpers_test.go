@@ -23,7 +23,8 @@ type span struct {
 // fault is one nemesis fault for test histories.
 type fault struct {
 	f          string
-	start, end int64 // end < 0: never healed
+	start, end int64  // end < 0: never healed
+	targets    string // the fault's Value; "n1" if empty
 }
 
 var str = history.Str
@@ -50,9 +51,12 @@ func build(spans []span, faults ...fault) []history.Event {
 		evs = append(evs, ev{c, 0})
 	}
 	for _, f := range faults {
-		evs = append(evs, ev{history.Event{Time: f.start, Type: history.Invoke, Process: history.NemesisProcess, F: f.f, Value: str("n1")}, 1})
+		if f.targets == "" {
+			f.targets = "n1"
+		}
+		evs = append(evs, ev{history.Event{Time: f.start, Type: history.Invoke, Process: history.NemesisProcess, F: f.f, Value: str(f.targets)}, 1})
 		if f.end >= 0 {
-			evs = append(evs, ev{history.Event{Time: f.end, Type: history.OK, Process: history.NemesisProcess, F: f.f, Value: str("n1")}, 0})
+			evs = append(evs, ev{history.Event{Time: f.end, Type: history.OK, Process: history.NemesisProcess, F: f.f, Value: str(f.targets)}, 0})
 		}
 	}
 	sort.SliceStable(evs, func(i, j int) bool {

@@ -15,8 +15,8 @@ import (
 // operations against RegisterModel, key by key.
 type LinearizabilityResult struct {
 	// Verdict is Invalid if any key is not linearizable, else Unknown if
-	// any key was not decided (timeout, cancellation) or no operation was
-	// checked, else Valid.
+	// any key was not decided (timeout, cancellation) or no operation with
+	// a known outcome was checked, else Valid.
 	Verdict Verdict `json:"verdict"`
 	// Keys is the number of keys checked.
 	Keys int `json:"keys"`
@@ -54,9 +54,15 @@ func checkLinearizability(ctx context.Context, ops []history.Op, faults []histor
 	model := RegisterModel()
 	checkModel := cancellable(ctx, model)
 	var failing []porcupine.Operation
+	definite := 0 // operations with a known outcome: without one, nothing constrains the search
 	for _, k := range keys {
 		kops := byKey[k]
 		res.Operations += len(kops)
+		for _, op := range kops {
+			if op.Output.(RegisterResult).Outcome != Indefinite {
+				definite++
+			}
+		}
 		var timeout time.Duration
 		if hasDeadline {
 			timeout = time.Until(deadline)
@@ -81,7 +87,7 @@ func checkLinearizability(ctx context.Context, ops []history.Op, faults []histor
 	switch {
 	case len(res.FailingKeys) > 0:
 		res.Verdict = Invalid
-	case len(res.UnknownKeys) > 0 || res.Operations == 0:
+	case len(res.UnknownKeys) > 0 || definite == 0:
 		res.Verdict = Unknown
 	default:
 		res.Verdict = Valid

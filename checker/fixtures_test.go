@@ -1,0 +1,186 @@
+package checker
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/quorum-kv/quorum/harness/history"
+)
+
+// The saved histories under testdata/histories/<name>/ are small runs with
+// known verdicts: history.jsonl plus expected.json. They double as fixtures
+// for `quorum check`. Regenerate them from fixtureHistories with
+//
+//	go test ./checker -run TestSavedHistories -update
+var update = flag.Bool("update", false, "rewrite testdata/histories from fixtureHistories")
+
+const fixturesDir = "../testdata/histories"
+
+// expectation is the content of expected.json.
+type expectation struct {
+	Workload    string  `json:"workload"`
+	Verdict     Verdict `json:"verdict"`
+	Description string  `json:"description"`
+}
+
+type fixture struct {
+	name   string
+	expect expectation
+	spans  []span
+	faults []fault
+}
+
+// ms converts milliseconds to the nanosecond times of a history.
+func ms(n int64) int64 { return n * 1_000_000 }
+
+func nodeSpan(sp span, node string, rev int64) span {
+	sp.node, sp.rev = node, rev
+	return sp
+}
+
+func fixtureHistories() []fixture {
+	regFinal := func(p int, key, node string, v string, rev, call, ret int64) span {
+		return span{p: p, f: history.FFinalRead, key: key, call: call, ret: ret, typ: ok, read: str(v), rev: rev, node: node}
+	}
+	return []fixture{
+		{
+			name: "register-valid",
+			expect: expectation{WorkloadRegister, Valid,
+				"two keys, overlapping reads, writes and cas under a partition; a timed-out write later observed (its client continues as process 3); final reads agree"},
+			spans: []span{
+				nodeSpan(write(0, "k0", "0-1", ms(1), ms(3), ok, 0), "n1", 2),
+				nodeSpan(read(1, "k0", str("0-1"), ms(2), ms(4), 0), "n2", 2),
+				nodeSpan(write(2, "k1", "2-1", ms(2), ms(5), ok, 0), "n3", 3),
+				nodeSpan(cas(0, "k0", str("0-1"), "0-2", ms(6), ms(9), ok, ""), "n1", 4),
+				nodeSpan(read(1, "k0", str("0-1"), ms(6), ms(7), 0), "n2", 2),
+				nodeSpan(write(2, "k1", "2-2", ms(10), ms(60), info, 0), "n3", 0),
+				nodeSpan(read(1, "k1", str("2-1"), ms(20), ms(22), 0), "n1", 3),
+				nodeSpan(read(0, "k0", str("0-2"), ms(30), ms(31), 0), "n2", 4),
+				nodeSpan(cas(3, "k1", str("2-9"), "3-1", ms(61), ms(62), fail, history.ErrCompareFailed), "n1", 0),
+				nodeSpan(read(1, "k1", str("2-2"), ms(80), ms(81), 0), "n1", 5),
+				regFinal(4, "k0", "n1", "0-2", 4, ms(100), ms(101)),
+				regFinal(5, "k0", "n2", "0-2", 4, ms(100), ms(101)),
+				regFinal(6, "k1", "n1", "2-2", 5, ms(100), ms(101)),
+				regFinal(7, "k1", "n2", "2-2", 5, ms(100), ms(101)),
+			},
+			faults: []fault{{"partition-halves", ms(8), ms(70), "n1 n2 | n3"}},
+		},
+		{
+			name: "register-stale-read",
+			expect: expectation{WorkloadRegister, Invalid,
+				"a read served by the minority side of a partition returns the value overwritten by a write that had already completed"},
+			spans: []span{
+				nodeSpan(write(0, "k0", "0-1", ms(1), ms(2), ok, 0), "n1", 2),
+				nodeSpan(write(0, "k0", "0-2", ms(10), ms(12), ok, 0), "n1", 3),
+				nodeSpan(read(1, "k0", str("0-1"), ms(20), ms(21), 0), "n3", 2),
+			},
+			faults: []fault{{"partition-halves", ms(5), ms(30), "n1 n2 | n3"}},
+		},
+		{
+			name: "register-failed-write-observed",
+			expect: expectation{WorkloadRegister, Invalid,
+				"a write reported as failed (definitely not applied) is later read back"},
+			spans: []span{
+				nodeSpan(write(0, "k0", "0-1", ms(1), ms(2), ok, 0), "n1", 2),
+				{p: 1, f: history.FWrite, key: "k0", val: str("1-1"), call: ms(5), ret: ms(6), typ: fail, err: "etcdserver: not leader", node: "n2"},
+				nodeSpan(read(2, "k0", str("1-1"), ms(10), ms(11), 0), "n1", 3),
+			},
+			faults: []fault{{"kill-leader", ms(4), ms(8), "n2"}},
+		},
+		{
+			name: "register-no-ok-ops",
+			expect: expectation{WorkloadRegister, Unknown,
+				"every operation timed out during a partition: nothing was checked"},
+			spans: []span{
+				nodeSpan(write(0, "k0", "0-1", ms(1), ms(1001), info, 0), "n1", 0),
+				{p: 1, f: history.FRead, key: "k0", call: ms(1), ret: ms(1001), typ: info, err: "context deadline exceeded", node: "n2"},
+			},
+			faults: []fault{{"partition-majorities-ring", ms(0), -1, "n1: n2 | n2: n3 | n3: n1"}},
+		},
+		{
+			name: "set-valid",
+			expect: expectation{WorkloadSet, Valid,
+				"concurrent adds, one timing out but applied (recovered); the three members' final reads agree"},
+			spans: []span{
+				add(0, "0-1", ms(1), ms(2), ok), add(1, "1-1", ms(1), ms(3), ok),
+				add(0, "0-2", ms(4), ms(1004), info), add(2, "2-1", ms(5), ms(6), fail),
+				add(1, "1-2", ms(7), ms(8), ok),
+				finalRead(3, "n1", ms(2000), ms(2001), "0-1", "0-2", "1-1", "1-2"),
+				finalRead(4, "n2", ms(2000), ms(2001), "1-2", "0-1", "0-2", "1-1"),
+				finalRead(5, "n3", ms(2000), ms(2002), "0-1", "0-2", "1-1", "1-2"),
+			},
+			faults: []fault{{"pause-leader", ms(3), ms(1500), "n1"}},
+		},
+		{
+			name: "set-lost-element",
+			expect: expectation{WorkloadSet, Invalid,
+				"an acknowledged add is missing from every member's final read after the leader was killed"},
+			spans: []span{
+				add(0, "0-1", ms(1), ms(2), ok), add(1, "1-1", ms(1), ms(3), ok),
+				add(0, "0-2", ms(4), ms(5), ok),
+				finalRead(3, "n1", ms(2000), ms(2001), "0-1", "1-1"),
+				finalRead(4, "n2", ms(2000), ms(2001), "0-1", "1-1"),
+			},
+			faults: []fault{{"kill-leader", ms(3), ms(1000), "n1"}},
+		},
+	}
+}
+
+func writeFixture(t *testing.T, f fixture) {
+	dir := filepath.Join(fixturesDir, f.name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := history.Save(filepath.Join(dir, "history.jsonl"), build(f.spans, f.faults...)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.MarshalIndent(f.expect, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "expected.json"), append(b, '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSavedHistories re-checks every saved history offline, as `quorum
+// check` would, with the workload inferred, and expects its saved verdict.
+func TestSavedHistories(t *testing.T) {
+	if *update {
+		for _, f := range fixtureHistories() {
+			writeFixture(t, f)
+		}
+	}
+	dirs, err := filepath.Glob(filepath.Join(fixturesDir, "*", "history.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dirs) < len(fixtureHistories()) {
+		t.Fatalf("found %d saved histories under %s, want at least %d (run with -update)", len(dirs), fixturesDir, len(fixtureHistories()))
+	}
+	for _, path := range dirs {
+		dir := filepath.Dir(path)
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join(dir, "expected.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want expectation
+			if err := json.Unmarshal(b, &want); err != nil {
+				t.Fatalf("expected.json: %v", err)
+			}
+			events, err := history.Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := Check(context.Background(), events, Options{})
+			if res.Verdict != want.Verdict || res.Workload != want.Workload {
+				t.Fatalf("%s: %s %v, want %s %v (%s)\nresult: %+v", dir, res.Workload, res.Verdict, want.Workload, want.Verdict, want.Description, res)
+			}
+		})
+	}
+}
