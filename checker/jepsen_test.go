@@ -145,8 +145,13 @@ func TestJepsenHistoriesSurviveJSONLRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := Check(context.Background(), events, Options{Workload: WorkloadRegister})
-	after := Check(context.Background(), loaded, Options{Workload: WorkloadRegister})
+	vis := t.TempDir()
+	after := Check(context.Background(), loaded, Options{Workload: WorkloadRegister, VisualizeDir: vis})
 	if before.Verdict != Invalid || after.Verdict != before.Verdict {
 		t.Fatalf("verdict before save %v, after load %v; want invalid both", before.Verdict, after.Verdict)
+	}
+	// A real history with info writes (returning at infinity) visualizes.
+	if fi, err := os.Stat(filepath.Join(vis, VisualizationFile)); err != nil || fi.Size() == 0 || after.Linearizability.VisualizationError != "" {
+		t.Fatalf("visualization: %v, %v", err, after.Linearizability.VisualizationError)
 	}
 }
