@@ -407,8 +407,9 @@ func appendState(buf []byte, st *raftpb.HardState) ([]byte, error) {
 	return buf, nil
 }
 
-// Save appends the hard state (unless empty) and the entries as one batch,
-// with one write; when sync is true it returns only after fdatasync. Entries
+// Save appends the entries and then the hard state (unless empty) as one
+// batch, with one write; when sync is true it returns only after fdatasync.
+// A batch with neither is a no-op. Entries
 // follow raft's rules: an entry with index k discards every earlier-saved
 // entry with index >= k; each entry's index must be at most one past the
 // previous one and after the newest snapshot restore, or Save fails without
@@ -433,13 +434,10 @@ func (w *WAL) Save(st raftpb.HardState, ents []raftpb.Entry, sync bool) error {
 	if err := w.maybeCut(); err != nil {
 		return err
 	}
+	// Entries before the hard state: a torn tail may keep a prefix of the
+	// batch, and a hard state whose Commit points past the surviving
+	// entries would make raft refuse to restart.
 	buf := w.buf[:0]
-	var err error
-	if hasState {
-		if buf, err = appendState(buf, &st); err != nil {
-			return fmt.Errorf("wal: save: %w", err)
-		}
-	}
 	for i := range ents {
 		e := &ents[i]
 		var start int
@@ -448,6 +446,12 @@ func (w *WAL) Save(st raftpb.HardState, ents []raftpb.Entry, sync bool) error {
 			return fmt.Errorf("wal: save: marshal entry %d: %w", e.Index, err)
 		}
 		sealRecord(buf, start, recEntry)
+	}
+	if hasState {
+		var err error
+		if buf, err = appendState(buf, &st); err != nil {
+			return fmt.Errorf("wal: save: %w", err)
+		}
 	}
 	if err := w.write(buf, sync); err != nil {
 		return err

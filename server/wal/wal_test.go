@@ -435,8 +435,9 @@ func writeSmallWAL(t *testing.T) *smallWAL {
 	}{
 		{raftpb.HardState{Term: 1, Vote: 1, Commit: 1}, []raftpb.Entry{{Term: 1, Index: 1, Data: d("one")}, {Term: 1, Index: 2, Data: d("two")}, {Term: 1, Index: 3, Data: d("three")}}},
 		{raftpb.HardState{Term: 2, Vote: 2, Commit: 2}, []raftpb.Entry{{Term: 2, Index: 3, Data: d("three'")}, {Term: 2, Index: 4, Data: d("four")}}},
-		// The last batch overwrites 4 and appends 5 and 6.
-		{raftpb.HardState{Term: 3, Vote: 3, Commit: 3}, []raftpb.Entry{{Term: 3, Index: 4, Data: d("four'")}, {Term: 3, Index: 5, Data: d("five")}, {Term: 3, Index: 6, Data: d("six")}}},
+		// The last batch overwrites 4, appends 5 and 6 and commits them all,
+		// as a follower does when the leader's commit index covers them.
+		{raftpb.HardState{Term: 3, Vote: 3, Commit: 6}, []raftpb.Entry{{Term: 3, Index: 4, Data: d("four'")}, {Term: 3, Index: 5, Data: d("five")}, {Term: 3, Index: 6, Data: d("six")}}},
 	}
 	for _, b := range batches {
 		mustSave(t, w, b.st, b.ents)
@@ -448,12 +449,13 @@ func writeSmallWAL(t *testing.T) *smallWAL {
 	}
 	last := batches[len(batches)-1]
 	s.lastBatch.st, s.lastBatch.ents = last.st, last.ents
-	off := s.batchEnds[len(batches)-1] + headerSize + int64(last.st.Size())
-	s.lastRecEnd = append(s.lastRecEnd, off)
+	off := s.batchEnds[len(batches)-1]
 	for _, e := range last.ents {
 		off += headerSize + int64(e.Size())
 		s.lastRecEnd = append(s.lastRecEnd, off)
 	}
+	off += headerSize + int64(last.st.Size())
+	s.lastRecEnd = append(s.lastRecEnd, off)
 	if off != s.batchEnds[len(batches)] {
 		t.Fatalf("record arithmetic: %d != file size %d", off, s.batchEnds[len(batches)])
 	}
@@ -466,11 +468,12 @@ func (s *smallWAL) expectAt(t *testing.T, k int) *reference {
 	prev := s.refs[len(s.refs)-2]
 	ref := &reference{ms: raft.NewMemoryStorage(), hs: prev.hs}
 	ref.ms.Append(prev.entries(t))
-	if k >= 1 {
-		ref.hs = s.lastBatch.st
+	// Records are the entries, then the hard state.
+	if n := min(k, len(s.lastBatch.ents)); n > 0 {
+		ref.save(t, raftpb.HardState{}, s.lastBatch.ents[:n])
 	}
-	if k >= 2 {
-		ref.save(t, raftpb.HardState{}, s.lastBatch.ents[:k-1])
+	if k > len(s.lastBatch.ents) {
+		ref.hs = s.lastBatch.st
 	}
 	return ref
 }
@@ -525,6 +528,10 @@ func TestTornTailAtEveryOffsetOfTheLastBatch(t *testing.T) {
 			t.Fatalf("length %d: open: %v", n, err)
 		}
 		checkContents(t, c, s.expectAt(t, k))
+		if last := c.Entries[len(c.Entries)-1].Index; c.HardState.Commit > last {
+			t.Fatalf("length %d: recovered commit %d beyond last entry %d; raft would refuse to start",
+				n, c.HardState.Commit, last)
+		}
 		switch {
 		case good == n && c.Repaired != nil:
 			t.Fatalf("length %d ends on a record boundary but repair reported: %+v", n, c.Repaired)
@@ -637,12 +644,12 @@ func TestFlippedByteInAnEarlierRecordIsCorruption(t *testing.T) {
 	// Every byte of the second batch (hard state + two entries), which is
 	// followed by the whole third batch.
 	recStart := s.batchEnds[1]
-	recEnds := []int64{recStart + headerSize + int64(s.refs[2].hs.Size())}
-	// Batch 2 is {hs, entry 3', entry 4}.
+	// Batch 2 is {entry 3', entry 4, hard state}.
 	e3, _ := s.refs[2].ms.Entries(3, 4, ^uint64(0))
 	e4, _ := s.refs[2].ms.Entries(4, 5, ^uint64(0))
-	recEnds = append(recEnds, recEnds[0]+headerSize+int64(e3[0].Size()))
-	recEnds = append(recEnds, recEnds[1]+headerSize+int64(e4[0].Size()))
+	recEnds := []int64{recStart + headerSize + int64(e3[0].Size())}
+	recEnds = append(recEnds, recEnds[0]+headerSize+int64(e4[0].Size()))
+	recEnds = append(recEnds, recEnds[1]+headerSize+int64(s.refs[2].hs.Size()))
 	if recEnds[2] != s.batchEnds[2] {
 		t.Fatalf("record arithmetic: %v vs %d", recEnds, s.batchEnds[2])
 	}
