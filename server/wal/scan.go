@@ -33,6 +33,8 @@ func (e *CorruptError) Error() string {
 	return fmt.Sprintf("wal: corrupt record in %s at offset %d: %s (%s)", e.File, e.Offset, e.Reason, corruptHint)
 }
 
+var _ error = (*CorruptError)(nil)
+
 // Unwrap makes errors.Is(err, ErrCorrupt) true.
 func (e *CorruptError) Unwrap() error { return ErrCorrupt }
 
