@@ -316,6 +316,37 @@ func TestCancelledContextIsUnknown(t *testing.T) {
 	}
 }
 
+func TestCancellationStopsASearchInProgress(t *testing.T) {
+	// No deadline: only cancellation can stop this seconds-long search,
+	// and the refused steps it causes must not be read as a violation.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		cancel()
+	}()
+	start := time.Now()
+	res := Check(ctx, hardHistory(18), Options{Workload: WorkloadRegister})
+	if res.Verdict != Unknown || !reflect.DeepEqual(res.Linearizability.UnknownKeys, []string{"x"}) {
+		t.Fatalf("verdict %v, linearizability %+v, want unknown on key x", res.Verdict, res.Linearizability)
+	}
+	// A liveness bound, not a performance one: the uncancelled search
+	// takes about 10s (much more under -race); honouring the
+	// cancellation takes milliseconds.
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("Check returned %v after the start, long after its context was cancelled at 20ms", d)
+	}
+}
+
+func TestContextDeadlineBoundsTheSearch(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	res := Check(ctx, hardHistory(18), Options{Workload: WorkloadRegister, Timeout: time.Hour})
+	if res.Verdict != Unknown {
+		t.Fatalf("verdict %v, want unknown", res.Verdict)
+	}
+}
+
 func TestInvalidHistoryWritesVisualizationOfFailingKeys(t *testing.T) {
 	dir := t.TempDir()
 	events := build([]span{
