@@ -1,0 +1,182 @@
+// Package nemesis injects Jepsen-style faults into a cluster.Cluster —
+// process kills and pauses, network partitions and link latency — and runs
+// them on a Schedule that records every fault as an interval in the history.
+// Nemeses are written against the cluster interfaces only: a backend that
+// cannot cut links simply lacks cluster.Partitioner, and Check says so before
+// the run starts. Every random choice comes from an injected *rand.Rand, so
+// the same seed and the same cluster answers (node list, leader) give the
+// same faults.
+package nemesis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/quorum-kv/quorum/cluster"
+)
+
+// Nemesis is one kind of fault.
+//
+// A Nemesis is used by one goroutine at a time (it draws from its
+// *rand.Rand). Inject and Heal may be called any number of times, but the
+// Fault an Inject returned must be healed before the next Inject of a
+// nemesis acting on the same resource (the Schedule runs one fault at a
+// time).
+type Nemesis interface {
+	// Name is the fault's name as given to Parse, e.g. "kill-leader"; it is
+	// the F of the fault's events in the history.
+	Name() string
+	// Check refuses, with a message naming what is missing, a nemesis the
+	// cluster cannot do: too few nodes, or a missing capability such as
+	// cluster.Partitioner. It does not talk to the nodes.
+	Check(c cluster.Cluster) error
+	// Inject chooses targets and applies the fault. It returns what it
+	// chose even when it fails part way: healing that Fault is always safe
+	// and undoes whatever was done.
+	Inject(ctx context.Context, c cluster.Cluster) (Fault, error)
+	// Heal undoes exactly the Fault that Inject returned. It tries every
+	// target even when one fails and joins the errors.
+	Heal(ctx context.Context, c cluster.Cluster, f Fault) error
+}
+
+// Planner is implemented by nemeses whose Inject is Plan followed by Apply.
+// The Schedule uses it to record the fault's start, with its targets,
+// before the fault takes effect, so that the history interval covers the
+// whole fault. All nemeses of this package implement it.
+type Planner interface {
+	// Plan chooses the targets without changing the cluster (it may ask
+	// the cluster for its leader).
+	Plan(ctx context.Context, c cluster.Cluster) (Fault, error)
+	// Apply injects the planned fault. On error, part of it may be in
+	// effect: Heal the Fault.
+	Apply(ctx context.Context, c cluster.Cluster, f Fault) error
+}
+
+// Fault describes one injected fault: what Heal must undo. The slices are
+// owned by the Fault; nemeses never modify a Fault after returning it.
+type Fault struct {
+	// Nemesis is the Name of the nemesis that made the fault.
+	Nemesis string
+	// Targets are the nodes acted on, in node order: killed or paused
+	// nodes, the isolated node of partition-one/-leader, the bridge node.
+	Targets []string
+	// Groups are the sides a partition separates, each in node order
+	// (nil for the majorities ring, whose cut has no clean sides).
+	Groups [][]string
+	// Cut are the links a partition cuts (normalized with Key, sorted).
+	Cut []cluster.Link
+	// Shaped are the links given latency, with Delay and Jitter.
+	Shaped        []cluster.Link
+	Delay, Jitter time.Duration
+	// Note is free text for a human: the ring order, or why the leader
+	// could not be targeted and a random member was chosen instead.
+	Note string
+}
+
+// String describes the fault's targets; it is the Value of the fault's
+// events in the history.
+func (f Fault) String() string {
+	var parts []string
+	if len(f.Targets) > 0 {
+		parts = append(parts, "targets="+strings.Join(f.Targets, ","))
+	}
+	if len(f.Groups) > 0 {
+		gs := make([]string, len(f.Groups))
+		for i, g := range f.Groups {
+			gs[i] = "[" + strings.Join(g, " ") + "]"
+		}
+		parts = append(parts, "groups="+strings.Join(gs, ""))
+	}
+	if len(f.Cut) > 0 {
+		parts = append(parts, "cut="+joinLinks(f.Cut))
+	}
+	if len(f.Shaped) > 0 {
+		parts = append(parts, fmt.Sprintf("latency=%v+[0,%v) on %d links", f.Delay, f.Jitter, len(f.Shaped)))
+	}
+	if f.Note != "" {
+		parts = append(parts, "("+f.Note+")")
+	}
+	return strings.Join(parts, " ")
+}
+
+func joinLinks(ls []cluster.Link) string {
+	s := make([]string, len(ls))
+	for i, l := range ls {
+		s[i] = l.String()
+	}
+	return strings.Join(s, ",")
+}
+
+// Options are the knobs shared by the nemeses that Parse and New build.
+type Options struct {
+	// Rand makes every random choice (targets, groups, ring order). It is
+	// required. It is not safe for concurrent use: share it only with
+	// things driven by the same goroutine (e.g. Config.Rand of the
+	// Schedule that runs these nemeses).
+	Rand *rand.Rand
+	// LeaderTimeout bounds the leader lookup of *-leader nemeses; when it
+	// expires or there is no leader, a random member is targeted and the
+	// Fault's Note says so. Default 5s.
+	LeaderTimeout time.Duration
+	// Delay and Jitter of the latency nemesis: each byte is delayed by
+	// Delay plus a random extra in [0, Jitter). Default 50ms and 50ms.
+	Delay, Jitter time.Duration
+}
+
+// DefaultOptions returns the defaults, without a Rand.
+func DefaultOptions() Options {
+	return Options{LeaderTimeout: 5 * time.Second, Delay: 50 * time.Millisecond, Jitter: 50 * time.Millisecond}
+}
+
+// Validate names the first bad field.
+func (o Options) Validate() error {
+	switch {
+	case o.Rand == nil:
+		return errors.New("nemesis options: Rand is required (seeded, so runs can be replayed)")
+	case o.LeaderTimeout <= 0:
+		return fmt.Errorf("nemesis options: LeaderTimeout %v must be positive", o.LeaderTimeout)
+	case o.Delay < 0 || o.Jitter < 0:
+		return fmt.Errorf("nemesis options: Delay %v and Jitter %v must not be negative", o.Delay, o.Jitter)
+	case o.Delay == 0 && o.Jitter == 0:
+		return errors.New("nemesis options: Delay and Jitter are both 0, the latency fault would do nothing")
+	}
+	return nil
+}
+
+// nodeNames returns the names of c's nodes in node order.
+func nodeNames(c cluster.Cluster) []string {
+	nodes := c.Nodes()
+	names := make([]string, len(nodes))
+	for i, n := range nodes {
+		names[i] = n.Name()
+	}
+	return names
+}
+
+// needNodes refuses a cluster smaller than min for the nemesis name.
+func needNodes(name string, c cluster.Cluster, min int, why string) error {
+	if n := len(c.Nodes()); n < min {
+		return fmt.Errorf("nemesis %s needs at least %d nodes (%s), the cluster has %d", name, min, why, n)
+	}
+	return nil
+}
+
+// leaderOrRandom returns the leader's name, or when there is none within
+// timeout a random member and a note saying why.
+func leaderOrRandom(ctx context.Context, c cluster.Cluster, names []string, rng *rand.Rand, timeout time.Duration) (string, string) {
+	lctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	n, err := cluster.Leader(lctx, c)
+	if err == nil && n != nil {
+		return n.Name(), ""
+	}
+	if err == nil {
+		err = cluster.ErrNoLeader
+	}
+	pick := names[rng.IntN(len(names))]
+	return pick, fmt.Sprintf("no leader: %v; random member %s instead", err, pick)
+}
