@@ -1,0 +1,151 @@
+package workloads
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+)
+
+// Workload names for Config.Workload (the same strings as checker's).
+const (
+	WorkloadRegister = "register"
+	WorkloadSet      = "set"
+)
+
+// Read consistencies for Config.ReadConsistency.
+const (
+	Linearizable = "linearizable"
+	Serializable = "serializable"
+)
+
+// Mix weighs the register workload's operations; weights are relative
+// (they need not sum to 1).
+type Mix struct {
+	Read  float64 `json:"read"`
+	Write float64 `json:"write"`
+	CAS   float64 `json:"cas"`
+}
+
+// Config describes a workload run. Build one with DefaultConfig, change
+// fields, then Validate.
+type Config struct {
+	// Workload is WorkloadRegister or WorkloadSet.
+	Workload string `json:"workload"`
+	// Concurrency is the number of logical clients (workers), each with
+	// one operation in flight.
+	Concurrency int `json:"concurrency"`
+	// Rate is the total operations per second across workers; 0:
+	// unlimited.
+	Rate float64 `json:"rate"`
+	// Keys is the number of register keys.
+	Keys int `json:"keys"`
+	// Mix weighs reads, writes and cas in the register workload. In the
+	// set workload one operation in SetReadEvery is a read of the whole
+	// set; the others are adds.
+	Mix Mix `json:"mix"`
+	// ReadConsistency is Linearizable or Serializable, for the workload's
+	// reads. (FinalReads are always serializable.) Serializable register
+	// reads may legitimately be stale, so the checker may call the history
+	// invalid: use it to show that, not to test for bugs.
+	ReadConsistency string `json:"read_consistency"`
+	// Timeout bounds each operation.
+	Timeout time.Duration `json:"timeout"`
+	// Seed derives every worker's *rand.Rand: the same seed gives every
+	// worker the same sequence of operations.
+	Seed int64 `json:"seed"`
+	// MaxOps bounds the operations Run invokes in total. 0: derived, see
+	// Config.OpsBound.
+	MaxOps int `json:"max_ops"`
+	// KeyPrefix is prepended to every key the workload touches: register
+	// keys are KeyPrefix+"register/<i>", the set is KeyPrefix+"set".
+	KeyPrefix string `json:"key_prefix"`
+
+	// Progress, when not nil, receives Run's live counters, so a caller
+	// can poll Progress.Snapshot while Run is going. Not part of the
+	// run's description (not serialized).
+	Progress *Progress `json:"-"`
+}
+
+// SetReadEvery: in the set workload, an operation is a read of the whole
+// set with probability 1/SetReadEvery; otherwise an add.
+const SetReadEvery = 10
+
+// DefaultMaxOps is the bound on operations when MaxOps is 0 and none can
+// be derived from Rate and the run's deadline.
+const DefaultMaxOps = 200_000
+
+// DefaultConfig returns the register workload with 10 clients, no rate
+// limit, 8 keys, reads/writes/cas weighted 0.5/0.25/0.25, linearizable
+// reads, a 2 s operation timeout, seed 1 and key prefix "/quorum/".
+func DefaultConfig() Config {
+	return Config{
+		Workload:        WorkloadRegister,
+		Concurrency:     10,
+		Keys:            8,
+		Mix:             Mix{Read: 0.5, Write: 0.25, CAS: 0.25},
+		ReadConsistency: Linearizable,
+		Timeout:         2 * time.Second,
+		Seed:            1,
+		KeyPrefix:       "/quorum/",
+	}
+}
+
+// Validate returns an error naming every bad field, or nil.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("workload config: %s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if c.Workload != WorkloadRegister && c.Workload != WorkloadSet {
+		bad("Workload", "%q: want %q or %q", c.Workload, WorkloadRegister, WorkloadSet)
+	}
+	if c.Concurrency < 1 {
+		bad("Concurrency", "%d: want >= 1", c.Concurrency)
+	}
+	if c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) {
+		bad("Rate", "%v: want a finite rate >= 0 (0: unlimited)", c.Rate)
+	}
+	if c.Keys < 1 {
+		bad("Keys", "%d: want >= 1", c.Keys)
+	}
+	if w := []float64{c.Mix.Read, c.Mix.Write, c.Mix.CAS}; w[0] < 0 || w[1] < 0 || w[2] < 0 ||
+		math.IsNaN(w[0]+w[1]+w[2]) || math.IsInf(w[0]+w[1]+w[2], 0) || w[0]+w[1]+w[2] <= 0 {
+		bad("Mix", "%+v: want finite weights >= 0 with a positive sum", c.Mix)
+	}
+	if c.ReadConsistency != Linearizable && c.ReadConsistency != Serializable {
+		bad("ReadConsistency", "%q: want %q or %q", c.ReadConsistency, Linearizable, Serializable)
+	}
+	if c.Timeout <= 0 {
+		bad("Timeout", "%v: want > 0", c.Timeout)
+	}
+	if c.MaxOps < 0 {
+		bad("MaxOps", "%d: want >= 0 (0: derived)", c.MaxOps)
+	}
+	if c.KeyPrefix == "" || strings.ContainsRune(c.KeyPrefix, 0) {
+		bad("KeyPrefix", "%q: want a non-empty prefix without NUL", c.KeyPrefix)
+	}
+	return errors.Join(errs...)
+}
+
+// OpsBound returns the maximum number of operations Run invokes when the
+// run may last up to d (d <= 0: unknown): MaxOps if set; else, with a
+// Rate and a known d, Rate*d plus one per worker; else DefaultMaxOps.
+func (c Config) OpsBound(d time.Duration) int {
+	switch {
+	case c.MaxOps > 0:
+		return c.MaxOps
+	case c.Rate > 0 && d > 0:
+		if n := c.Rate*d.Seconds() + float64(c.Concurrency); n < math.MaxInt32 {
+			return int(math.Ceil(n))
+		}
+	}
+	return DefaultMaxOps
+}
+
+// RegisterKey returns the i-th register key.
+func (c Config) RegisterKey(i int) string { return fmt.Sprintf("%sregister/%d", c.KeyPrefix, i) }
+
+// SetKey returns the set workload's set: elements are keys below it.
+func (c Config) SetKey() string { return c.KeyPrefix + "set" }

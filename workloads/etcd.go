@@ -1,0 +1,158 @@
+package workloads
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc/connectivity"
+)
+
+var _ Client = (*etcdClient)(nil)
+
+// EtcdOptions configures the clients EtcdDialer makes.
+type EtcdOptions struct {
+	// DialTimeout bounds clientv3.New (0: DefaultDialTimeout). clientv3
+	// dials lazily, so an unreachable member shows up as operation errors,
+	// not as a dial error.
+	DialTimeout time.Duration
+}
+
+// DefaultDialTimeout is the EtcdOptions.DialTimeout used when it is 0.
+const DefaultDialTimeout = 2 * time.Second
+
+// EtcdDialer returns a Dialer making one clientv3.Client per call, bound to
+// the target's endpoint only (so the history records which member served
+// each operation), with clientv3's automatic retries disabled.
+//
+// Retries: clientv3 (v3.6.16, retry_interceptor.go) wraps every unary RPC
+// in a retry interceptor allowing MaxUnaryRetries attempts (default 100).
+// Range is marked repeatable and retried on Unavailable; Put and Txn are
+// non-repeatable and retried only when no connection was available — but
+// the interceptor also retries any call whose error is DeadlineExceeded or
+// Canceled while the caller's context is still live (a server-side
+// deadline), which could apply a write twice. MaxUnaryRetries is therefore
+// set to 1: the loop makes exactly one attempt, so every operation the
+// history records is one request on the wire.
+//
+// Before sending, a client whose connection is in TransientFailure or
+// Shutdown fails at once with ErrNotSent (definite), rather than let
+// grpc-go fail the call fast with an Unavailable that Classify must treat
+// as indefinite.
+func EtcdDialer(opts EtcdOptions) Dialer {
+	if opts.DialTimeout <= 0 {
+		opts.DialTimeout = DefaultDialTimeout
+	}
+	return func(t Target) (Client, error) {
+		c, err := clientv3.New(clientv3.Config{
+			Endpoints:       []string{t.Endpoint},
+			DialTimeout:     opts.DialTimeout,
+			MaxUnaryRetries: 1,
+			Logger:          zap.NewNop(),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("dial member %s at %s: %w", t.Name, t.Endpoint, err)
+		}
+		return &etcdClient{c: c, target: t}, nil
+	}
+}
+
+// etcdClient is a Client on one clientv3.Client bound to one endpoint.
+type etcdClient struct {
+	c      *clientv3.Client
+	target Target
+}
+
+// ready returns ErrNotSent when the connection is known to be down, so
+// that the request is not sent.
+func (e *etcdClient) ready() error {
+	switch s := e.c.ActiveConnection().GetState(); s {
+	case connectivity.TransientFailure, connectivity.Shutdown:
+		return fmt.Errorf("member %s: connection %s: %w", e.target.Name, s, ErrNotSent)
+	}
+	return nil
+}
+
+func readOpts(serializable bool, extra ...clientv3.OpOption) []clientv3.OpOption {
+	if serializable {
+		extra = append(extra, clientv3.WithSerializable())
+	}
+	return extra
+}
+
+func (e *etcdClient) Read(ctx context.Context, key string, serializable bool) (*string, int64, error) {
+	if err := e.ready(); err != nil {
+		return nil, 0, err
+	}
+	resp, err := e.c.Get(ctx, key, readOpts(serializable)...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("get %s on %s: %w", key, e.target.Name, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, 0, nil
+	}
+	v := string(resp.Kvs[0].Value)
+	return &v, resp.Kvs[0].ModRevision, nil
+}
+
+func (e *etcdClient) Write(ctx context.Context, key, value string) (int64, error) {
+	if err := e.ready(); err != nil {
+		return 0, err
+	}
+	resp, err := e.c.Put(ctx, key, value)
+	if err != nil {
+		return 0, fmt.Errorf("put %s on %s: %w", key, e.target.Name, err)
+	}
+	return resp.Header.Revision, nil
+}
+
+func (e *etcdClient) CAS(ctx context.Context, key string, expected *string, value string) (bool, int64, error) {
+	if err := e.ready(); err != nil {
+		return false, 0, err
+	}
+	cmp := clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
+	if expected != nil {
+		cmp = clientv3.Compare(clientv3.Value(key), "=", *expected)
+	}
+	resp, err := e.c.Txn(ctx).If(cmp).Then(clientv3.OpPut(key, value)).Commit()
+	if err != nil {
+		return false, 0, fmt.Errorf("txn cas %s on %s: %w", key, e.target.Name, err)
+	}
+	return resp.Succeeded, resp.Header.Revision, nil
+}
+
+func (e *etcdClient) Add(ctx context.Context, set, element string) error {
+	if err := e.ready(); err != nil {
+		return err
+	}
+	if _, err := e.c.Put(ctx, set+"/"+element, ""); err != nil {
+		return fmt.Errorf("put %s/%s on %s: %w", set, element, e.target.Name, err)
+	}
+	return nil
+}
+
+func (e *etcdClient) ReadSet(ctx context.Context, set string, serializable bool) ([]string, error) {
+	if err := e.ready(); err != nil {
+		return nil, err
+	}
+	prefix := set + "/"
+	resp, err := e.c.Get(ctx, prefix, readOpts(serializable, clientv3.WithPrefix(), clientv3.WithKeysOnly())...)
+	if err != nil {
+		return nil, fmt.Errorf("get prefix %s on %s: %w", prefix, e.target.Name, err)
+	}
+	els := make([]string, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		els = append(els, strings.TrimPrefix(string(kv.Key), prefix))
+	}
+	return els, nil
+}
+
+func (e *etcdClient) Close() error {
+	if err := e.c.Close(); err != nil {
+		return fmt.Errorf("close client of %s: %w", e.target.Name, err)
+	}
+	return nil
+}

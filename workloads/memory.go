@@ -1,0 +1,234 @@
+package workloads
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+)
+
+var _ Client = (*memClient)(nil)
+
+// MemBugs selects the faults of a MemStore. The zero MemBugs is a correct,
+// linearizable store.
+type MemBugs struct {
+	// LaggingNode, when not empty, is a member whose reads (linearizable
+	// or not) are served from a replica Lag revisions behind: a stale-read
+	// bug the register checker and the final reads must catch.
+	LaggingNode string
+	// Lag is how many revisions LaggingNode lags behind (>= 1 to matter).
+	Lag int64
+	// DropEvery, when > 0, makes every DropEvery-th Put (write or add; not
+	// cas) acknowledged but never applied: a lost-write bug.
+	DropEvery int
+	// IndefiniteEvery, when > 0, makes every IndefiniteEvery-th mutating
+	// request (write, cas, add) answer context.DeadlineExceeded; the odd
+	// ones among those are applied nevertheless, the even ones not. This is
+	// not a bug (the client is told the outcome is unknown); it lets tests
+	// exercise info outcomes.
+	IndefiniteEvery int
+}
+
+// MemStore is an in-memory twin of an etcd KV store, shared by all the
+// Clients its Dialer makes: one revision counter, a key's mod revision is
+// the revision of its last put, a write's revision is the new store
+// revision. It is safe for concurrent use; every request is applied
+// atomically under one mutex, so without bugs the store is linearizable.
+type MemStore struct {
+	bugs MemBugs
+
+	mu       sync.Mutex
+	rev      int64
+	versions map[string][]memVersion // key -> every put, in revision order
+	puts     int                     // Puts seen, for DropEvery
+	mutating int                     // mutating requests seen, for IndefiniteEvery
+	dials    map[string]int          // target name -> Dialer calls
+}
+
+type memVersion struct {
+	rev   int64
+	value string
+}
+
+// NewMemStore returns an empty store at revision 0 with the given bugs.
+func NewMemStore(bugs MemBugs) *MemStore {
+	return &MemStore{bugs: bugs, versions: map[string][]memVersion{}, dials: map[string]int{}}
+}
+
+// Dialer returns a Dialer making Clients of this store. The Target's
+// Endpoint is ignored; its Name selects the member (for LaggingNode).
+func (s *MemStore) Dialer() Dialer {
+	return func(t Target) (Client, error) {
+		s.mu.Lock()
+		s.dials[t.Name]++
+		s.mu.Unlock()
+		return &memClient{s: s, node: t.Name}, nil
+	}
+}
+
+// Dials returns how many Clients the Dialer made for each member name.
+// The map is the caller's.
+func (s *MemStore) Dials() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.dials))
+	for k, v := range s.dials {
+		out[k] = v
+	}
+	return out
+}
+
+// errMemTimeout is what an IndefiniteEvery request returns.
+var errMemTimeout = fmt.Errorf("memstore: injected timeout: %w", context.DeadlineExceeded)
+
+// viewRev returns the revision reads on node see. s.mu must be held.
+func (s *MemStore) viewRevLocked(node string) int64 {
+	if s.bugs.LaggingNode != "" && node == s.bugs.LaggingNode {
+		return max(0, s.rev-s.bugs.Lag)
+	}
+	return s.rev
+}
+
+// getLocked returns key's value and mod revision as of revision at.
+func (s *MemStore) getLocked(key string, at int64) (memVersion, bool) {
+	vs := s.versions[key]
+	i := sort.Search(len(vs), func(i int) bool { return vs[i].rev > at })
+	if i == 0 {
+		return memVersion{}, false
+	}
+	return vs[i-1], true
+}
+
+// indefiniteLocked counts a mutating request and says whether it must
+// answer a timeout, and if so whether it is applied anyway.
+func (s *MemStore) indefiniteLocked() (timeout, apply bool) {
+	s.mutating++
+	if n := s.bugs.IndefiniteEvery; n > 0 && s.mutating%n == 0 {
+		return true, (s.mutating/n)%2 == 1
+	}
+	return false, true
+}
+
+func (s *MemStore) putLocked(key, value string) int64 {
+	s.rev++
+	s.puts++
+	if n := s.bugs.DropEvery; n > 0 && s.puts%n == 0 {
+		return s.rev // acknowledged, never stored
+	}
+	s.versions[key] = append(s.versions[key], memVersion{rev: s.rev, value: value})
+	return s.rev
+}
+
+// memClient is one logical client of a MemStore, bound to a member name.
+type memClient struct {
+	s      *MemStore
+	node   string
+	closed bool
+}
+
+var errMemClosed = errors.New("memstore: client closed")
+
+func (c *memClient) check(ctx context.Context) error {
+	if c.closed {
+		return fmt.Errorf("member %s: %w", c.node, errMemClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("member %s: %w", c.node, err)
+	}
+	return nil
+}
+
+func (c *memClient) Read(ctx context.Context, key string, _ bool) (*string, int64, error) {
+	if err := c.check(ctx); err != nil {
+		return nil, 0, err
+	}
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	v, ok := c.s.getLocked(key, c.s.viewRevLocked(c.node))
+	if !ok {
+		return nil, 0, nil
+	}
+	return &v.value, v.rev, nil
+}
+
+func (c *memClient) Write(ctx context.Context, key, value string) (int64, error) {
+	if err := c.check(ctx); err != nil {
+		return 0, err
+	}
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	timeout, apply := c.s.indefiniteLocked()
+	var rev int64
+	if apply {
+		rev = c.s.putLocked(key, value)
+	}
+	if timeout {
+		return 0, errMemTimeout
+	}
+	return rev, nil
+}
+
+func (c *memClient) CAS(ctx context.Context, key string, expected *string, value string) (bool, int64, error) {
+	if err := c.check(ctx); err != nil {
+		return false, 0, err
+	}
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	timeout, apply := c.s.indefiniteLocked()
+	cur, ok := c.s.getLocked(key, c.s.rev)
+	holds := !ok && expected == nil || ok && expected != nil && cur.value == *expected
+	rev := c.s.rev
+	if holds && apply {
+		c.s.rev++
+		rev = c.s.rev
+		c.s.versions[key] = append(c.s.versions[key], memVersion{rev: rev, value: value})
+	}
+	if timeout {
+		return false, 0, errMemTimeout
+	}
+	return holds, rev, nil
+}
+
+func (c *memClient) Add(ctx context.Context, set, element string) error {
+	if err := c.check(ctx); err != nil {
+		return err
+	}
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	timeout, apply := c.s.indefiniteLocked()
+	if apply {
+		c.s.putLocked(set+"/"+element, "")
+	}
+	if timeout {
+		return errMemTimeout
+	}
+	return nil
+}
+
+func (c *memClient) ReadSet(ctx context.Context, set string, _ bool) ([]string, error) {
+	if err := c.check(ctx); err != nil {
+		return nil, err
+	}
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	at := c.s.viewRevLocked(c.node)
+	prefix := set + "/"
+	var els []string
+	for k := range c.s.versions {
+		if !strings.HasPrefix(k, prefix) {
+			continue
+		}
+		if _, ok := c.s.getLocked(k, at); ok {
+			els = append(els, strings.TrimPrefix(k, prefix))
+		}
+	}
+	sort.Strings(els)
+	return els, nil
+}
+
+func (c *memClient) Close() error {
+	c.closed = true
+	return nil
+}
