@@ -1,0 +1,326 @@
+package nemesis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/quorum-kv/quorum/cluster"
+	"github.com/quorum-kv/quorum/harness/history"
+)
+
+// fakeSleep returns immediately, noting each wait and what Current said
+// during it; the stopAfter-th wait cancels the run's context and returns
+// its error, as a timer would if the run were stopped then.
+type fakeSleep struct {
+	stopAfter int
+	cancel    context.CancelFunc
+	sched     *Schedule
+	waits     []time.Duration
+	current   []string
+}
+
+func (f *fakeSleep) sleep(ctx context.Context, d time.Duration) error {
+	f.waits = append(f.waits, d)
+	f.current = append(f.current, f.sched.Current())
+	if len(f.waits) >= f.stopAfter {
+		f.cancel()
+	}
+	return ctx.Err()
+}
+
+// runSchedule runs nemeses on c until the stopAfter-th sleep and returns
+// the history, the sleeper and Run's error.
+func runSchedule(t *testing.T, c cluster.Cluster, ns []Nemesis, stopAfter int, mod func(*Config)) ([]history.Event, *fakeSleep, error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fs := &fakeSleep{stopAfter: stopAfter, cancel: cancel}
+	cfg := Config{Nemeses: ns, Interval: 3 * time.Second, Sleep: fs.sleep}
+	if mod != nil {
+		mod(&cfg)
+	}
+	s, err := NewSchedule(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs.sched = s
+	var tick atomic.Int64
+	rec := history.NewRecorder(func() time.Duration { return time.Duration(tick.Add(1)) })
+	err = s.Run(ctx, c, rec)
+	if cur := s.Current(); cur != "" {
+		t.Errorf("Current() after Run = %q", cur)
+	}
+	return rec.Events(), fs, err
+}
+
+// faultEvents renders nemesis events as "invoke kill-one", "ok kill-one",
+// "info kill-all: <error>".
+func faultEvents(t *testing.T, evs []history.Event) []string {
+	t.Helper()
+	var out []string
+	for _, e := range evs {
+		if e.Process != history.NemesisProcess {
+			t.Errorf("non-nemesis event %v", e)
+			continue
+		}
+		s := string(e.Type) + " " + e.F
+		if e.Error != "" {
+			s += ": " + e.Error
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func parse(t *testing.T, names string, seed uint64) []Nemesis {
+	t.Helper()
+	ns, err := Parse(names, opts(seed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ns
+}
+
+func TestScheduleAlternatesQuietAndFaultsRecordingEachAsAnInterval(t *testing.T) {
+	fc := newFake(5)
+	fc.setLeader("n3")
+	evs, fs, err := runSchedule(t, netCluster{fc}, parse(t, "kill-one,partition-halves,pause-leader", 1), 7, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"invoke kill-one", "ok kill-one",
+		"invoke partition-halves", "ok partition-halves",
+		"invoke pause-leader", "ok pause-leader",
+	}
+	if got := faultEvents(t, evs); !slices.Equal(got, want) {
+		t.Fatalf("history %v, want %v", got, want)
+	}
+	for i := 0; i < len(evs); i += 2 {
+		if evs[i].Value == nil || evs[i+1].Value == nil || *evs[i].Value != *evs[i+1].Value || !strings.Contains(*evs[i].Value, "targets=") && !strings.Contains(*evs[i].Value, "cut=") {
+			t.Errorf("fault %s: start value %v, end value %v; want the same target description", evs[i].F, evs[i].Value, evs[i+1].Value)
+		}
+	}
+	if got := *evs[4].Value; got != "targets=n3" {
+		t.Errorf("pause-leader value %q, want targets=n3", got)
+	}
+	// Quiet, hold, quiet, hold, quiet, hold, quiet (stopped): every wait is
+	// the Interval, and Current names the fault exactly while it is held.
+	if len(fs.waits) != 7 {
+		t.Fatalf("%d waits, want 7", len(fs.waits))
+	}
+	for i, d := range fs.waits {
+		if d != 3*time.Second {
+			t.Errorf("wait %d: %v", i, d)
+		}
+		held := i%2 == 1
+		if cur := fs.current[i]; held != (cur != "") {
+			t.Errorf("wait %d: Current() = %q", i, cur)
+		}
+	}
+	for i, name := range []string{"kill-one", "partition-halves", "pause-leader"} {
+		if cur := fs.current[2*i+1]; cur != name+" "+*evs[2*i].Value {
+			t.Errorf("during %s Current() = %q", name, cur)
+		}
+	}
+	calls := fc.log.take()
+	if len(calls) != 6 || !strings.HasPrefix(calls[0], "kill ") || !strings.HasPrefix(calls[1], "start ") ||
+		!strings.HasPrefix(calls[2], "partition ") || calls[3] != "heal" || calls[4] != "pause n3" || calls[5] != "resume n3" {
+		t.Errorf("calls %v", calls)
+	}
+}
+
+func TestScheduleHealsTheActiveFaultWhenStopped(t *testing.T) {
+	fc := newFake(3)
+	// Stopped during the first hold: the heal runs although ctx is done
+	// (the fake's nodes refuse calls on a done context).
+	evs, fs, err := runSchedule(t, fc, parse(t, "kill-all", 1), 2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := faultEvents(t, evs); !slices.Equal(got, []string{"invoke kill-all", "ok kill-all"}) {
+		t.Errorf("history %v", got)
+	}
+	if got := fc.states(); got != "n1=running n2=running n3=running" {
+		t.Errorf("after Run: %s", got)
+	}
+	if len(fs.waits) != 2 {
+		t.Errorf("%d waits, want 2", len(fs.waits))
+	}
+}
+
+func TestScheduleRecordsAFailedInjectionAndGoesOn(t *testing.T) {
+	fc := newFake(3)
+	fc.node("n2").fail(cluster.OpKill, errors.New("boom"))
+	evs, fs, err := runSchedule(t, netCluster{fc}, parse(t, "kill-all,partition-one", 1), 4, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := faultEvents(t, evs)
+	want := []string{"invoke kill-all", "info kill-all: inject kill-all: kill n2: boom", "invoke partition-one", "ok partition-one"}
+	if !slices.Equal(got, want) {
+		t.Errorf("history %v, want %v", got, want)
+	}
+	// No hold after the failed injection: quiet, quiet, hold, quiet.
+	if len(fs.waits) != 4 || fs.current[1] != "" || fs.current[2] == "" {
+		t.Errorf("waits %v, current %q", fs.waits, fs.current)
+	}
+	if got := fc.states(); got != "n1=running n2=running n3=running" {
+		t.Errorf("the partial kill was not healed: %s", got)
+	}
+}
+
+func TestScheduleReturnsAHealFailureAtShutdown(t *testing.T) {
+	fc := newFake(3)
+	for _, n := range fc.nodes {
+		n.fail(cluster.OpResume, errors.New("stuck"))
+	}
+	evs, _, err := runSchedule(t, fc, parse(t, "pause-all", 1), 2, nil)
+	if err == nil || !strings.Contains(err.Error(), "heal pause-all") || !strings.Contains(err.Error(), "resume n3: stuck") {
+		t.Errorf("Run = %v, want the heal error", err)
+	}
+	if got := faultEvents(t, evs); len(got) != 2 || !strings.HasPrefix(got[1], "info pause-all: heal pause-all") {
+		t.Errorf("history %v", got)
+	}
+}
+
+// stubNemesis is a Nemesis that is not a Planner.
+type stubNemesis struct {
+	injectErr error
+	healed    int
+}
+
+func (s *stubNemesis) Name() string                { return "stub" }
+func (s *stubNemesis) Check(cluster.Cluster) error { return nil }
+func (s *stubNemesis) Inject(context.Context, cluster.Cluster) (Fault, error) {
+	return Fault{Nemesis: "stub", Targets: []string{"n1"}}, s.injectErr
+}
+func (s *stubNemesis) Heal(context.Context, cluster.Cluster, Fault) error { s.healed++; return nil }
+
+func TestScheduleRunsNemesesThatAreNotPlanners(t *testing.T) {
+	st := &stubNemesis{injectErr: errors.New("nope")}
+	evs, _, err := runSchedule(t, newFake(1), []Nemesis{st}, 3, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := faultEvents(t, evs); !slices.Equal(got, []string{"invoke stub", "info stub: inject stub: nope", "invoke stub", "info stub: inject stub: nope"}) {
+		t.Errorf("history %v", got)
+	}
+	if st.healed != 2 {
+		t.Errorf("healed %d times, want 2", st.healed)
+	}
+}
+
+func TestScheduleRefusesUpFrontWhatTheClusterCannotDo(t *testing.T) {
+	evs, fs, err := runSchedule(t, newFake(5), parse(t, "kill-one,partition-halves,latency", 1), 100, nil)
+	if err == nil || !strings.Contains(err.Error(), "partition-halves") || !strings.Contains(err.Error(), "latency") {
+		t.Errorf("Run = %v, want both network nemeses refused", err)
+	}
+	if len(evs) != 0 || len(fs.waits) != 0 {
+		t.Errorf("ran anyway: %d events, %d waits", len(evs), len(fs.waits))
+	}
+}
+
+func TestScheduleWithoutNemesesOnlyWaits(t *testing.T) {
+	evs, fs, err := runSchedule(t, newFake(3), nil, 3, nil)
+	if err != nil || len(evs) != 0 || len(fs.waits) != 3 {
+		t.Errorf("Run = %v, %d events, %d waits", err, len(evs), len(fs.waits))
+	}
+}
+
+func TestScheduleRandomOrderIsReproducibleFromTheSeed(t *testing.T) {
+	order := func(seed uint64) []string {
+		c := netCluster{newFake(5)}
+		evs, _, err := runSchedule(t, c, parse(t, "kill-one,pause-one,partition-one,latency", 9), 41, func(cfg *Config) {
+			cfg.Order = Random
+			cfg.Rand = seeded(seed)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fs []string
+		for _, e := range evs {
+			if e.Type == history.Invoke {
+				fs = append(fs, e.F)
+			}
+		}
+		return fs
+	}
+	a, b := order(5), order(5)
+	if len(a) != 20 || !slices.Equal(a, b) {
+		t.Errorf("seed 5 gave %v then %v", a, b)
+	}
+	if slices.Equal(a, order(6)) {
+		t.Errorf("seeds 5 and 6 gave the same order %v", a)
+	}
+	if got := fmt.Sprint(a[:4]); got == "[kill-one pause-one partition-one latency]" && slices.Equal(a[4:8], a[:4]) {
+		t.Errorf("random order looks round-robin: %v", a)
+	}
+}
+
+func TestConfigValidateNamesTheBadField(t *testing.T) {
+	for _, tc := range []struct {
+		mod func(*Config)
+		err string
+	}{
+		{func(c *Config) { c.Interval = -time.Second }, "Interval"},
+		{func(c *Config) { c.HealTimeout = -1 }, "HealTimeout"},
+		{func(c *Config) { c.Order = Random }, "Rand"},
+		{func(c *Config) { c.Order = 7 }, "Order"},
+		{func(c *Config) { c.Nemeses = []Nemesis{nil} }, "Nemeses[0]"},
+	} {
+		cfg := Config{}
+		tc.mod(&cfg)
+		if _, err := NewSchedule(cfg); err == nil || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("NewSchedule = %v, want an error naming %s", err, tc.err)
+		}
+	}
+	s, err := NewSchedule(Config{})
+	if err != nil || s.cfg.Interval != 5*time.Second || s.cfg.HealTimeout != 30*time.Second {
+		t.Errorf("defaults: %v %+v", err, s.cfg)
+	}
+}
+
+func TestHealAllResumesStartsAndHealsTheNetwork(t *testing.T) {
+	ctx := context.Background()
+	fc := newFake(4)
+	c := netCluster{fc}
+	_ = fc.node("n1").Kill(ctx)
+	_ = fc.node("n2").Pause(ctx)
+	_ = c.Partition(ctx, links("n3-n4"))
+	_ = c.SetLatency(ctx, links("n1-n2 n2-n3"), time.Second, 0)
+	fc.log.take()
+	if err := HealAll(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if got := fc.states(); got != "n1=running n2=running n3=running n4=running" {
+		t.Errorf("states %s", got)
+	}
+	if len(fc.cutSet()) != 0 || fc.shapedLinks() != 0 {
+		t.Errorf("cut %v, %d shaped links", fc.cutSet(), fc.shapedLinks())
+	}
+	want := []string{"heal", "latency 6 links 0s/0s", "start n1", "resume n2"}
+	if got := fc.log.take(); !slices.Equal(got, want) {
+		t.Errorf("calls %v, want %v", got, want)
+	}
+
+	// A cluster without network capabilities: only the nodes; errors are
+	// joined and name the node.
+	plain := newFake(3)
+	_ = plain.node("n1").Kill(ctx)
+	_ = plain.node("n3").Kill(ctx)
+	plain.node("n1").fail(cluster.OpStart, errors.New("no binary"))
+	err := HealAll(ctx, plain)
+	if err == nil || !strings.Contains(err.Error(), "start n1: no binary") {
+		t.Errorf("HealAll = %v", err)
+	}
+	if got := plain.states(); got != "n1=stopped n2=running n3=running" {
+		t.Errorf("states %s", got)
+	}
+}
