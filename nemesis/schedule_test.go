@@ -52,7 +52,25 @@ func runSchedule(t *testing.T, c cluster.Cluster, ns []Nemesis, stopAfter int, m
 	fs.sched = s
 	var tick atomic.Int64
 	rec := history.NewRecorder(func() time.Duration { return time.Duration(tick.Add(1)) })
+	// A reader polls Current concurrently, as the progress bar does (the
+	// race detector checks that this is safe).
+	done := make(chan struct{})
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		for {
+			_ = s.Current()
+			select {
+			case <-done:
+				return
+			default:
+				time.Sleep(100 * time.Microsecond)
+			}
+		}
+	}()
 	err = s.Run(ctx, c, rec)
+	close(done)
+	<-polled
 	if cur := s.Current(); cur != "" {
 		t.Errorf("Current() after Run = %q", cur)
 	}
