@@ -2,7 +2,6 @@ package workloads
 
 import (
 	"errors"
-	"strings"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc/codes"
@@ -68,9 +67,7 @@ func Definite(err error) bool {
 		codes.Unauthenticated, codes.Unimplemented, codes.ResourceExhausted:
 		return true
 	case codes.Unavailable:
-		// A wrapped status carries the whole wrapped text as message.
-		noLeader := rpctypes.ErrorDesc(rpctypes.ErrGRPCNoLeader)
-		return desc == noLeader || strings.HasSuffix(desc, ": "+noLeader)
+		return desc == rpctypes.ErrorDesc(rpctypes.ErrGRPCNoLeader)
 	}
 	return false
 }
@@ -82,8 +79,13 @@ func grpcCode(err error) (codes.Code, string, bool) {
 	if errors.As(err, &ee) {
 		return ee.Code(), ee.Error(), true
 	}
-	if s, ok := status.FromError(err); ok && s.Code() != codes.Unknown {
-		return s.Code(), s.Message(), true
+	// Not status.FromError: for a wrapped status its message is the
+	// whole wrapped text.
+	var se interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &se) {
+		if s := se.GRPCStatus(); s.Code() != codes.Unknown {
+			return s.Code(), s.Message(), true
+		}
 	}
 	return codes.Unknown, "", false
 }

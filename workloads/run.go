@@ -121,26 +121,25 @@ type worker struct {
 }
 
 // run performs operations until ctx is done, the limiter refuses, or take
-// (the shared operation budget) says stop. It returns the last dial error,
-// if any.
+// (the shared operation budget) says stop. It dials only when it has an
+// operation to send. It returns the last dial error, if any.
 func (w *worker) run(ctx context.Context, take func() bool, lim *rate.Limiter) error {
 	var dialErr error
 	defer w.closeClient()
-	for ctx.Err() == nil {
-		if w.client == nil {
+	for ctx.Err() == nil && take() {
+		for w.client == nil {
 			c, err := w.dial(w.target)
-			if err != nil {
-				dialErr = err
-				w.lg.Warn("dial failed", "node", w.target.Name, "process", w.process, "err", err)
-				sleep(ctx, dialBackoff)
-				continue
+			if err == nil {
+				w.client = c
+				break
 			}
-			w.client = c
+			dialErr = err
+			w.lg.Warn("dial failed", "node", w.target.Name, "process", w.process, "err", err)
+			if sleep(ctx, dialBackoff); ctx.Err() != nil {
+				return dialErr
+			}
 		}
 		if lim != nil && lim.Wait(ctx) != nil {
-			return dialErr
-		}
-		if !take() {
 			return dialErr
 		}
 		o := w.gen.next(w.process)
