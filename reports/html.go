@@ -154,6 +154,8 @@ func verdictReasons(r checker.Result) []string {
 	}
 	if l := r.Linearizability; l != nil {
 		switch l.Verdict {
+		case checker.Valid:
+			out = append(out, fmt.Sprintf("linearizable: %d keys, %d operations checked", l.Keys, l.Operations))
 		case checker.Invalid:
 			out = append(out, fmt.Sprintf("not linearizable: %d of %d keys fail (%s)", len(l.FailingKeys), l.Keys, joinSome(l.FailingKeys)))
 		case checker.Unknown:
@@ -166,6 +168,8 @@ func verdictReasons(r checker.Result) []string {
 	}
 	if s := r.Set; s != nil {
 		switch s.Verdict {
+		case checker.Valid:
+			out = append(out, fmt.Sprintf("set: all %d acknowledged adds present in %d final reads, nothing unexpected", s.Acknowledged, s.FinalReads))
 		case checker.Invalid:
 			out = append(out, fmt.Sprintf("set: %d acknowledged adds lost, %d unexpected elements, %d failed adds present", len(s.Lost), len(s.Unexpected), len(s.FailedPresent)))
 		case checker.Unknown:
@@ -174,6 +178,8 @@ func verdictReasons(r checker.Result) []string {
 	}
 	if f := r.FinalReads; f != nil {
 		switch f.Verdict {
+		case checker.Valid:
+			out = append(out, fmt.Sprintf("final reads: %d member reads agree", len(f.Reads)))
 		case checker.Invalid:
 			out = append(out, fmt.Sprintf("final reads: members disagree on %d keys (%s)", len(f.Disagreements), joinSome(f.Disagreements)))
 		case checker.Unknown:

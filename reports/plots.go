@@ -44,12 +44,10 @@ const (
 	maxScatterPoints = 20000
 )
 
-// Colours.
-var (
-	colOK   = color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff}
-	colFail = color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}
-	colInfo = color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff}
-)
+// Colours of the outcomes: ok green, fail red, info orange.
+func colOK() color.RGBA   { return color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff} }
+func colFail() color.RGBA { return color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff} }
+func colInfo() color.RGBA { return color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff} }
 
 // opColour is the colour of ok operations of each name in the scatter.
 func opColour(f string) color.RGBA {
@@ -57,7 +55,7 @@ func opColour(f string) color.RGBA {
 	case history.FRead:
 		return color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}
 	case history.FWrite, history.FAdd:
-		return colOK
+		return colOK()
 	case history.FCAS:
 		return color.RGBA{R: 0x94, G: 0x67, B: 0xbd, A: 0xff}
 	default:
@@ -322,9 +320,9 @@ func latencyRawChart(s Summary, ops []history.Op) (*chart, error) {
 		case history.OK:
 			sc.GlyphStyle = draw.GlyphStyle{Shape: opGlyph(sr.f), Radius: 1.8, Color: alpha(opColour(sr.f), 0xa0)}
 		case history.Fail:
-			sc.GlyphStyle = draw.GlyphStyle{Shape: opGlyph(sr.f), Radius: 2.2, Color: alpha(colFail, 0xc0)}
+			sc.GlyphStyle = draw.GlyphStyle{Shape: opGlyph(sr.f), Radius: 2.2, Color: alpha(colFail(), 0xc0)}
 		default:
-			sc.GlyphStyle = draw.GlyphStyle{Shape: draw.CrossGlyph{}, Radius: 3, Color: colInfo}
+			sc.GlyphStyle = draw.GlyphStyle{Shape: draw.CrossGlyph{}, Radius: 3, Color: colInfo()}
 			name = "info (at timeout/end)"
 		}
 		if thinned {
@@ -405,8 +403,8 @@ func latencyQuantilesChart(s Summary) (*chart, error) {
 		get  func(*BucketLatency) time.Duration
 	}{
 		{"p50", color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}, func(l *BucketLatency) time.Duration { return l.P50 }},
-		{"p95", colInfo, func(l *BucketLatency) time.Duration { return l.P95 }},
-		{"p99", colFail, func(l *BucketLatency) time.Duration { return l.P99 }},
+		{"p95", colInfo(), func(l *BucketLatency) time.Duration { return l.P95 }},
+		{"p99", colFail(), func(l *BucketLatency) time.Duration { return l.P99 }},
 	}
 	for _, q := range qs {
 		err := c.addRuns(q.name, q.col, nil, s, func(b Bucket) (float64, bool) {
@@ -430,16 +428,16 @@ func throughputChart(s Summary) (*chart, error) {
 	for _, b := range s.Timeline {
 		top = math.Max(top, float64(max(b.OK, b.Fail, b.Info))/s.Bucket.Seconds())
 	}
-	c.p.Y.Max = top * 1.1
+	c.p.Y.Max = top * 1.2 // room for the fault labels
 	lines := []struct {
 		name   string
 		col    color.Color
 		dashes []vg.Length
 		get    func(Bucket) int
 	}{
-		{"ok", colOK, nil, func(b Bucket) int { return b.OK }},
-		{"fail", colFail, nil, func(b Bucket) int { return b.Fail }},
-		{"info", colInfo, []vg.Length{vg.Points(4), vg.Points(2)}, func(b Bucket) int { return b.Info }},
+		{"ok", colOK(), nil, func(b Bucket) int { return b.OK }},
+		{"fail", colFail(), nil, func(b Bucket) int { return b.Fail }},
+		{"info", colInfo(), []vg.Length{vg.Points(4), vg.Points(2)}, func(b Bucket) int { return b.Info }},
 	}
 	for _, l := range lines {
 		err := c.addRuns(l.name, l.col, l.dashes, s, func(b Bucket) (float64, bool) {
@@ -456,7 +454,16 @@ func throughputChart(s Summary) (*chart, error) {
 func availabilityChart(s Summary) (*chart, error) {
 	c := newChart(fmt.Sprintf("Availability per %v: ok / completed operations", s.Bucket), "availability (%)", s)
 	c.p.Y.Min = 0
-	c.p.Y.Max = 105
+	c.p.Y.Max = 112 // room for the fault labels
+	var ticks plot.ConstantTicks
+	for v := 0; v <= 100; v += 10 {
+		tk := plot.Tick{Value: float64(v)}
+		if v%20 == 0 {
+			tk.Label = fmt.Sprint(v)
+		}
+		ticks = append(ticks, tk)
+	}
+	c.p.Y.Tick.Marker = ticks
 	err := c.addRuns("availability", color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}, nil, s, func(b Bucket) (float64, bool) {
 		if b.Availability == nil {
 			return 0, false
