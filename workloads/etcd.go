@@ -38,10 +38,10 @@ const DefaultDialTimeout = 2 * time.Second
 // set to 1: the loop makes exactly one attempt, so every operation the
 // history records is one request on the wire.
 //
-// Before sending, a client whose connection is in TransientFailure or
-// Shutdown fails at once with ErrNotSent (definite), rather than let
-// grpc-go fail the call fast with an Unavailable that Classify must treat
-// as indefinite.
+// Before sending, a client waits (within the operation's context) until its
+// connection is ready; if it is not, the operation fails with ErrNotSent,
+// which Classify calls definite: a member that is down or cut off yields
+// failed operations, not unknown ones.
 func EtcdDialer(opts EtcdOptions) Dialer {
 	if opts.DialTimeout <= 0 {
 		opts.DialTimeout = DefaultDialTimeout
@@ -66,12 +66,28 @@ type etcdClient struct {
 	target Target
 }
 
-// ready returns ErrNotSent when the connection is known to be down, so
-// that the request is not sent.
-func (e *etcdClient) ready() error {
-	switch s := e.c.ActiveConnection().GetState(); s {
-	case connectivity.TransientFailure, connectivity.Shutdown:
-		return fmt.Errorf("member %s: connection %s: %w", e.target.Name, s, ErrNotSent)
+// ready waits until the connection to the member is up, so that a request
+// is sent only on a ready connection. It returns an error wrapping
+// ErrNotSent (and ctx's error) if the connection is not ready before ctx
+// is done, or was shut down: the request was not sent.
+//
+// Without it, clientv3's default grpc.WaitForReady(true) would hold a
+// request to a down member until its deadline and return
+// DeadlineExceeded, which Classify must call indefinite although nothing
+// was sent. A connection lost between this check and the send still
+// yields an indefinite error, as it should.
+func (e *etcdClient) ready(ctx context.Context) error {
+	conn := e.c.ActiveConnection()
+	for s := conn.GetState(); s != connectivity.Ready; s = conn.GetState() {
+		if s == connectivity.Shutdown {
+			return fmt.Errorf("member %s: connection shut down: %w", e.target.Name, ErrNotSent)
+		}
+		if s == connectivity.Idle {
+			conn.Connect()
+		}
+		if !conn.WaitForStateChange(ctx, s) {
+			return fmt.Errorf("member %s: connection %s: %w: %w", e.target.Name, s, ErrNotSent, ctx.Err())
+		}
 	}
 	return nil
 }
@@ -84,7 +100,7 @@ func readOpts(serializable bool, extra ...clientv3.OpOption) []clientv3.OpOption
 }
 
 func (e *etcdClient) Read(ctx context.Context, key string, serializable bool) (*string, int64, error) {
-	if err := e.ready(); err != nil {
+	if err := e.ready(ctx); err != nil {
 		return nil, 0, err
 	}
 	resp, err := e.c.Get(ctx, key, readOpts(serializable)...)
@@ -99,7 +115,7 @@ func (e *etcdClient) Read(ctx context.Context, key string, serializable bool) (*
 }
 
 func (e *etcdClient) Write(ctx context.Context, key, value string) (int64, error) {
-	if err := e.ready(); err != nil {
+	if err := e.ready(ctx); err != nil {
 		return 0, err
 	}
 	resp, err := e.c.Put(ctx, key, value)
@@ -110,7 +126,7 @@ func (e *etcdClient) Write(ctx context.Context, key, value string) (int64, error
 }
 
 func (e *etcdClient) CAS(ctx context.Context, key string, expected *string, value string) (bool, int64, error) {
-	if err := e.ready(); err != nil {
+	if err := e.ready(ctx); err != nil {
 		return false, 0, err
 	}
 	cmp := clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
@@ -125,7 +141,7 @@ func (e *etcdClient) CAS(ctx context.Context, key string, expected *string, valu
 }
 
 func (e *etcdClient) Add(ctx context.Context, set, element string) error {
-	if err := e.ready(); err != nil {
+	if err := e.ready(ctx); err != nil {
 		return err
 	}
 	if _, err := e.c.Put(ctx, set+"/"+element, ""); err != nil {
@@ -135,7 +151,7 @@ func (e *etcdClient) Add(ctx context.Context, set, element string) error {
 }
 
 func (e *etcdClient) ReadSet(ctx context.Context, set string, serializable bool) ([]string, error) {
-	if err := e.ready(); err != nil {
+	if err := e.ready(ctx); err != nil {
 		return nil, err
 	}
 	prefix := set + "/"
