@@ -194,7 +194,18 @@ func TestRunStopsWhenTheContextIsDoneWithinTheDerivedBound(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	rec := newRecorder()
+	polled := make(chan struct{})
+	go func() { // a progress bar, polling while Run goes (for -race)
+		defer close(polled)
+		for ctx.Err() == nil {
+			if s := prog.Snapshot(); s.OK+s.Fail+s.Info > s.Invoked {
+				t.Errorf("snapshot %+v: more completed than invoked", s)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
 	st, err := Run(ctx, cfg, threeMembers, NewMemStore(MemBugs{}).Dialer(), rec, nil)
+	<-polled
 	if err != nil {
 		t.Fatal(err)
 	}

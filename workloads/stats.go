@@ -22,11 +22,13 @@ type Progress struct {
 	invoked, ok, fail, info atomic.Int64
 }
 
-// Snapshot returns the counters now. The fields are read one by one, so a
-// snapshot taken while operations complete may be off by the few in
-// flight.
+// Snapshot returns the counters now. The fields are read one by one,
+// completions before invocations, so Invoked >= OK+Fail+Info always holds.
 func (p *Progress) Snapshot() Stats {
-	return Stats{Invoked: p.invoked.Load(), OK: p.ok.Load(), Fail: p.fail.Load(), Info: p.info.Load()}
+	var s Stats
+	s.OK, s.Fail, s.Info = p.ok.Load(), p.fail.Load(), p.info.Load()
+	s.Invoked = p.invoked.Load()
+	return s
 }
 
 func (p *Progress) invoke() { p.invoked.Add(1) }
