@@ -135,7 +135,8 @@ func (w *worker) run(ctx context.Context, take func() bool, lim *rate.Limiter) e
 			}
 			dialErr = err
 			w.lg.Warn("dial failed", "node", w.target.Name, "process", w.process, "err", err)
-			if sleep(ctx, dialBackoff); ctx.Err() != nil {
+			sleep(ctx, dialBackoff)
+			if ctx.Err() != nil {
 				return dialErr
 			}
 		}
