@@ -1,0 +1,292 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/quorum-kv/quorum/cluster"
+	"github.com/quorum-kv/quorum/cluster/faultproxy"
+)
+
+// Cluster is a set of member processes and the fault proxies between them.
+type Cluster struct {
+	cfg   Config
+	nodes []*Node
+	net   *faultproxy.Network
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var (
+	_ cluster.Cluster     = (*Cluster)(nil)
+	_ cluster.Partitioner = (*Cluster)(nil)
+	_ cluster.LinkShaper  = (*Cluster)(nil)
+)
+
+// New allocates free ports, starts every member with etcd's flags
+//
+//	--name --data-dir --listen-client-urls --advertise-client-urls
+//	--listen-peer-urls --initial-advertise-peer-urls --initial-cluster
+//	--initial-cluster-token --initial-cluster-state new
+//	[--heartbeat-interval --election-timeout --snapshot-count] ExtraArgs...
+//
+// and waits (up to cfg.StartTimeout, or ctx) until every member answers and
+// they agree on a leader. If a member exits during start-up, the error
+// carries the tail of its log. On any error nothing is left running.
+//
+// Ports are found by binding :0 and releasing; another process could take
+// one in between (the member then fails to start, with a clear log).
+func New(ctx context.Context, cfg Config) (*Cluster, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	binary, err := filepath.Abs(cfg.Binary)
+	if err != nil {
+		return nil, fmt.Errorf("local: binary path: %w", err)
+	}
+	for _, d := range []string{"data", "logs"} {
+		if err := os.MkdirAll(filepath.Join(cfg.Dir, d), 0o755); err != nil {
+			return nil, fmt.Errorf("local: create run directory: %w", err)
+		}
+	}
+	ports, err := freePorts(cfg.Host, 2*cfg.Size)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, cfg.Size)
+	members := make([]faultproxy.Member, cfg.Size)
+	for i := range names {
+		names[i] = "n" + strconv.Itoa(i+1)
+		members[i] = faultproxy.Member{
+			Name:   names[i],
+			Listen: net.JoinHostPort(cfg.Host, "0"),
+			Target: net.JoinHostPort(cfg.Host, strconv.Itoa(ports[2*i+1])),
+		}
+	}
+	nw, err := faultproxy.New(faultproxy.Config{Members: members, Seed: cfg.Seed, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("local: fault proxies: %w", err)
+	}
+	c := &Cluster{cfg: cfg, net: nw}
+	initial := make([]string, cfg.Size)
+	for i, name := range names {
+		initial[i] = name + "=" + nw.URL(name)
+	}
+	for i, name := range names {
+		n := &Node{
+			name:          name,
+			clientURL:     "http://" + net.JoinHostPort(cfg.Host, strconv.Itoa(ports[2*i])),
+			peerURL:       nw.URL(name),
+			listenPeerURL: "http://" + members[i].Target,
+			dataDir:       filepath.Join(cfg.Dir, "data", name),
+			logPath:       filepath.Join(cfg.Dir, "logs", name+".log"),
+			binary:        binary,
+			env:           append([]string(nil), cfg.Env...),
+			grace:         cfg.StopGrace,
+			log:           cfg.Logger,
+		}
+		n.args = memberArgs(cfg, n, strings.Join(initial, ","))
+		c.nodes = append(c.nodes, n)
+	}
+	if err := c.start(ctx); err != nil {
+		c.Close(ctx)
+		return nil, err
+	}
+	return c, nil
+}
+
+func memberArgs(cfg Config, n *Node, initialCluster string) []string {
+	args := []string{
+		"--name", n.name,
+		"--data-dir", n.dataDir,
+		"--listen-client-urls", n.clientURL,
+		"--advertise-client-urls", n.clientURL,
+		"--listen-peer-urls", n.listenPeerURL,
+		"--initial-advertise-peer-urls", n.peerURL,
+		"--initial-cluster", initialCluster,
+		"--initial-cluster-token", cfg.ClusterToken,
+		"--initial-cluster-state", "new",
+	}
+	if cfg.HeartbeatInterval > 0 {
+		args = append(args, "--heartbeat-interval", strconv.FormatInt(cfg.HeartbeatInterval.Milliseconds(), 10))
+	}
+	if cfg.ElectionTimeout > 0 {
+		args = append(args, "--election-timeout", strconv.FormatInt(cfg.ElectionTimeout.Milliseconds(), 10))
+	}
+	if cfg.SnapshotCount > 0 {
+		args = append(args, "--snapshot-count", strconv.Itoa(cfg.SnapshotCount))
+	}
+	return append(args, cfg.ExtraArgs...)
+}
+
+// start launches every member at once (a member may not listen before its
+// peers are up) and waits for health, failing fast if a member exits.
+func (c *Cluster) start(ctx context.Context) error {
+	for _, n := range c.nodes {
+		if _, err := n.launch(); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.StartTimeout)
+	defer cancel()
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	var last error
+	for {
+		for _, n := range c.nodes {
+			if p := n.proc.Load(); p.hasExited() {
+				return n.exitError(p)
+			}
+		}
+		sts := cluster.Statuses(ctx, c, cluster.WithRequestTimeout(time.Second))
+		if last = cluster.CheckHealthy(sts); last == nil {
+			for _, s := range sts {
+				c.net.SetMemberID(s.Node.Name(), s.MemberID)
+			}
+			c.cfg.Logger.Info("cluster healthy", "endpoints", c.Endpoints(), "dir", c.cfg.Dir)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("local: cluster in %s not healthy: %w (last check: %v)", c.cfg.Dir, ctx.Err(), last)
+		case <-t.C:
+		}
+	}
+}
+
+func freePorts(host string, k int) ([]int, error) {
+	lns := make([]net.Listener, 0, k)
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	ports := make([]int, 0, k)
+	for range k {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return nil, fmt.Errorf("local: find a free port on %s: %w", host, err)
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// Nodes returns the nodes in name order; the slice is the caller's.
+func (c *Cluster) Nodes() []cluster.Node {
+	out := make([]cluster.Node, len(c.nodes))
+	for i, n := range c.nodes {
+		out[i] = n
+	}
+	return out
+}
+
+// Node returns the named node.
+func (c *Cluster) Node(name string) (cluster.Node, bool) {
+	n := c.LocalNode(name)
+	if n == nil {
+		return nil, false
+	}
+	return n, true
+}
+
+// LocalNode returns the named node with its backend-specific methods, or nil.
+func (c *Cluster) LocalNode(name string) *Node {
+	for _, n := range c.nodes {
+		if n.name == name {
+			return n
+		}
+	}
+	return nil
+}
+
+// Endpoints returns every node's client URL in node order.
+func (c *Cluster) Endpoints() []string {
+	out := make([]string, len(c.nodes))
+	for i, n := range c.nodes {
+		out[i] = n.clientURL
+	}
+	return out
+}
+
+// Dir is the run directory.
+func (c *Cluster) Dir() string { return c.cfg.Dir }
+
+// Partition cuts exactly the given links (see cluster.Partitioner).
+func (c *Cluster) Partition(ctx context.Context, cut []cluster.Link) error {
+	links, err := cluster.ValidateLinks(c, cut)
+	if err != nil {
+		return fmt.Errorf("partition: %w", err)
+	}
+	return c.net.Partition(links)
+}
+
+// Heal restores every link.
+func (c *Cluster) Heal(ctx context.Context) error { return c.net.Heal() }
+
+// SetLatency delays the given links (see cluster.LinkShaper).
+func (c *Cluster) SetLatency(ctx context.Context, links []cluster.Link, delay, jitter time.Duration) error {
+	ls, err := cluster.ValidateLinks(c, links)
+	if err != nil {
+		return fmt.Errorf("set latency: %w", err)
+	}
+	return c.net.SetLatency(ls, delay, jitter)
+}
+
+// LinkStats returns the fault proxies' byte counters per directed link (see
+// faultproxy.Network.Stats); the map is the caller's.
+func (c *Cluster) LinkStats() map[cluster.DirectedLink]faultproxy.LinkStats {
+	return c.net.Stats()
+}
+
+// Close resumes paused members, stops all members (SIGTERM, then SIGKILL
+// after the grace period, or at once if ctx is done), heals and closes the
+// proxies. Idempotent; logs and data stay in the run directory.
+func (c *Cluster) Close(ctx context.Context) error {
+	c.closeOnce.Do(func() {
+		var wg sync.WaitGroup
+		errs := make([]error, len(c.nodes)+1)
+		for i, n := range c.nodes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if n.State() == cluster.Paused {
+					n.Resume(ctx)
+				}
+				errs[i] = n.Stop(ctx)
+			}()
+		}
+		wg.Wait()
+		c.net.Heal()
+		errs[len(c.nodes)] = c.net.Close()
+		c.closeErr = errors.Join(errs...)
+		c.cfg.Logger.Info("cluster closed", "dir", c.cfg.Dir, "err", c.closeErr)
+	})
+	return c.closeErr
+}
+
+// BuildQuorumd builds github.com/quorum-kv/quorum/cmd/quorumd into outDir
+// with the go command on PATH and returns the binary's absolute path. It
+// must run inside the quorum module (the working directory, as in tests).
+func BuildQuorumd(ctx context.Context, outDir string) (string, error) {
+	out, err := filepath.Abs(filepath.Join(outDir, "quorumd"))
+	if err != nil {
+		return "", fmt.Errorf("build quorumd: %w", err)
+	}
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "github.com/quorum-kv/quorum/cmd/quorumd")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build quorumd: %w\n%s", err, b)
+	}
+	return out, nil
+}
