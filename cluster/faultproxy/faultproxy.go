@@ -20,6 +20,9 @@
 // still attributed. If an unidentified request has a body, or the stream is
 // not HTTP, the rest of the connection passes through unidentified: such
 // traffic is never cut nor delayed, and is counted under the Unknown name.
+// (While a connection is unidentified the proxy forwards whole request
+// headers only, so a client that sent half a request line and waited for an
+// answer would stall; HTTP clients never do.)
 //
 // Faults apply per undirected link between two members. A cut link
 // blackholes every connection between the pair, whichever side opened it and

@@ -106,7 +106,8 @@ func (n *Node) transition(op cluster.Op) (noop bool, err error) {
 
 // Start launches the server on its existing data and waits until its client
 // port accepts connections. If the process exits first, the error carries
-// the tail of its log.
+// the tail of its log; if ctx ends first, the process is left running (State
+// says so) and the error wraps ctx's.
 func (n *Node) Start(ctx context.Context) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
