@@ -1,0 +1,263 @@
+// Command quorum is Quorum's test harness.
+//
+//	quorum test    run a Jepsen-style correctness test (default: 3 local quorumd members, register, kill+partition, 60s)
+//	quorum check   re-check a saved run's history offline
+//	quorum report  rebuild a saved run's report
+//
+// Exit codes: 0 valid, 1 invalid, 2 unknown or harness error.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/quorum-kv/quorum/checker"
+	"github.com/quorum-kv/quorum/harness"
+	"github.com/quorum-kv/quorum/harness/history"
+	"github.com/quorum-kv/quorum/reports"
+	"github.com/quorum-kv/quorum/workloads"
+)
+
+// exitError carries an exit code out of a command.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := newRoot(stdout, stderr)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	var ee *exitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		if ee.err != nil {
+			fmt.Fprintf(stderr, "quorum: %v\n", ee.err)
+		}
+		return ee.code
+	default:
+		fmt.Fprintf(stderr, "quorum: %v\n", err)
+		return 2
+	}
+}
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "quorum",
+		Short:         "Jepsen-style correctness tests and benchmarks for etcd-compatible clusters",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.AddCommand(newTestCmd(stdout, stderr), newCheckCmd(stdout), newReportCmd(stdout))
+	return root
+}
+
+func newTestCmd(stdout, stderr io.Writer) *cobra.Command {
+	cfg := harness.DefaultConfig()
+	var (
+		serverBinary string
+		backendName  string
+		logLevel     string
+		seed         int64
+		seedSet      bool
+		mix          string
+	)
+	cmd := &cobra.Command{
+		Use:   "test",
+		Short: "Run a correctness test: workload + faults, then check linearizability and write a report",
+		Long: `Run a Jepsen-style test against a fresh cluster.
+
+With no flags: 3 local quorumd members (built from this checkout), the
+register workload with 10 clients, faults kill-leader, partition-leader,
+kill-one and partition-halves alternating with quiet periods of 5s, for 60s.
+
+The run is stored in STORE/<test>/<timestamp>/ (STORE/latest points at it):
+history.jsonl, results.json, report.html, plots/, logs/. The seed is printed
+first; the same seed regenerates the same operations and fault choices.
+
+Exit code: 0 valid, 1 invalid, 2 unknown or harness error.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			seedSet = cmd.Flags().Changed("seed")
+			if !seedSet {
+				seed = time.Now().UnixNano() % 1_000_000_000
+			}
+			cfg.Workload.Seed = seed
+			if err := parseMix(mix, &cfg.Workload.Mix); err != nil {
+				return &exitError{2, err}
+			}
+			lg, err := newLogger(stderr, logLevel)
+			if err != nil {
+				return &exitError{2, err}
+			}
+			cfg.Logger = lg
+			cfg.Progress = stderr
+			cfg.Command = reproduce(os.Args, seed)
+			backend, err := newBackend(cmd.Context(), backendName, serverBinary, cfg.Store, lg, stderr)
+			if err != nil {
+				return &exitError{2, err}
+			}
+			out, err := harness.Run(cmd.Context(), cfg, backend)
+			if err != nil {
+				return &exitError{2, err}
+			}
+			fmt.Fprint(stdout, reports.FormatSummary(out.Results))
+			if code := out.Results.Check.Verdict.ExitCode(); code != 0 {
+				return &exitError{code: code}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, "cluster size")
+	f.StringVar(&cfg.Workload.Workload, "workload", cfg.Workload.Workload, "workload: register or set")
+	f.StringVar(&cfg.Nemeses, "nemesis", cfg.Nemeses, "comma-separated faults, or none: "+strings.Join(nemesisNames(), ", "))
+	f.DurationVar(&cfg.NemesisInterval, "nemesis-interval", cfg.NemesisInterval, "how long each fault lasts, and each quiet period between faults")
+	f.DurationVar(&cfg.TimeLimit, "time-limit", cfg.TimeLimit, "how long the workload runs")
+	f.IntVar(&cfg.Workload.Concurrency, "concurrency", cfg.Workload.Concurrency, "logical clients, one operation in flight each")
+	f.Float64Var(&cfg.Workload.Rate, "rate", cfg.Workload.Rate, "total operations per second (0: unlimited)")
+	f.IntVar(&cfg.Workload.Keys, "keys", cfg.Workload.Keys, "register keys")
+	f.StringVar(&mix, "mix", fmt.Sprintf("read=%g,write=%g,cas=%g", cfg.Workload.Mix.Read, cfg.Workload.Mix.Write, cfg.Workload.Mix.CAS), "register op mix as weights")
+	f.StringVar(&cfg.Workload.ReadConsistency, "read-consistency", cfg.Workload.ReadConsistency, "reads during the workload: linearizable or serializable")
+	f.DurationVar(&cfg.Workload.Timeout, "timeout", cfg.Workload.Timeout, "per-operation timeout (an operation that times out has an unknown outcome)")
+	f.Int64Var(&seed, "seed", 0, "seed for every random choice (default: from the clock, printed at the start)")
+	f.DurationVar(&cfg.CheckTimeout, "check-timeout", cfg.CheckTimeout, "time limit of the linearizability check; when it expires the verdict is unknown")
+	f.DurationVar(&cfg.RecoveryTimeout, "recovery-timeout", cfg.RecoveryTimeout, "how long to wait for the healed cluster before final reads")
+	f.StringVar(&cfg.Store, "store", cfg.Store, "directory holding the runs")
+	f.StringVar(&cfg.Name, "test-name", "", "test name (default quorumd-<workload>, or <binary>-<workload>)")
+	f.StringVar(&serverBinary, "server-binary", "", "server to test, any binary taking etcd's flags (default: quorumd built from this checkout)")
+	f.StringVar(&backendName, "backend", "local", "where members run: local (processes on loopback)")
+	f.StringVar(&logLevel, "log-level", "warn", "harness log level: debug, info, warn, error")
+	return cmd
+}
+
+func newCheckCmd(stdout io.Writer) *cobra.Command {
+	var timeout time.Duration
+	var workload string
+	cmd := &cobra.Command{
+		Use:   "check RUN_DIR",
+		Short: "Re-check a saved run's history.jsonl offline and print the verdict",
+		Long: `Re-check RUN_DIR/history.jsonl with the same checker as 'quorum test'
+and print the verdict as JSON. When the history is not linearizable the
+visualization is written to RUN_DIR/linearizability.html.
+Exit code: 0 valid, 1 invalid, 2 unknown or error.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir := args[0]
+			events, err := history.Load(filepath.Join(dir, "history.jsonl"))
+			if err != nil {
+				return &exitError{2, err}
+			}
+			res := checker.Check(cmd.Context(), events, checker.Options{Workload: workload, Timeout: timeout, VisualizeDir: dir})
+			fmt.Fprintf(stdout, "%s: %s (%d events)\n", dir, res.Verdict, len(events))
+			if res.Reason != "" {
+				fmt.Fprintf(stdout, "reason: %s\n", res.Reason)
+			}
+			if l := res.Linearizability; l != nil {
+				fmt.Fprintf(stdout, "linearizability: %s, %d keys, %d operations checked in %v\n", l.Verdict, l.Keys, l.Operations, l.Duration)
+			}
+			if code := res.Verdict.ExitCode(); code != 0 {
+				return &exitError{code: code}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().DurationVar(&timeout, "check-timeout", 2*time.Minute, "time limit; when it expires the verdict is unknown")
+	cmd.Flags().StringVar(&workload, "workload", "", "register or set (default: inferred from the history)")
+	return cmd
+}
+
+func newReportCmd(stdout io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:   "report RUN_DIR",
+		Short: "Rebuild a saved run's plots and report.html from its history.jsonl and results.json",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := reports.Rebuild(args[0]); err != nil {
+				return &exitError{2, err}
+			}
+			fmt.Fprintln(stdout, filepath.Join(args[0], "report.html"))
+			return nil
+		},
+	}
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// parseMix reads "read=0.5,write=0.25,cas=0.25".
+func parseMix(s string, m *workloads.Mix) error {
+	for _, part := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		var x float64
+		if _, err := fmt.Sscan(v, &x); !ok || err != nil {
+			return fmt.Errorf("--mix %q: want read=W,write=W,cas=W", s)
+		}
+		switch k {
+		case "read":
+			m.Read = x
+		case "write":
+			m.Write = x
+		case "cas":
+			m.CAS = x
+		default:
+			return fmt.Errorf("--mix: unknown operation %q (read, write, cas)", k)
+		}
+	}
+	return nil
+}
+
+// reproduce is the command line with the seed made explicit.
+func reproduce(args []string, seed int64) string {
+	var out []string
+	out = append(out, "quorum")
+	skip := false
+	for _, a := range args[1:] {
+		if skip {
+			skip = false
+			continue
+		}
+		if a == "--seed" {
+			skip = true
+			continue
+		}
+		if strings.HasPrefix(a, "--seed=") {
+			continue
+		}
+		out = append(out, a)
+	}
+	return strings.Join(append(out, fmt.Sprintf("--seed=%d", seed)), " ")
+}

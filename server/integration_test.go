@@ -1,0 +1,495 @@
+package server_test
+
+// Integration tests: real quorumd processes on loopback, started by the
+// harness's own local backend (cluster/local), driven with etcd's client.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/quorum-kv/quorum/cluster"
+	"github.com/quorum-kv/quorum/cluster/local"
+)
+
+var quorumdBinary string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		os.Exit(m.Run())
+	}
+	dir, err := os.MkdirTemp("", "quorumd-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	quorumdBinary, err = local.BuildQuorumd(ctx, dir)
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "build quorumd:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type testCluster struct {
+	*local.Cluster
+	t   *testing.T
+	dir string
+}
+
+// startCluster starts n quorumd members with etcd's default timing unless
+// extra flags say otherwise.
+func startCluster(t *testing.T, n int, extra ...string) *testCluster {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: starts real processes (skipped with -short)")
+	}
+	dir := t.TempDir()
+	cfg := local.DefaultConfig()
+	cfg.Binary = quorumdBinary
+	cfg.Size = n
+	cfg.Dir = dir
+	cfg.ExtraArgs = extra
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := local.New(ctx, cfg)
+	if err != nil {
+		t.Fatalf("start %d-member cluster: %v", n, err)
+	}
+	tc := &testCluster{Cluster: c, t: t, dir: dir}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c.Close(ctx)
+		if t.Failed() {
+			tc.dumpLogs()
+		}
+	})
+	return tc
+}
+
+func (tc *testCluster) dumpLogs() {
+	logs, _ := filepath.Glob(filepath.Join(tc.dir, "logs", "*.log"))
+	for _, l := range logs {
+		b, _ := os.ReadFile(l)
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		if len(lines) > 25 {
+			lines = lines[len(lines)-25:]
+		}
+		tc.t.Logf("--- last lines of %s:\n%s", l, strings.Join(lines, "\n"))
+	}
+}
+
+func (tc *testCluster) logOf(name string) string {
+	b, _ := os.ReadFile(filepath.Join(tc.dir, "logs", name+".log"))
+	return string(b)
+}
+
+func (tc *testCluster) client(endpoints ...string) *clientv3.Client {
+	tc.t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		tc.t.Fatalf("client for %v: %v", endpoints, err)
+	}
+	tc.t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+func (tc *testCluster) leader() cluster.Node {
+	tc.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for {
+		n, err := cluster.Leader(ctx, tc)
+		if err == nil {
+			return n
+		}
+		if ctx.Err() != nil {
+			tc.t.Fatalf("no leader: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (tc *testCluster) waitHealthy() {
+	tc.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cluster.WaitHealthy(ctx, tc); err != nil {
+		tc.t.Fatalf("cluster not healthy: %v", err)
+	}
+}
+
+// eventually retries f until it returns nil or the deadline passes.
+func eventually(t *testing.T, d time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still failing after %v: %v", what, d, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestWriteThroughFollowerIsReadLinearizablyFromEveryMember(t *testing.T) {
+	tc := startCluster(t, 3)
+	leader := tc.leader()
+	var follower cluster.Node
+	for _, n := range tc.Nodes() {
+		if n.Name() != leader.Name() {
+			follower = n
+			break
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	put, err := tc.client(follower.ClientURL()).Put(ctx, "name", "john")
+	if err != nil {
+		t.Fatalf("put through follower %s: %v", follower.Name(), err)
+	}
+	for _, n := range tc.Nodes() {
+		resp, err := tc.client(n.ClientURL()).Get(ctx, "name") // linearizable by default
+		if err != nil {
+			t.Fatalf("get from %s: %v", n.Name(), err)
+		}
+		if len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != "john" || resp.Kvs[0].ModRevision != put.Header.Revision {
+			t.Fatalf("get from %s = %v, want john at revision %d", n.Name(), resp.Kvs, put.Header.Revision)
+		}
+		if resp.Header.ClusterId != put.Header.ClusterId || resp.Header.RaftTerm == 0 || resp.Header.MemberId == 0 {
+			t.Fatalf("header from %s = %+v", n.Name(), resp.Header)
+		}
+	}
+}
+
+func TestLeaderKillElectsNewLeaderAndKilledMemberCatchesUp(t *testing.T) {
+	tc := startCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	old := tc.leader()
+	if err := old.Kill(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var survivors []string
+	for _, n := range tc.Nodes() {
+		if n.Name() != old.Name() {
+			survivors = append(survivors, n.ClientURL())
+		}
+	}
+	cli := tc.client(survivors...)
+	start := time.Now()
+	eventually(t, 15*time.Second, "write after leader kill", func() error {
+		c, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		_, err := cli.Put(c, "after-kill", "0")
+		return err
+	})
+	t.Logf("writes resumed %v after SIGKILL of leader %s", time.Since(start).Round(time.Millisecond), old.Name())
+	if l := tc.leader(); l.Name() == old.Name() {
+		t.Fatalf("leader is still the killed member %s", l.Name())
+	}
+	for i := 0; i < 200; i++ {
+		if _, err := cli.Put(ctx, fmt.Sprintf("k%03d", i), fmt.Sprint(i)); err != nil {
+			t.Fatalf("put %d: %v", i, err)
+		}
+	}
+	if err := old.Start(ctx); err != nil {
+		t.Fatalf("restart %s: %v", old.Name(), err)
+	}
+	back := tc.client(old.ClientURL())
+	eventually(t, 20*time.Second, "restarted member catches up", func() error {
+		resp, err := back.Get(ctx, "k", clientv3.WithPrefix(), clientv3.WithSerializable(), clientv3.WithCountOnly())
+		if err != nil {
+			return err
+		}
+		if resp.Count != 200 {
+			return fmt.Errorf("%s has %d of 200 keys", old.Name(), resp.Count)
+		}
+		return nil
+	})
+}
+
+// Every write acknowledged before all members are SIGKILLed is there after
+// they restart.
+func TestKillAllUnderLoadKeepsEveryAcknowledgedWrite(t *testing.T) {
+	tc := startCluster(t, 3)
+	tc.waitHealthy()
+	cli := tc.client(tc.Endpoints()...)
+	var mu sync.Mutex
+	acked := map[string]string{}
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 5000 && ctx.Err() == nil; i++ {
+				k, v := fmt.Sprintf("w%d/%05d", w, i), fmt.Sprintf("%d-%d", w, i)
+				c, cancel := context.WithTimeout(ctx, 2*time.Second)
+				_, err := cli.Put(c, k, v)
+				cancel()
+				if err == nil {
+					mu.Lock()
+					acked[k] = v
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	time.Sleep(1500 * time.Millisecond)
+	var kill sync.WaitGroup
+	for _, n := range tc.Nodes() {
+		kill.Add(1)
+		go func(n cluster.Node) {
+			defer kill.Done()
+			if err := n.Kill(context.Background()); err != nil {
+				t.Errorf("kill %s: %v", n.Name(), err)
+			}
+		}(n)
+	}
+	kill.Wait()
+	stop()
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(acked) < 50 {
+		t.Fatalf("only %d writes acknowledged before the kill; the test needs load", len(acked))
+	}
+	rctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for _, n := range tc.Nodes() {
+		if err := n.Start(rctx); err != nil {
+			t.Fatalf("restart %s: %v", n.Name(), err)
+		}
+	}
+	tc.waitHealthy()
+	cli2 := tc.client(tc.Endpoints()...)
+	resp, err := cli2.Get(rctx, "w", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, kv := range resp.Kvs {
+		got[string(kv.Key)] = string(kv.Value)
+	}
+	for k, v := range acked {
+		if got[k] != v {
+			t.Errorf("acknowledged write %s=%s lost after restart (have %q)", k, v, got[k])
+		}
+	}
+	t.Logf("%d acknowledged writes, %d keys after restart: none lost", len(acked), len(got))
+}
+
+func TestLaggingMemberCatchesUpBySnapshot(t *testing.T) {
+	tc := startCluster(t, 3, "--snapshot-count=100", "--snapshot-catchup-entries=20")
+	tc.waitHealthy()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	lagging := tc.Nodes()[2]
+	if l := tc.leader(); l.Name() == lagging.Name() {
+		lagging = tc.Nodes()[1]
+	}
+	if err := lagging.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var others []string
+	for _, n := range tc.Nodes() {
+		if n.Name() != lagging.Name() {
+			others = append(others, n.ClientURL())
+		}
+	}
+	cli := tc.client(others...)
+	for i := 0; i < 400; i++ {
+		if _, err := cli.Put(ctx, fmt.Sprintf("s%04d", i), strings.Repeat("v", 100)); err != nil {
+			t.Fatalf("put %d: %v", i, err)
+		}
+	}
+	if err := lagging.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	back := tc.client(lagging.ClientURL())
+	eventually(t, 30*time.Second, "lagging member catches up", func() error {
+		resp, err := back.Get(ctx, "s", clientv3.WithPrefix(), clientv3.WithSerializable(), clientv3.WithCountOnly())
+		if err != nil {
+			return err
+		}
+		if resp.Count != 400 {
+			return fmt.Errorf("%s has %d of 400 keys", lagging.Name(), resp.Count)
+		}
+		return nil
+	})
+	if !strings.Contains(tc.logOf(lagging.Name()), "restored the keyspace from a snapshot") {
+		t.Fatalf("%s caught up without a snapshot transfer; its log does not say it restored one", lagging.Name())
+	}
+}
+
+// Bad input gets etcd's error, writes nothing, and the member stays up.
+func TestBadInputIsRefusedAndNothingIsWritten(t *testing.T) {
+	tc := startCluster(t, 3)
+	tc.waitHealthy()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cli := tc.client(tc.Endpoints()...)
+	before, err := cli.Get(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev0 := before.Header.Revision
+
+	tooMany := make([]clientv3.Op, 129)
+	for i := range tooMany {
+		tooMany[i] = clientv3.OpPut(fmt.Sprintf("t%d", i), "v")
+	}
+	cases := []struct {
+		name string
+		do   func() error
+		want error
+	}{
+		{"empty key put", func() error { _, err := cli.Put(ctx, "", "v"); return err }, rpctypes.ErrEmptyKey},
+		{"empty key get", func() error { _, err := cli.Get(ctx, ""); return err }, rpctypes.ErrEmptyKey},
+		{"oversized put", func() error { _, err := cli.Put(ctx, "big", strings.Repeat("x", 1600*1024)); return err }, rpctypes.ErrRequestTooLarge},
+		{"too many txn ops", func() error { _, err := cli.Txn(ctx).Then(tooMany...).Commit(); return err }, rpctypes.ErrTooManyOps},
+		{"duplicate key in txn", func() error {
+			_, err := cli.Txn(ctx).Then(clientv3.OpPut("d", "1"), clientv3.OpPut("d", "2")).Commit()
+			return err
+		}, rpctypes.ErrDuplicateKey},
+		{"future revision", func() error { _, err := cli.Get(ctx, "a", clientv3.WithRev(rev0+1000)); return err }, rpctypes.ErrFutureRev},
+	}
+	for _, c := range cases {
+		err := c.do()
+		if !errors.Is(rpctypes.Error(err), c.want) {
+			t.Errorf("%s: err = %v, want %v", c.name, err, c.want)
+		}
+	}
+	// range_end before the key: an empty answer, as etcd gives.
+	resp, err := cli.Get(ctx, "b", clientv3.WithRange("a"))
+	if err != nil || len(resp.Kvs) != 0 {
+		t.Errorf("range_end before key: %v, %v", resp, err)
+	}
+	// A request larger than gRPC's limit is refused by the transport.
+	if _, err := cli.Put(ctx, "huge", strings.Repeat("x", 3<<20)); err == nil {
+		t.Error("a 3 MiB put was accepted")
+	}
+	// Garbage on every peer port.
+	for _, n := range tc.Nodes() {
+		u, _ := url.Parse(n.PeerURL())
+		conn, err := net.DialTimeout("tcp", u.Host, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.Write(bytes.Repeat([]byte{0xde, 0xad, 0xbe, 0xef}, 4096))
+		conn.Write([]byte("POST /raft/stream HTTP/1.1\r\nHost: x\r\nUpgrade: quorum-raft/1\r\nX-Etcd-Cluster-ID: 1\r\n\r\n"))
+		conn.Close()
+	}
+	// A client that disconnects mid-request.
+	for i := 0; i < 20; i++ {
+		c, cancel := context.WithTimeout(ctx, time.Duration(i)*100*time.Microsecond)
+		cli.Put(c, fmt.Sprintf("gone%d", i), "v")
+		cancel()
+	}
+	// Every member still serves, and none of the refused writes exist.
+	for _, n := range tc.Nodes() {
+		if n.State() != cluster.Running {
+			t.Fatalf("%s is %v after bad input", n.Name(), n.State())
+		}
+		c := tc.client(n.ClientURL())
+		if _, err := c.Put(ctx, "alive-"+n.Name(), "yes"); err != nil {
+			t.Fatalf("%s does not serve after bad input: %v", n.Name(), err)
+		}
+		for _, k := range []string{"", "big", "t0", "d", "huge"} {
+			if k == "" {
+				continue
+			}
+			r, err := c.Get(ctx, k)
+			if err != nil || len(r.Kvs) != 0 {
+				t.Errorf("%s: refused write %q exists (%v, %v)", n.Name(), k, r, err)
+			}
+		}
+	}
+}
+
+// The quorumctl commands of the README, verbatim, against 3 members.
+func TestQuorumctlCommandsAgainstThreeMembers(t *testing.T) {
+	tc := startCluster(t, 3)
+	tc.waitHealthy()
+	bin := filepath.Join(t.TempDir(), "quorumctl")
+	build := exec.Command("go", "build", "-o", bin, "github.com/quorum-kv/quorum/cmd/quorumctl")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build quorumctl: %v\n%s", err, out)
+	}
+	var eps []string
+	for _, e := range tc.Endpoints() {
+		eps = append(eps, strings.TrimPrefix(e, "http://"))
+	}
+	ctl := func(stdin string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"--endpoints=" + strings.Join(eps, ",")}, args...)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("quorumctl %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	expect := func(got, want string) {
+		t.Helper()
+		if got != want {
+			t.Errorf("output:\n%s\nwant:\n%s", got, want)
+		}
+	}
+	expect(ctl("", "put", "name", "john"), "OK\n")
+	expect(ctl("", "get", "name"), "name\njohn\n")
+	ctl("", "put", "/a", "1")
+	ctl("", "put", "/b", "2")
+	expect(ctl("", "get", "/", "--prefix", "--keys-only"), "/a\n\n/b\n\n")
+	expect(ctl("", "get", "", "--prefix", "--limit=10"), "/a\n1\n/b\n2\nname\njohn\n")
+	expect(ctl("", "del", "name"), "1\n")
+	expect(ctl("value(\"/a\") = \"1\"\n\nput /a 2\n\nput /lost yes\n\n", "txn"), "SUCCESS\n\nOK\n")
+	expect(ctl("", "get", "/a", "--print-value-only"), "2\n")
+	expect(ctl("value(\"/a\") = \"1\"\n\nput /a 3\n\nput /b 4\n\n", "txn"), "FAILURE\n\nOK\n")
+	expect(ctl("", "get", "/", "--prefix", "--print-value-only"), "2\n4\n")
+	health := ctl("", "endpoint", "health")
+	if strings.Count(health, "is healthy") != 3 {
+		t.Errorf("endpoint health:\n%s", health)
+	}
+	status := ctl("", "endpoint", "status", "-w", "table")
+	if len(regexp.MustCompile(`\|\s+true\s+\|`).FindAllString(status, -1)) != 1 || !strings.Contains(status, "RAFT TERM") {
+		t.Errorf("endpoint status should show one leader:\n%s", status)
+	}
+	members := ctl("", "member", "list", "-w", "table")
+	for _, n := range tc.Nodes() {
+		row := regexp.MustCompile(`\|\s+started\s+\|\s+` + n.Name() + `\s+\|.*` + regexp.QuoteMeta(n.ClientURL()))
+		if !row.MatchString(members) {
+			t.Errorf("member list lacks %s (%s):\n%s", n.Name(), n.ClientURL(), members)
+		}
+	}
+}
