@@ -1,0 +1,153 @@
+package harness_test
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/quorum-kv/quorum/checker"
+	"github.com/quorum-kv/quorum/cluster/local"
+	"github.com/quorum-kv/quorum/harness"
+	"github.com/quorum-kv/quorum/harness/history"
+	"github.com/quorum-kv/quorum/reports"
+	"github.com/quorum-kv/quorum/workloads"
+)
+
+var quorumd string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if !testing.Short() {
+		dir, err := os.MkdirTemp("", "harness-bin-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		quorumd, err = local.BuildQuorumd(ctx, dir)
+		cancel()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "build quorumd:", err)
+			os.Exit(1)
+		}
+		defer os.RemoveAll(dir)
+	}
+	os.Exit(m.Run())
+}
+
+func shortConfig(t *testing.T) harness.Config {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end run with real processes (skipped with -short)")
+	}
+	cfg := harness.DefaultConfig()
+	cfg.Store = t.TempDir()
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.Progress = testWriter{t}
+	cfg.Workload.Seed = 7
+	cfg.Workload.Concurrency = 6
+	cfg.CheckTimeout = 30 * time.Second
+	cfg.RecoveryTimeout = 20 * time.Second
+	return cfg
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
+
+func run(t *testing.T, cfg harness.Config) *harness.Outcome {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := harness.Run(ctx, cfg, &harness.LocalBackend{Binary: quorumd})
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	return out
+}
+
+// A short run with a leader kill and a leader partition is valid, and its
+// saved run directory re-checks offline to the same verdict.
+func TestShortRunWithFaultsIsValidAndRechecksOffline(t *testing.T) {
+	cfg := shortConfig(t)
+	cfg.Nemeses = "kill-leader,partition-leader"
+	cfg.NemesisInterval = 2 * time.Second
+	cfg.TimeLimit = 9 * time.Second
+	out := run(t, cfg)
+	res := out.Results
+	if res.Check.Verdict != checker.Valid {
+		t.Fatalf("verdict %v (%s), want valid; run dir %s", res.Check.Verdict, res.Check.Reason, out.Dir)
+	}
+	if res.Check.Faults["kill-leader"] != 1 || res.Check.Faults["partition-leader"] != 1 {
+		t.Errorf("faults injected: %v", res.Check.Faults)
+	}
+	for _, f := range []string{"history.jsonl", "results.json", "report.html", "plots/latency-raw.png", "logs/n1.log"} {
+		if _, err := os.Stat(filepath.Join(out.Dir, f)); err != nil {
+			t.Errorf("run dir lacks %s: %v", f, err)
+		}
+	}
+	latest, err := filepath.EvalSymlinks(filepath.Join(cfg.Store, "latest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want, _ := filepath.EvalSymlinks(out.Dir); latest != want {
+		t.Errorf("store/latest -> %s, want %s", latest, want)
+	}
+	events, err := history.Load(filepath.Join(out.Dir, "history.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := checker.Check(context.Background(), events, checker.Options{Timeout: 30 * time.Second})
+	if again.Verdict != res.Check.Verdict || again.Linearizability.Operations != res.Check.Linearizability.Operations {
+		t.Errorf("offline re-check: %v over %d ops, run said %v over %d", again.Verdict, again.Linearizability.Operations,
+			res.Check.Verdict, res.Check.Linearizability.Operations)
+	}
+	saved, err := reports.LoadResults(out.Dir)
+	if err != nil || saved.Run.Seed != 7 {
+		t.Fatalf("results.json: seed %d, %v", saved.Run.Seed, err)
+	}
+}
+
+// The harness must catch a real anomaly: a member cut off from the
+// majority keeps serving serializable reads from its stale copy while the
+// majority goes on writing. The same run with linearizable reads is valid,
+// because the isolated member cannot confirm a read index and refuses.
+func TestSerializableReadsOnPartitionedMemberAreCaughtAsStale(t *testing.T) {
+	for _, tc := range []struct {
+		consistency string
+		want        checker.Verdict
+	}{
+		{workloads.Serializable, checker.Invalid},
+		{workloads.Linearizable, checker.Valid},
+	} {
+		t.Run(tc.consistency, func(t *testing.T) {
+			cfg := shortConfig(t)
+			cfg.Workload.ReadConsistency = tc.consistency
+			cfg.Workload.Keys = 2
+			cfg.Workload.Mix = workloads.Mix{Read: 0.6, Write: 0.4}
+			cfg.Nemeses = "partition-one"
+			cfg.NemesisInterval = 3 * time.Second
+			cfg.TimeLimit = 7 * time.Second
+			out := run(t, cfg)
+			got := out.Results.Check
+			if got.Verdict != tc.want {
+				t.Fatalf("%s reads under partition-one: verdict %v (%s), want %v; run dir %s",
+					tc.consistency, got.Verdict, got.Reason, tc.want, out.Dir)
+			}
+			if tc.want == checker.Invalid {
+				if len(got.Linearizability.FailingKeys) == 0 {
+					t.Error("invalid without failing keys")
+				}
+				if _, err := os.Stat(filepath.Join(out.Dir, checker.VisualizationFile)); err != nil {
+					t.Errorf("no porcupine visualization beside the report: %v", err)
+				}
+			}
+		})
+	}
+}
