@@ -137,7 +137,7 @@ func Run(ctx context.Context, cfg Config, backend Backend) (*Outcome, error) {
 	lg := cfg.Logger
 	name := cfg.Name
 	if name == "" {
-		name = "quorumd-" + cfg.Workload.Workload
+		name = filepath.Base(backend.ServerName()) + "-" + cfg.Workload.Workload
 	}
 	start := cfg.Now()
 	dir, err := newRunDir(cfg.Store, name, start)
