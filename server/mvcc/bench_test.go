@@ -1,0 +1,115 @@
+package mvcc
+
+import (
+	"fmt"
+	"testing"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+)
+
+func benchKeys(n int) [][]byte {
+	keys := make([][]byte, n)
+	for i := range keys {
+		keys[i] = []byte(fmt.Sprintf("/registry/key/%08d", i))
+	}
+	return keys
+}
+
+// BenchmarkPut: overwrites over 100k existing keys with 128-byte values,
+// with a View taken every viewEvery puts (0: never), as the applier does
+// once per applied batch.
+func BenchmarkPut(b *testing.B) {
+	for _, viewEvery := range []int{0, 1, 16} {
+		b.Run(fmt.Sprintf("view-every-%d", viewEvery), func(b *testing.B) {
+			keys := benchKeys(100000)
+			s := New()
+			val := make([]byte, 128)
+			for _, k := range keys {
+				s.Put(&pb.PutRequest{Key: k, Value: val})
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := s.Put(&pb.PutRequest{Key: keys[i%len(keys)], Value: val}); err != nil {
+					b.Fatal(err)
+				}
+				if viewEvery > 0 && i%viewEvery == 0 {
+					s.View()
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkPutNewKeys: every put creates a key.
+func BenchmarkPutNewKeys(b *testing.B) {
+	keys := benchKeys(b.N)
+	s := New()
+	val := make([]byte, 128)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		s.Put(&pb.PutRequest{Key: keys[i], Value: val})
+	}
+}
+
+func BenchmarkTxnCompareAndPut(b *testing.B) {
+	keys := benchKeys(10000)
+	s := New()
+	for _, k := range keys {
+		s.Put(&pb.PutRequest{Key: k, Value: []byte("v")})
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		k := keys[i%len(keys)]
+		s.Txn(&pb.TxnRequest{
+			Compare: []*pb.Compare{{Key: k, Target: pb.Compare_VERSION, Result: pb.Compare_GREATER, TargetUnion: &pb.Compare_Version{Version: 0}}},
+			Success: []*pb.RequestOp{{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{Key: k, Value: []byte("w")}}}},
+		})
+	}
+}
+
+func BenchmarkRangeSingleKey(b *testing.B) {
+	keys := benchKeys(100000)
+	s := New()
+	for _, k := range keys {
+		s.Put(&pb.PutRequest{Key: k, Value: []byte("v")})
+	}
+	v := s.View()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		v.Range(&pb.RangeRequest{Key: keys[i%len(keys)]})
+	}
+}
+
+func BenchmarkRangeLimit100(b *testing.B) {
+	keys := benchKeys(100000)
+	s := New()
+	for _, k := range keys {
+		s.Put(&pb.PutRequest{Key: k, Value: []byte("v")})
+	}
+	v := s.View()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		v.Range(&pb.RangeRequest{Key: keys[(i*7919)%len(keys)], RangeEnd: []byte{0}, Limit: 100})
+	}
+}
+
+func BenchmarkCompact(b *testing.B) {
+	keys := benchKeys(100000)
+	val := make([]byte, 128)
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		s := New()
+		for r := 0; r < 3; r++ {
+			for _, k := range keys {
+				s.Put(&pb.PutRequest{Key: k, Value: val})
+			}
+		}
+		b.StartTimer()
+		s.Compact(s.Rev() - int64(len(keys))/2)
+	}
+}

@@ -1,0 +1,308 @@
+package mvcc
+
+import (
+	"math"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+)
+
+// writer is one write transaction (etcd's storeTxnWrite): every change it
+// makes gets main revision begin+1 and the next sub-revision.
+type writer struct {
+	s       *Store
+	begin   int64
+	changes int32 // number of changes so far = next sub-revision
+	// record keeps undo entries so that a Txn failing half-way can be
+	// rolled back; Put and DeleteRange fail only before changing anything.
+	record  bool
+	undo    []undoEntry
+	oldSize int64
+}
+
+type undoEntry struct {
+	old     keyItem // the item before the change; old.key is always set
+	existed bool
+}
+
+func (s *Store) newWriter(record bool) *writer {
+	return &writer{s: s, begin: s.st.rev, record: record, oldSize: s.st.size}
+}
+
+// curRev is the revision reads in the txn see: the txn's own once it has
+// written something.
+func (w *writer) curRev() int64 {
+	if w.changes > 0 {
+		return w.begin + 1
+	}
+	return w.begin
+}
+
+// end publishes the txn's changes, if any, as the new revision.
+func (w *writer) end() {
+	if w.changes > 0 {
+		w.s.st.rev = w.begin + 1
+		w.s.view = nil
+	}
+}
+
+// rollback undoes every change, newest first.
+func (w *writer) rollback() {
+	t := w.s.st.tree
+	for i := len(w.undo) - 1; i >= 0; i-- {
+		u := w.undo[i]
+		if u.existed {
+			t.ReplaceOrInsert(u.old)
+		} else {
+			t.Delete(u.old)
+		}
+	}
+	w.undo = nil
+	w.changes = 0
+	w.s.st.size = w.oldSize
+}
+
+// store appends r to it (a copy of the tree's item, or a new one) and puts
+// the result in the tree.
+func (w *writer) store(it keyItem, existed bool, r rev) {
+	if w.changes == math.MaxInt32 {
+		panic("mvcc: too many changes in one transaction")
+	}
+	if w.record {
+		w.undo = append(w.undo, undoEntry{old: it, existed: existed})
+	}
+	r.main = w.begin + 1
+	r.sub = w.changes
+	w.changes++
+	// Appending is safe even if a View shares it.revs' array: see keyItem.
+	it.revs = append(it.revs, r)
+	w.s.st.tree.ReplaceOrInsert(it)
+	w.s.st.size += revSize(len(it.key), len(r.value))
+}
+
+func revSize(keyLen, valueLen int) int64 { return int64(revOverhead + keyLen + valueLen) }
+
+// put is etcd's txn.put plus storeTxnWrite.put.
+func (w *writer) put(p *pb.PutRequest, nested bool) (*pb.PutResponse, error) {
+	it, existed := w.s.st.tree.Get(keyItem{key: p.Key})
+	var prev *rev
+	if existed {
+		if last := &it.revs[len(it.revs)-1]; !last.tomb {
+			prev = last
+		}
+	}
+	if (p.IgnoreValue || p.IgnoreLease) && prev == nil {
+		return nil, ErrKeyNotFound
+	}
+	resp := &pb.PutResponse{}
+	if p.PrevKv && prev != nil {
+		kv := makeKV(&it, prev)
+		resp.PrevKv = &kv
+	}
+	r := rev{create: w.begin + 1, version: 1, lease: p.Lease}
+	if prev != nil {
+		r.create = prev.create
+		r.version = prev.version + 1
+	}
+	if p.IgnoreValue {
+		r.value = prev.value
+	} else if len(p.Value) > 0 {
+		r.value = append(make([]byte, 0, len(p.Value)), p.Value...)
+	}
+	if p.IgnoreLease {
+		r.lease = prev.lease
+	}
+	if !existed {
+		it.key = append(make([]byte, 0, len(p.Key)), p.Key...)
+	}
+	w.store(it, existed, r)
+	if nested {
+		resp.Header = &pb.ResponseHeader{Revision: w.begin + 1}
+	}
+	return resp, nil
+}
+
+// deleteRange is etcd's txn.deleteRange plus storeTxnWrite.deleteRange.
+func (w *writer) deleteRange(dr *pb.DeleteRangeRequest, nested bool) *pb.DeleteRangeResponse {
+	cur := w.curRev()
+	type victim struct {
+		it keyItem
+		r  *rev
+	}
+	var victims []victim
+	w.s.st.visit(mkRange(dr.Key, dr.RangeEnd), func(it keyItem) bool {
+		if r, ok := it.at(cur); ok {
+			victims = append(victims, victim{it, r})
+		}
+		return true
+	})
+	resp := &pb.DeleteRangeResponse{Deleted: int64(len(victims))}
+	if dr.PrevKv {
+		kvs := make([]mvccpb.KeyValue, len(victims))
+		resp.PrevKvs = make([]*mvccpb.KeyValue, len(victims))
+		for i := range victims {
+			kvs[i] = makeKV(&victims[i].it, victims[i].r)
+			resp.PrevKvs[i] = &kvs[i]
+		}
+	}
+	for _, v := range victims {
+		w.store(v.it, true, rev{tomb: true})
+	}
+	if nested {
+		resp.Header = &pb.ResponseHeader{Revision: w.curRev()}
+	}
+	return resp
+}
+
+// Put writes a key at a new revision. Errors: ErrKeyNotFound (ignore_value
+// or ignore_lease on a missing key), in which case nothing changes. The
+// request's slices are copied; the lease is stored as given.
+func (s *Store) Put(req *pb.PutRequest) (*pb.PutResponse, error) {
+	w := s.newWriter(false)
+	resp, err := w.put(req, false)
+	if err != nil {
+		return nil, err
+	}
+	w.end()
+	return resp, nil
+}
+
+// DeleteRange deletes the keys of the request's range, at a new revision if
+// it deletes at least one.
+func (s *Store) DeleteRange(req *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
+	w := s.newWriter(false)
+	resp := w.deleteRange(req, false)
+	w.end()
+	return resp, nil
+}
+
+// Txn runs a transaction, reads and writes, as etcd's apply does: compares
+// (of nested txns too) are evaluated on the state before the txn, the ops on
+// the path taken are checked (see checkTxn), then run in order, later ops
+// seeing earlier ones' writes. All writes share one new revision; a txn that
+// changes nothing keeps the revision.
+//
+// Errors: ErrFutureRev, ErrCompacted, ErrKeyNotFound; the store is then
+// unchanged. (etcd crashes on a write txn failing half-way, which its
+// request validation should prevent; here the txn is rolled back.)
+// Duplicate keys are the caller's to reject, with CheckTxnDuplicates.
+func (s *Store) Txn(req *pb.TxnRequest) (*pb.TxnResponse, error) {
+	cur := s.st.rev
+	path := s.st.compareToPath(req, cur, make([]bool, 0, 1))
+	if _, err := s.st.checkTxn(req, cur, path); err != nil {
+		return nil, err
+	}
+	w := s.newWriter(true)
+	resp, _, err := w.txn(req, path)
+	if err != nil {
+		w.rollback()
+		return nil, err
+	}
+	w.end()
+	return resp, nil
+}
+
+// txn is etcd's executeTxn; it returns how many path entries nested txns
+// consumed.
+func (w *writer) txn(rt *pb.TxnRequest, path []bool) (*pb.TxnResponse, int, error) {
+	rt = txnOrEmpty(rt)
+	ops := rt.Success
+	if !path[0] {
+		ops = rt.Failure
+	}
+	resp := &pb.TxnResponse{Succeeded: path[0], Responses: make([]*pb.ResponseOp, len(ops))}
+	n := 0
+	for i, op := range ops {
+		ro := &pb.ResponseOp{}
+		switch tv := op.GetRequest().(type) {
+		case *pb.RequestOp_RequestRange:
+			rr, err := w.s.st.rangeReq(rangeOrEmpty(tv.RequestRange), w.curRev(), true)
+			if err != nil {
+				return nil, 0, err
+			}
+			ro.Response = &pb.ResponseOp_ResponseRange{ResponseRange: rr}
+		case *pb.RequestOp_RequestPut:
+			if tv.RequestPut == nil {
+				tv = &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{}}
+			}
+			pr, err := w.put(tv.RequestPut, true)
+			if err != nil {
+				return nil, 0, err
+			}
+			ro.Response = &pb.ResponseOp_ResponsePut{ResponsePut: pr}
+		case *pb.RequestOp_RequestDeleteRange:
+			dr := tv.RequestDeleteRange
+			if dr == nil {
+				dr = &pb.DeleteRangeRequest{}
+			}
+			ro.Response = &pb.ResponseOp_ResponseDeleteRange{ResponseDeleteRange: w.deleteRange(dr, true)}
+		case *pb.RequestOp_RequestTxn:
+			tr, m, err := w.txn(tv.RequestTxn, path[1+n:])
+			if err != nil {
+				return nil, 0, err
+			}
+			tr.Header = &pb.ResponseHeader{}
+			ro.Response = &pb.ResponseOp_ResponseTxn{ResponseTxn: tr}
+			n += m + 1
+		}
+		resp.Responses[i] = ro
+	}
+	return resp, n, nil
+}
+
+// Compact discards history: reads below at then fail with ErrCompacted,
+// and for every key only the newest revision <= at (unless it is a
+// deletion) and later ones are kept, so reads at revision at still work.
+// Errors: ErrCompacted if at <= the last compaction revision, ErrFutureRev if
+// at is above the current revision. The work is done at once, in O(keys).
+func (s *Store) Compact(at int64) error {
+	if at <= s.st.compactRev {
+		return ErrCompacted
+	}
+	if at > s.st.rev {
+		return ErrFutureRev
+	}
+	s.st.compactRev = at
+	s.view = nil
+
+	type change struct {
+		it   keyItem
+		drop bool
+	}
+	var changes []change
+	s.st.tree.Ascend(func(it keyItem) bool {
+		if it.revs[0].main > at {
+			return true
+		}
+		// i: last revision <= at; keep from there, or after it if it is a
+		// deletion.
+		i := len(it.revs) - 1
+		for it.revs[i].main > at {
+			i--
+		}
+		if it.revs[i].tomb {
+			i++
+		}
+		if i == 0 {
+			return true
+		}
+		for _, r := range it.revs[:i] {
+			s.st.size -= revSize(len(it.key), len(r.value))
+		}
+		if i == len(it.revs) {
+			changes = append(changes, change{it: it, drop: true})
+			return true
+		}
+		it.revs = append([]rev(nil), it.revs[i:]...)
+		changes = append(changes, change{it: it})
+		return true
+	})
+	for _, c := range changes {
+		if c.drop {
+			s.st.tree.Delete(c.it)
+		} else {
+			s.st.tree.ReplaceOrInsert(c.it)
+		}
+	}
+	return nil
+}
