@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -22,9 +23,11 @@ import (
 	"testing"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/quorum-kv/quorum/cluster"
 	"github.com/quorum-kv/quorum/cluster/local"
@@ -492,4 +495,127 @@ func TestQuorumctlCommandsAgainstThreeMembers(t *testing.T) {
 			t.Errorf("member list lacks %s (%s):\n%s", n.Name(), n.ClientURL(), members)
 		}
 	}
+}
+
+// SIGTERM on the leader hands leadership to a follower before the member
+// exits, so the cluster does not sit out an election timeout.
+func TestSIGTERMTransfersLeadershipBeforeExit(t *testing.T) {
+	tc := startCluster(t, 3)
+	tc.waitHealthy()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	old := tc.leader()
+	if err := old.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	log := tc.logOf(old.Name())
+	if !strings.Contains(log, "leadership transferred") {
+		t.Fatalf("%s stopped without transferring leadership; its log:\n%s", old.Name(), log[max(0, len(log)-2000):])
+	}
+	var rest []string
+	for _, n := range tc.Nodes() {
+		if n.Name() != old.Name() {
+			rest = append(rest, n.ClientURL())
+		}
+	}
+	c, cancel2 := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel2()
+	if _, err := tc.client(rest...).Put(c, "after-stop", "x"); err != nil {
+		t.Fatalf("write right after the leader's SIGTERM: %v", err)
+	}
+}
+
+// Without a leader a member refuses at once with etcd's "no leader" rather
+// than hanging until the client gives up.
+func TestNoLeaderFailsPromptly(t *testing.T) {
+	tc := startCluster(t, 3)
+	tc.waitHealthy()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	nodes := tc.Nodes()
+	for _, n := range nodes[1:] {
+		if err := n.Kill(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One election timeout (1 s) for the survivor to notice; then every
+	// request must fail fast. A raw KV client avoids clientv3's retries.
+	cli := tc.client(nodes[0].ClientURL())
+	kv := pb.NewKVClient(cli.ActiveConnection())
+	eventually(t, 10*time.Second, "survivor reports no leader", func() error {
+		c, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		start := time.Now()
+		_, err := kv.Put(c, &pb.PutRequest{Key: []byte("k"), Value: []byte("v")})
+		if !errors.Is(rpctypes.Error(err), rpctypes.ErrNoLeader) {
+			return fmt.Errorf("put: %v", err)
+		}
+		if d := time.Since(start); d > 500*time.Millisecond {
+			t.Fatalf("no-leader answer took %v", d)
+		}
+		start = time.Now()
+		_, err = kv.Range(c, &pb.RangeRequest{Key: []byte("k")})
+		if !errors.Is(rpctypes.Error(err), rpctypes.ErrNoLeader) {
+			return fmt.Errorf("linearizable range: %v", err)
+		}
+		if d := time.Since(start); d > 500*time.Millisecond {
+			t.Fatalf("no-leader answer took %v", d)
+		}
+		return nil
+	})
+	// Serializable reads are still served locally.
+	if _, err := kv.Range(ctx, &pb.RangeRequest{Key: []byte("k"), Serializable: true}); err != nil {
+		t.Fatalf("serializable range without a leader: %v", err)
+	}
+}
+
+func TestHealthMetricsAndGRPCHealth(t *testing.T) {
+	tc := startCluster(t, 3)
+	tc.waitHealthy()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	n := tc.Nodes()[0]
+	get := func(path string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, n.ClientURL()+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/health"); code != 200 || !strings.Contains(body, `"health":"true"`) {
+		t.Errorf("/health = %d %s", code, body)
+	}
+	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, "etcd_server_has_leader 1") ||
+		!strings.Contains(body, "etcd_disk_wal_fsync_duration_seconds_bucket") {
+		t.Errorf("/metrics = %d, missing etcd's metrics", code)
+	}
+	if code, body := get("/version"); code != 200 || !strings.Contains(body, `"etcdserver":"3.6`) {
+		t.Errorf("/version = %d %s", code, body)
+	}
+	cli := tc.client(n.ClientURL())
+	hc := healthpb.NewHealthClient(cli.ActiveConnection())
+	resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil || resp.Status != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("gRPC health = %v, %v", resp, err)
+	}
+	st, err := cli.Status(ctx, n.ClientURL())
+	if err != nil || st.Leader == 0 || st.RaftTerm == 0 || st.RaftIndex == 0 || st.DbSize == 0 || st.Version == "" {
+		t.Errorf("Maintenance.Status = %+v, %v", st, err)
+	}
+	// A member without a leader is unhealthy, with etcd's reason.
+	for _, m := range tc.Nodes()[1:] {
+		if err := m.Kill(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, "/health reports no leader", func() error {
+		if code, body := get("/health"); code != http.StatusServiceUnavailable || !strings.Contains(body, "RAFT NO LEADER") {
+			return fmt.Errorf("/health = %d %s", code, body)
+		}
+		return nil
+	})
 }
