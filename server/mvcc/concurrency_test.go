@@ -12,9 +12,12 @@ import (
 )
 
 // fingerprint hashes everything a View shows: all keys at every revision it
-// can still read, and its counters.
+// can still read, its counters and its snapshot.
 func fingerprint(v *View) uint64 {
 	h := fnv.New64a()
+	if _, err := v.WriteTo(h); err != nil {
+		panic(err)
+	}
 	fmt.Fprintf(h, "%d %d %d|", v.Rev(), v.CompactRev(), v.Size())
 	for r := max(v.CompactRev(), 1); r <= v.Rev(); r++ {
 		resp, err := v.Range(&pb.RangeRequest{Key: []byte{0}, RangeEnd: []byte{0}, Revision: r})

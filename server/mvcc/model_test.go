@@ -25,7 +25,7 @@ var (
 )
 
 type refKV struct {
-	value                         string
+	value                       string
 	create, mod, version, lease int64
 }
 

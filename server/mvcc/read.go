@@ -404,47 +404,6 @@ func (st *state) get(key []byte, r int64) (*rev, bool) {
 	return it.at(r)
 }
 
-// readTxn runs a transaction that has no writes (checked by the caller).
-func (st *state) readTxn(rt *pb.TxnRequest) (*pb.TxnResponse, error) {
-	path := st.compareToPath(rt, st.rev, make([]bool, 0, 1))
-	if _, err := st.checkTxn(rt, st.rev, path); err != nil {
-		return nil, err
-	}
-	resp, _, err := st.readTxnPath(rt, path)
-	return resp, err
-}
-
-func (st *state) readTxnPath(rt *pb.TxnRequest, path []bool) (*pb.TxnResponse, int, error) {
-	rt = txnOrEmpty(rt)
-	ops := rt.Success
-	if !path[0] {
-		ops = rt.Failure
-	}
-	resp := &pb.TxnResponse{Succeeded: path[0], Responses: make([]*pb.ResponseOp, len(ops))}
-	n := 0
-	for i, op := range ops {
-		ro := &pb.ResponseOp{}
-		switch tv := op.GetRequest().(type) {
-		case *pb.RequestOp_RequestRange:
-			rr, err := st.rangeReq(rangeOrEmpty(tv.RequestRange), st.rev, true)
-			if err != nil {
-				return nil, 0, err
-			}
-			ro.Response = &pb.ResponseOp_ResponseRange{ResponseRange: rr}
-		case *pb.RequestOp_RequestTxn:
-			tr, m, err := st.readTxnPath(tv.RequestTxn, path[1+n:])
-			if err != nil {
-				return nil, 0, err
-			}
-			tr.Header = &pb.ResponseHeader{}
-			ro.Response = &pb.ResponseOp_ResponseTxn{ResponseTxn: tr}
-			n += m + 1
-		}
-		resp.Responses[i] = ro
-	}
-	return resp, n, nil
-}
-
 var emptyRange = &pb.RangeRequest{}
 
 func rangeOrEmpty(r *pb.RangeRequest) *pb.RangeRequest {

@@ -195,5 +195,6 @@ func (v *View) Txn(req *pb.TxnRequest) (*pb.TxnResponse, error) {
 	if !IsReadOnlyTxn(req) {
 		return nil, ErrTxnHasWrites
 	}
-	return v.st.readTxn(req)
+	st := v.st // a copy, which the read-only txn leaves as it is
+	return st.txn(req)
 }

@@ -10,7 +10,7 @@ import (
 // writer is one write transaction (etcd's storeTxnWrite): every change it
 // makes gets main revision begin+1 and the next sub-revision.
 type writer struct {
-	s       *Store
+	st      *state
 	begin   int64
 	changes int32 // number of changes so far = next sub-revision
 	// record keeps undo entries so that a Txn failing half-way can be
@@ -25,8 +25,8 @@ type undoEntry struct {
 	existed bool
 }
 
-func (s *Store) newWriter(record bool) *writer {
-	return &writer{s: s, begin: s.st.rev, record: record, oldSize: s.st.size}
+func newWriter(st *state, record bool) *writer {
+	return &writer{st: st, begin: st.rev, record: record, oldSize: st.size}
 }
 
 // curRev is the revision reads in the txn see: the txn's own once it has
@@ -41,14 +41,13 @@ func (w *writer) curRev() int64 {
 // end publishes the txn's changes, if any, as the new revision.
 func (w *writer) end() {
 	if w.changes > 0 {
-		w.s.st.rev = w.begin + 1
-		w.s.view = nil
+		w.st.rev = w.begin + 1
 	}
 }
 
 // rollback undoes every change, newest first.
 func (w *writer) rollback() {
-	t := w.s.st.tree
+	t := w.st.tree
 	for i := len(w.undo) - 1; i >= 0; i-- {
 		u := w.undo[i]
 		if u.existed {
@@ -59,7 +58,7 @@ func (w *writer) rollback() {
 	}
 	w.undo = nil
 	w.changes = 0
-	w.s.st.size = w.oldSize
+	w.st.size = w.oldSize
 }
 
 // store appends r to it (a copy of the tree's item, or a new one) and puts
@@ -76,15 +75,15 @@ func (w *writer) store(it keyItem, existed bool, r rev) {
 	w.changes++
 	// Appending is safe even if a View shares it.revs' array: see keyItem.
 	it.revs = append(it.revs, r)
-	w.s.st.tree.ReplaceOrInsert(it)
-	w.s.st.size += revSize(len(it.key), len(r.value))
+	w.st.tree.ReplaceOrInsert(it)
+	w.st.size += revSize(len(it.key), len(r.value))
 }
 
 func revSize(keyLen, valueLen int) int64 { return int64(revOverhead + keyLen + valueLen) }
 
 // put is etcd's txn.put plus storeTxnWrite.put.
 func (w *writer) put(p *pb.PutRequest, nested bool) (*pb.PutResponse, error) {
-	it, existed := w.s.st.tree.Get(keyItem{key: p.Key})
+	it, existed := w.st.tree.Get(keyItem{key: p.Key})
 	var prev *rev
 	if existed {
 		if last := &it.revs[len(it.revs)-1]; !last.tomb {
@@ -130,7 +129,7 @@ func (w *writer) deleteRange(dr *pb.DeleteRangeRequest, nested bool) *pb.DeleteR
 		r  *rev
 	}
 	var victims []victim
-	w.s.st.visit(mkRange(dr.Key, dr.RangeEnd), func(it keyItem) bool {
+	w.st.visit(mkRange(dr.Key, dr.RangeEnd), func(it keyItem) bool {
 		if r, ok := it.at(cur); ok {
 			victims = append(victims, victim{it, r})
 		}
@@ -158,20 +157,24 @@ func (w *writer) deleteRange(dr *pb.DeleteRangeRequest, nested bool) *pb.DeleteR
 // or ignore_lease on a missing key), in which case nothing changes. The
 // request's slices are copied; the lease is stored as given.
 func (s *Store) Put(req *pb.PutRequest) (*pb.PutResponse, error) {
-	w := s.newWriter(false)
+	w := newWriter(&s.st, false)
 	resp, err := w.put(req, false)
 	if err != nil {
 		return nil, err
 	}
 	w.end()
+	s.view = nil
 	return resp, nil
 }
 
 // DeleteRange deletes the keys of the request's range, at a new revision if
 // it deletes at least one.
 func (s *Store) DeleteRange(req *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
-	w := s.newWriter(false)
+	w := newWriter(&s.st, false)
 	resp := w.deleteRange(req, false)
+	if w.changes > 0 {
+		s.view = nil
+	}
 	w.end()
 	return resp, nil
 }
@@ -183,17 +186,28 @@ func (s *Store) DeleteRange(req *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse
 // changes nothing keeps the revision.
 //
 // Errors: ErrFutureRev, ErrCompacted, ErrKeyNotFound; the store is then
-// unchanged. (etcd crashes on a write txn failing half-way, which its
-// request validation should prevent; here the txn is rolled back.)
-// Duplicate keys are the caller's to reject, with CheckTxnDuplicates.
+// unchanged. A txn can fail half-way, which makes etcd v3.6.16 panic: a put
+// with ignore_value of a key that a delete with range_end "\x00" removed
+// earlier in the txn (etcd's duplicate check lets that through); here the
+// txn is rolled back. Duplicate keys are the caller's to reject, with
+// CheckTxnDuplicates.
 func (s *Store) Txn(req *pb.TxnRequest) (*pb.TxnResponse, error) {
-	cur := s.st.rev
-	path := s.st.compareToPath(req, cur, make([]bool, 0, 1))
-	if _, err := s.st.checkTxn(req, cur, path); err != nil {
+	before := s.st.rev
+	resp, err := s.st.txn(req)
+	if s.st.rev != before {
+		s.view = nil
+	}
+	return resp, err
+}
+
+// txn is etcd's txn.Txn on st.
+func (st *state) txn(req *pb.TxnRequest) (*pb.TxnResponse, error) {
+	path := st.compareToPath(req, st.rev, make([]bool, 0, 1))
+	if _, err := st.checkTxn(req, st.rev, path); err != nil {
 		return nil, err
 	}
-	w := s.newWriter(true)
-	resp, _, err := w.txn(req, path)
+	w := newWriter(st, true)
+	resp, _, err := w.exec(req, path)
 	if err != nil {
 		w.rollback()
 		return nil, err
@@ -202,9 +216,9 @@ func (s *Store) Txn(req *pb.TxnRequest) (*pb.TxnResponse, error) {
 	return resp, nil
 }
 
-// txn is etcd's executeTxn; it returns how many path entries nested txns
+// exec is etcd's executeTxn; it returns how many path entries nested txns
 // consumed.
-func (w *writer) txn(rt *pb.TxnRequest, path []bool) (*pb.TxnResponse, int, error) {
+func (w *writer) exec(rt *pb.TxnRequest, path []bool) (*pb.TxnResponse, int, error) {
 	rt = txnOrEmpty(rt)
 	ops := rt.Success
 	if !path[0] {
@@ -216,28 +230,29 @@ func (w *writer) txn(rt *pb.TxnRequest, path []bool) (*pb.TxnResponse, int, erro
 		ro := &pb.ResponseOp{}
 		switch tv := op.GetRequest().(type) {
 		case *pb.RequestOp_RequestRange:
-			rr, err := w.s.st.rangeReq(rangeOrEmpty(tv.RequestRange), w.curRev(), true)
+			rr, err := w.st.rangeReq(rangeOrEmpty(tv.RequestRange), w.curRev(), true)
 			if err != nil {
 				return nil, 0, err
 			}
 			ro.Response = &pb.ResponseOp_ResponseRange{ResponseRange: rr}
 		case *pb.RequestOp_RequestPut:
-			if tv.RequestPut == nil {
-				tv = &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{}}
-			}
-			pr, err := w.put(tv.RequestPut, true)
-			if err != nil {
-				return nil, 0, err
+			// A nil request (which gRPC decoding never produces) does nothing.
+			pr := &pb.PutResponse{}
+			if tv.RequestPut != nil {
+				var err error
+				if pr, err = w.put(tv.RequestPut, true); err != nil {
+					return nil, 0, err
+				}
 			}
 			ro.Response = &pb.ResponseOp_ResponsePut{ResponsePut: pr}
 		case *pb.RequestOp_RequestDeleteRange:
-			dr := tv.RequestDeleteRange
-			if dr == nil {
-				dr = &pb.DeleteRangeRequest{}
+			dr := &pb.DeleteRangeResponse{}
+			if tv.RequestDeleteRange != nil {
+				dr = w.deleteRange(tv.RequestDeleteRange, true)
 			}
-			ro.Response = &pb.ResponseOp_ResponseDeleteRange{ResponseDeleteRange: w.deleteRange(dr, true)}
+			ro.Response = &pb.ResponseOp_ResponseDeleteRange{ResponseDeleteRange: dr}
 		case *pb.RequestOp_RequestTxn:
-			tr, m, err := w.txn(tv.RequestTxn, path[1+n:])
+			tr, m, err := w.exec(tv.RequestTxn, path[1+n:])
 			if err != nil {
 				return nil, 0, err
 			}
