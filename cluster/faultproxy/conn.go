@@ -183,10 +183,12 @@ func (c *conn) forwardUnidentified(b []byte) bool {
 			return false
 		}
 	}
+	// Counted before the write, so that whoever sees the bytes' effect
+	// (an echo, a reply) also sees them counted.
+	c.n.counters(Unknown, c.dst).fwd.Add(uint64(len(b)))
 	if _, err := (*c.upstream.Load()).Write(b); err != nil {
 		return false
 	}
-	c.n.counters(Unknown, c.dst).fwd.Add(uint64(len(b)))
 	return true
 }
 
@@ -335,12 +337,13 @@ func (c *conn) write(up bool, queue <-chan chunk) {
 			}
 			continue
 		}
+		// Counted before the write: see forwardUnidentified.
+		c.n.counters(ch.from, ch.to).fwd.Add(uint64(len(ch.b)))
 		if _, err := w.Write(ch.b); err != nil {
 			failed = true
 			c.close()
 			continue
 		}
-		c.n.counters(ch.from, ch.to).fwd.Add(uint64(len(ch.b)))
 	}
 	if t != nil {
 		t.Stop()
