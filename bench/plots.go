@@ -1,0 +1,350 @@
+package bench
+
+import (
+	"bytes"
+	"fmt"
+	"image/color"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+)
+
+// The plots follow reports' look (reports/plots.go): 11x4.6 in PNGs, a
+// light grid, the legend in a column right of the data. Its chart type is
+// unexported and time-axis specific, so the few lines are repeated here.
+const (
+	plotWidth   = 11 * vg.Inch
+	plotHeight  = 4.6 * vg.Inch
+	legendWidth = 2.6 * vg.Inch
+)
+
+// plotFile is one written plot, for the report.
+type plotFile struct {
+	Path  string // relative to the run directory, slash-separated
+	Title string
+}
+
+// chart is a plot under construction with its own legend column.
+type chart struct {
+	p      *plot.Plot
+	legend plot.Legend
+}
+
+func newChart(title, xLabel, yLabel string) *chart {
+	p := plot.New()
+	p.Title.Text = title
+	p.Title.TextStyle.Font.Size = 15
+	p.Title.Padding = 6
+	p.X.Label.Text = xLabel
+	p.Y.Label.Text = yLabel
+	for _, a := range []*plot.Axis{&p.X, &p.Y} {
+		a.Label.TextStyle.Font.Size = 12
+		a.Tick.Label.Font.Size = 11
+	}
+	grid := plotter.NewGrid()
+	grid.Vertical.Color = color.Gray{Y: 0xdd}
+	grid.Horizontal.Color = color.Gray{Y: 0xdd}
+	p.Add(grid)
+	legend := plot.NewLegend()
+	legend.Top = true
+	legend.Left = true
+	legend.TextStyle.Font.Size = 11
+	legend.Padding = 3
+	return &chart{p: p, legend: legend}
+}
+
+func (c *chart) png() ([]byte, error) {
+	cw, err := draw.NewFormattedCanvas(plotWidth, plotHeight, "png")
+	if err != nil {
+		return nil, err
+	}
+	dc := draw.New(cw)
+	c.p.Draw(draw.Crop(dc, 0, -legendWidth, 0, 0))
+	c.legend.Draw(draw.Crop(dc, plotWidth-legendWidth+8, -4, 0, -30))
+	var buf bytes.Buffer
+	if _, err := cw.WriteTo(&buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// palette is the colour of series i (matplotlib's tab10).
+func palette(i int) color.RGBA {
+	cs := []color.RGBA{
+		{0x1f, 0x77, 0xb4, 0xff}, {0xff, 0x7f, 0x0e, 0xff}, {0x2c, 0xa0, 0x2c, 0xff}, {0xd6, 0x27, 0x28, 0xff},
+		{0x94, 0x67, 0xbd, 0xff}, {0x8c, 0x56, 0x4b, 0xff}, {0xe3, 0x77, 0xc2, 0xff}, {0x7f, 0x7f, 0x7f, 0xff},
+		{0xbc, 0xbd, 0x22, 0xff}, {0x17, 0xbe, 0xcf, 0xff},
+	}
+	return cs[i%len(cs)]
+}
+
+// dashes is the line style of server i: solid for the baseline.
+func dashes(i int) []vg.Length {
+	ds := [][]vg.Length{nil, {vg.Points(6), vg.Points(3)}, {vg.Points(2), vg.Points(2)}, {vg.Points(8), vg.Points(2), vg.Points(2), vg.Points(2)}}
+	return ds[i%len(ds)]
+}
+
+func glyph(i int) draw.GlyphDrawer {
+	gs := []draw.GlyphDrawer{draw.CircleGlyph{}, draw.BoxGlyph{}, draw.TriangleGlyph{}, draw.PyramidGlyph{}}
+	return gs[i%len(gs)]
+}
+
+// addLine adds a line with points to the chart and the legend.
+func (c *chart) addLine(name string, pts plotter.XYs, col color.Color, dash []vg.Length, g draw.GlyphDrawer) error {
+	if len(pts) == 0 {
+		return nil
+	}
+	l, s, err := plotter.NewLinePoints(pts)
+	if err != nil {
+		return fmt.Errorf("plot %s: %w", name, err)
+	}
+	l.Color, l.Width, l.Dashes = col, vg.Points(1.6), dash
+	s.Color, s.Shape, s.Radius = col, g, vg.Points(3)
+	c.p.Add(l, s)
+	c.legend.Add(name, l, s)
+	return nil
+}
+
+// logY sets a log y axis over [lo, hi] widened to whole decades.
+func logY(p *plot.Plot, lo, hi float64) {
+	if !(lo > 0) || math.IsInf(lo, 0) {
+		lo = 0.1
+	}
+	if !(hi > lo) {
+		hi = lo * 10
+	}
+	p.Y.Scale = plot.LogScale{}
+	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Y.Min = math.Pow10(int(math.Floor(math.Log10(lo))))
+	p.Y.Max = math.Pow10(int(math.Ceil(math.Log10(hi))))
+}
+
+// ms is a latency in milliseconds, at least 1 µs so it shows on a log axis.
+func ms(d time.Duration) float64 { return math.Max(float64(d)/float64(time.Millisecond), 0.001) }
+
+// sizeAxis makes x the cluster sizes, with a tick at each.
+func sizeAxis(p *plot.Plot, sizes []int) {
+	var ticks []plot.Tick
+	for _, s := range sizes {
+		ticks = append(ticks, plot.Tick{Value: float64(s), Label: fmt.Sprint(s)})
+	}
+	p.X.Tick.Marker = plot.ConstantTicks(ticks)
+	if len(sizes) > 0 {
+		p.X.Min = float64(slices.Min(sizes)) - 0.5
+		p.X.Max = float64(slices.Max(sizes)) + 0.5
+	}
+}
+
+func serverIndex(servers []Server, label string) int {
+	return max(0, slices.IndexFunc(servers, func(s Server) bool { return s.Label == label }))
+}
+
+// writePlots draws every plot of res into dir/plots.
+func writePlots(dir string, res Results) ([]plotFile, error) {
+	if err := os.MkdirAll(filepath.Join(dir, PlotsDir), 0o755); err != nil {
+		return nil, fmt.Errorf("create plots directory: %w", err)
+	}
+	var files []plotFile
+	save := func(name, title string, c *chart) error {
+		b, err := c.png()
+		if err != nil {
+			return fmt.Errorf("render %s: %w", name, err)
+		}
+		if err := writeFileAtomic(filepath.Join(dir, PlotsDir, name), b); err != nil {
+			return err
+		}
+		files = append(files, plotFile{Path: PlotsDir + "/" + name, Title: title})
+		return nil
+	}
+	st, sum, servers := res.Run.Settings, res.Summary, res.Run.Servers
+	if len(sum.Load) > 0 {
+		c, err := throughputChart(st, sum, servers)
+		if err != nil {
+			return nil, err
+		}
+		if err := save("throughput.png", "Throughput vs cluster size", c); err != nil {
+			return nil, err
+		}
+		for _, w := range st.Workloads {
+			for _, cl := range st.Clients {
+				c, err := latencyChart(st, sum, servers, w, cl)
+				if err != nil {
+					return nil, err
+				}
+				if c != nil {
+					if err := save(fmt.Sprintf("latency-%s-c%d.png", w, cl), fmt.Sprintf("Latency quantiles vs cluster size: %s, %d clients", w, cl), c); err != nil {
+						return nil, err
+					}
+				}
+				c, err = cdfChart(sum, servers, w, cl)
+				if err != nil {
+					return nil, err
+				}
+				if c != nil {
+					if err := save(fmt.Sprintf("cdf-%s-c%d.png", w, cl), fmt.Sprintf("Latency CDF per cluster size: %s, %d clients", w, cl), c); err != nil {
+						return nil, err
+					}
+				}
+			}
+		}
+	}
+	if len(sum.Availability) > 0 {
+		c, err := unavailabilityChart(st, sum, servers)
+		if err != nil {
+			return nil, err
+		}
+		if err := save("unavailability.png", "Write unavailability window per fault and cluster size", c); err != nil {
+			return nil, err
+		}
+	}
+	return files, nil
+}
+
+func throughputChart(st Settings, sum Summary, servers []Server) (*chart, error) {
+	c := newChart("Throughput vs cluster size (median over rounds)", "cluster size (members)", "requests/s (log scale)")
+	sizeAxis(c.p, st.Sizes)
+	lo, hi := math.Inf(1), 0.0
+	i := 0
+	for _, w := range st.Workloads {
+		for _, cl := range st.Clients {
+			for si, srv := range servers {
+				var pts plotter.XYs
+				for _, l := range sum.Load {
+					if l.Server == srv.Label && l.Workload == w && l.Clients == cl && l.Throughput > 0 {
+						pts = append(pts, plotter.XY{X: float64(l.Size), Y: l.Throughput})
+						lo, hi = min(lo, l.Throughput), max(hi, l.Throughput)
+					}
+				}
+				name := fmt.Sprintf("%s %s %dc", srv.Label, w, cl)
+				if err := c.addLine(name, pts, palette(i), dashes(si), glyph(si)); err != nil {
+					return nil, err
+				}
+			}
+			i++
+		}
+	}
+	logY(c.p, lo, hi)
+	return c, nil
+}
+
+func latencyChart(st Settings, sum Summary, servers []Server, w string, clients int) (*chart, error) {
+	c := newChart(fmt.Sprintf("Latency vs cluster size: %s, %d clients", w, clients), "cluster size (members)", "latency (ms, log scale)")
+	sizeAxis(c.p, st.Sizes)
+	qs := []struct {
+		name string
+		of   func(LoadSummary) time.Duration
+	}{
+		{"p50", func(l LoadSummary) time.Duration { return l.P50 }},
+		{"p90", func(l LoadSummary) time.Duration { return l.P90 }},
+		{"p99", func(l LoadSummary) time.Duration { return l.P99 }},
+		{"p99.9", func(l LoadSummary) time.Duration { return l.P999 }},
+		{"max", func(l LoadSummary) time.Duration { return l.Max }},
+	}
+	lo, hi := math.Inf(1), 0.0
+	any := false
+	for si, srv := range servers {
+		for qi, q := range qs {
+			var pts plotter.XYs
+			for _, l := range sum.Load {
+				if l.Server == srv.Label && l.Workload == w && l.Clients == clients && l.Throughput > 0 {
+					y := ms(q.of(l))
+					pts = append(pts, plotter.XY{X: float64(l.Size), Y: y})
+					lo, hi = min(lo, y), max(hi, y)
+				}
+			}
+			any = any || len(pts) > 0
+			if err := c.addLine(srv.Label+" "+q.name, pts, palette(qi), dashes(si), glyph(si)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if !any {
+		return nil, nil
+	}
+	logY(c.p, lo, hi)
+	return c, nil
+}
+
+func cdfChart(sum Summary, servers []Server, w string, clients int) (*chart, error) {
+	c := newChart(fmt.Sprintf("Latency CDF: %s, %d clients", w, clients), "latency (ms, log scale)", "fraction of requests")
+	c.p.X.Scale = plot.LogScale{}
+	c.p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	c.p.Y.Min, c.p.Y.Max = 0, 1
+	lo, hi := math.Inf(1), 0.0
+	sizes := []int{}
+	for _, l := range sum.Load {
+		if !slices.Contains(sizes, l.Size) {
+			sizes = append(sizes, l.Size)
+		}
+	}
+	any := false
+	for _, l := range sum.Load {
+		if l.Workload != w || l.Clients != clients || len(l.CDF) == 0 {
+			continue
+		}
+		var pts plotter.XYs
+		for _, p := range l.CDF {
+			x := ms(p.Latency)
+			pts = append(pts, plotter.XY{X: x, Y: p.Q})
+			lo, hi = min(lo, x), max(hi, x)
+		}
+		si := serverIndex(servers, l.Server)
+		if err := c.addLine(fmt.Sprintf("%s %d members", l.Server, l.Size), pts, palette(slices.Index(sizes, l.Size)), dashes(si), glyph(si)); err != nil {
+			return nil, err
+		}
+		any = true
+	}
+	if !any {
+		return nil, nil
+	}
+	c.p.X.Min = math.Pow10(int(math.Floor(math.Log10(lo))))
+	c.p.X.Max = math.Pow10(int(math.Ceil(math.Log10(hi))))
+	return c, nil
+}
+
+func unavailabilityChart(st Settings, sum Summary, servers []Server) (*chart, error) {
+	c := newChart("Write unavailability after each fault (median line, max as hollow marks)", "cluster size (members)", "seconds until a write is acknowledged")
+	sizeAxis(c.p, st.Sizes)
+	wait := st.FaultWait.Seconds()
+	c.p.Y.Min, c.p.Y.Max = 0, wait*1.08
+	cap := plotter.NewFunction(func(float64) float64 { return wait })
+	cap.Color, cap.Dashes, cap.Width = color.RGBA{0xc5, 0x22, 0x1f, 0xff}, []vg.Length{vg.Points(2), vg.Points(3)}, vg.Points(1)
+	c.p.Add(cap)
+	c.legend.Add(fmt.Sprintf("bound %gs: not writable", wait), cap)
+	for si, srv := range servers {
+		for fi, f := range FaultNames() {
+			var med, mx plotter.XYs
+			for _, a := range sum.Availability {
+				if a.Server != srv.Label || a.Fault != f {
+					continue
+				}
+				y, ymax := wait, wait
+				if a.WritableTrials > 0 {
+					y, ymax = a.Median.Seconds(), a.Max.Seconds()
+				}
+				med = append(med, plotter.XY{X: float64(a.Size), Y: y})
+				mx = append(mx, plotter.XY{X: float64(a.Size), Y: ymax})
+			}
+			if len(med) == 0 {
+				continue
+			}
+			if err := c.addLine(srv.Label+" "+f, med, palette(fi), dashes(si), glyph(si)); err != nil {
+				return nil, err
+			}
+			s, err := plotter.NewScatter(mx)
+			if err != nil {
+				return nil, err
+			}
+			s.Color, s.Shape, s.Radius = palette(fi), draw.RingGlyph{}, vg.Points(4)
+			c.p.Add(s)
+		}
+	}
+	return c, nil
+}

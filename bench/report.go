@@ -1,0 +1,241 @@
+package bench
+
+import (
+	"bytes"
+	"fmt"
+	"html/template"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Write writes res as dir/results.json, dir/plots/*.png and
+// dir/report.html (dir must exist). Summary is written as given: Run sets
+// it with Summarize.
+func Write(dir string, res Results) error {
+	res.Schema = Schema
+	if err := WriteResults(dir, res); err != nil {
+		return err
+	}
+	plots, err := writePlots(dir, res)
+	if err != nil {
+		return fmt.Errorf("write bench plots in %s: %w", dir, err)
+	}
+	page, err := renderReport(res, plots)
+	if err != nil {
+		return fmt.Errorf("write bench report in %s: %w", dir, err)
+	}
+	return writeFileAtomic(filepath.Join(dir, ReportFile), page)
+}
+
+// Rebuild rewrites a run directory's summary, plots and report from its
+// results.json (the raw cells and trials).
+func Rebuild(dir string) error {
+	res, err := LoadResults(dir)
+	if err != nil {
+		return err
+	}
+	res.Summary = Summarize(res.Run.Servers, res.Load, res.Availability)
+	return Write(dir, res)
+}
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d == 0:
+		return "0"
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond))
+	case d < 10*time.Millisecond:
+		return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
+	case d < time.Second:
+		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+	default:
+		return fmt.Sprintf("%.2fs", d.Seconds())
+	}
+}
+
+func fmtRate(x float64) string { return fmt.Sprintf("%.0f", x) }
+
+func fmtMiB(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
+
+// fmtRatio is "median (min–max)".
+func fmtRatio(r Ratio) string {
+	return fmt.Sprintf("%.2f (%.2f–%.2f)", r.Median, r.Min, r.Max)
+}
+
+func fmtWindow(a FaultSummary) (median, mx string) {
+	if a.WritableTrials == 0 {
+		return "not writable", "—"
+	}
+	return fmtDur(a.Median), fmtDur(a.Max)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+type htmlView struct {
+	Res      Results
+	Plots    []plotFile
+	Settings [][2]string
+}
+
+func renderReport(res Results, plots []plotFile) ([]byte, error) {
+	st := res.Run.Settings
+	conns := "min(100, clients)"
+	if st.Conns > 0 {
+		conns = fmt.Sprint(st.Conns)
+	}
+	v := htmlView{Res: res, Plots: plots, Settings: [][2]string{
+		{"sizes", fmt.Sprint(st.Sizes)}, {"workloads", strings.Join(st.Workloads, ", ")},
+		{"clients", fmt.Sprint(st.Clients)}, {"connections", conns},
+		{"measured per cell", st.Duration.String()}, {"warm-up per cell", st.Warmup.String()},
+		{"key / value size", fmt.Sprintf("%d B / %d B", st.KeySize, st.ValueSize)}, {"key space", fmt.Sprint(st.KeySpace)},
+		{"request timeout", st.OpTimeout.String()}, {"rounds", fmt.Sprint(st.Rounds)},
+		{"faults", strings.Join(st.Faults, ", ")}, {"repetitions per fault and round", fmt.Sprint(st.FaultReps)},
+		{"bounded wait (not writable)", st.FaultWait.String()},
+		{"availability probes", fmt.Sprintf("one write every %v, round-robin over the members, %v timeout", st.ProbeInterval, st.ProbeTimeout)},
+		{"election timeout", st.ElectionTimeout}, {"seed", fmt.Sprint(st.Seed)},
+	}}
+	t, err := template.New("bench").Funcs(template.FuncMap{
+		"dur": fmtDur, "rate": fmtRate, "mib": fmtMiB, "ratio": fmtRatio, "yesno": yesNo,
+		"win": func(a FaultSummary) string { m, _ := fmtWindow(a); return m },
+		"winmax": func(a FaultSummary) string {
+			_, m := fmtWindow(a)
+			return m
+		},
+		"f2": func(x float64) string { return fmt.Sprintf("%.2f", x) },
+	}).Parse(reportTemplate)
+	if err != nil {
+		return nil, fmt.Errorf("parse bench report template: %w", err)
+	}
+	var buf bytes.Buffer
+	if err := t.Execute(&buf, v); err != nil {
+		return nil, fmt.Errorf("render bench report: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+const reportTemplate = `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>quorum bench {{.Res.Run.Start.Format "2006-01-02 15:04"}}</title>
+<style>
+body { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0 auto; max-width: 1150px; padding: 1em 1.5em 3em; color: #222; }
+h1 { font-size: 1.4em; margin: 0.3em 0; }
+h2 { font-size: 1.2em; margin-top: 1.8em; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
+h3 { font-size: 1.05em; margin-top: 1.2em; }
+table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.95em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.bad td { background: #fde8e8; }
+pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; white-space: pre-wrap; word-break: break-all; }
+.muted { color: #777; }
+.bad { color: #c5221f; font-weight: bold; }
+.note { background: #fff8e1; border-left: 4px solid #e8a200; padding: 0.4em 0.8em; }
+img { max-width: 100%; border: 1px solid #ddd; margin: 0.5em 0 1em; }
+</style>
+</head>
+<body>
+<h1>quorum bench</h1>
+<p>{{range $i, $s := .Res.Run.Servers}}{{if $i}} vs {{end}}<b>{{$s.Label}}</b> <span class="muted">({{$s.Binary}})</span>{{end}}
+· started {{.Res.Run.Start.Format "2006-01-02 15:04:05 MST"}} · took {{dur .Res.Run.Elapsed}}</p>
+<p class="note">Machine: {{.Res.Run.Machine.CPUs}} CPUs{{with .Res.Run.Machine.CPUModel}} ({{.}}){{end}}{{with .Res.Run.Machine.Kernel}}, Linux {{.}}{{end}}, {{.Res.Run.Machine.GoVersion}}.
+Every member and the load generator share these CPUs (the "load generator CPU" column says how much the generator took), so absolute figures are this machine's; compare servers through the per-round ratios.</p>
+{{with .Res.Errors}}<h2 class="bad">Errors</h2><ul>{{range .}}<li class="bad">{{.}}</li>{{end}}</ul>{{end}}
+
+<h2>Configuration</h2>
+<table>{{range .Settings}}<tr><th>{{index . 0}}</th><td>{{index . 1}}</td></tr>{{end}}</table>
+{{with .Res.Run.Command}}<h3>Reproduce</h3><pre>{{.}}</pre>{{end}}
+
+{{if .Res.Summary.Load}}<h2>Throughput and latency</h2>
+<p class="muted">Median over rounds. Latency of acknowledged requests; errors are counted separately. CPU: the members' user+system time per second (2.0 = two cores busy). Peak RSS: the largest member's VmHWM in the cell.</p>
+<table>
+<tr><th>server</th><th>workload</th><th>size</th><th>clients</th><th>req/s</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>errors</th><th>members CPU</th><th>peak RSS</th><th>load generator CPU</th></tr>
+{{range .Res.Summary.Load}}<tr{{if .Errors}} class="bad"{{end}}><td>{{.Server}}</td><td>{{.Workload}}</td><td class="num">{{.Size}}</td><td class="num">{{.Clients}}</td><td class="num">{{rate .Throughput}}</td><td class="num">{{dur .P50}}</td><td class="num">{{dur .P90}}</td><td class="num">{{dur .P99}}</td><td class="num">{{dur .P999}}</td><td class="num">{{dur .Max}}</td><td class="num">{{.Errors}}</td><td class="num">{{f2 .CPU}}</td><td class="num">{{mib .PeakRSS}}</td><td class="num">{{f2 .LoadGenCPU}}</td></tr>
+{{end}}</table>
+{{end}}
+
+{{if .Res.Summary.Ratios}}<h2>A/B ratios</h2>
+<p class="muted">Each server against the first ({{(index .Res.Run.Servers 0).Label}}), measured in the same round one after the other: median (min–max) of the per-round ratios. Throughput above 1 is better; latency and unavailability below 1 are better.</p>
+<table>
+<tr><th>server / baseline</th><th>size</th><th>workload or fault</th><th>clients</th><th>metric</th><th>ratio</th><th>rounds</th></tr>
+{{range .Res.Summary.Ratios}}<tr><td>{{.Server}} / {{.Baseline}}</td><td class="num">{{.Size}}</td><td>{{.Workload}}{{.Fault}}</td><td class="num">{{if .Clients}}{{.Clients}}{{end}}</td><td>{{.Metric}}</td><td class="num">{{ratio .}}</td><td class="num">{{len .PerRound}}</td></tr>
+{{end}}</table>
+{{end}}
+
+{{if .Res.Summary.Availability}}<h2>Availability under faults</h2>
+<p class="muted">Window: from the fault to the acknowledgement of the first write invoked after it (median and max over the writable trials). "Not writable": no write acknowledged within {{dur .Res.Run.Settings.FaultWait}}.</p>
+<table>
+<tr><th>server</th><th>size</th><th>fault</th><th>members lost</th><th>writable trials</th><th>median window</th><th>max window</th><th>predicted</th></tr>
+{{range .Res.Summary.Availability}}<tr{{if ne .Writable .PredictedWritable}} class="bad"{{end}}><td>{{.Server}}</td><td class="num">{{.Size}}</td><td>{{.Fault}}</td><td class="num">{{.Lost}}</td><td class="num">{{.WritableTrials}}/{{.Trials}}</td><td class="num">{{win .}}</td><td class="num">{{winmax .}}</td><td>{{if .PredictedWritable}}writable{{else}}not writable{{end}}</td></tr>
+{{end}}</table>
+
+<h3>Quorum table: measured beside predicted</h3>
+<p class="muted">The etcd docs' table: quorum = members/2+1, failures tolerated = members − quorum. Measured: the most members lost with every trial still writable; "exact" when losing one more was tried and never writable. An even size split in halves loses quorum on both sides.</p>
+<table>
+<tr><th>server</th><th>members</th><th>quorum (predicted)</th><th>quorum (measured)</th><th>failures tolerated (predicted)</th><th>failures tolerated (measured)</th><th>exact</th><th>evidence</th></tr>
+{{range .Res.Summary.Quorum}}<tr{{if not .Agrees}} class="bad"{{end}}><td>{{.Server}}</td><td class="num">{{.Members}}</td><td class="num">{{.PredictedQuorum}}</td><td class="num">{{.MeasuredQuorum}}</td><td class="num">{{.PredictedTolerated}}</td><td class="num">{{.MeasuredTolerated}}</td><td>{{yesno .Exact}}</td><td>{{.Evidence}}</td></tr>
+{{end}}</table>
+{{end}}
+
+<h2>Plots</h2>
+{{range .Plots}}<h3>{{.Title}}</h3>
+<img src="{{.Path}}" alt="{{.Title}}">
+{{else}}<p class="muted">Nothing was measured.</p>{{end}}
+</body>
+</html>
+`
+
+// FormatSummary is the terminal summary: the load table, the ratios, the
+// availability and quorum tables, and where the report is.
+func FormatSummary(res Results, dir string) string {
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	if len(res.Summary.Load) > 0 {
+		fmt.Fprintln(tw, "server\tworkload\tsize\tclients\treq/s\tp50\tp99\tp99.9\tmax\terrors\tcpu/s\tpeak rss\t")
+		for _, l := range res.Summary.Load {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%.2f\t%s\t\n", l.Server, l.Workload, l.Size, l.Clients,
+				fmtRate(l.Throughput), fmtDur(l.P50), fmtDur(l.P99), fmtDur(l.P999), fmtDur(l.Max), l.Errors, l.CPU, fmtMiB(l.PeakRSS))
+		}
+		fmt.Fprintln(tw)
+	}
+	if len(res.Summary.Ratios) > 0 {
+		fmt.Fprintln(tw, "ratio\tsize\tworkload/fault\tclients\tmetric\tmedian (min-max)\t")
+		for _, r := range res.Summary.Ratios {
+			fmt.Fprintf(tw, "%s/%s\t%d\t%s%s\t%d\t%s\t%s\t\n", r.Server, r.Baseline, r.Size, r.Workload, r.Fault, r.Clients, r.Metric, fmtRatio(r))
+		}
+		fmt.Fprintln(tw)
+	}
+	if len(res.Summary.Availability) > 0 {
+		fmt.Fprintln(tw, "server\tsize\tfault\tlost\twritable\tmedian\tmax\tpredicted\t")
+		for _, a := range res.Summary.Availability {
+			m, x := fmtWindow(a)
+			pred := "writable"
+			if !a.PredictedWritable {
+				pred = "not writable"
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d/%d\t%s\t%s\t%s\t\n", a.Server, a.Size, a.Fault, a.Lost, a.WritableTrials, a.Trials, m, x, pred)
+		}
+		fmt.Fprintln(tw)
+		fmt.Fprintln(tw, "server\tmembers\tquorum pred\tquorum meas\ttolerated pred\ttolerated meas\texact\t")
+		for _, q := range res.Summary.Quorum {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t\n", q.Server, q.Members, q.PredictedQuorum, q.MeasuredQuorum, q.PredictedTolerated, q.MeasuredTolerated, yesNo(q.Exact))
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
+	for _, e := range res.Errors {
+		fmt.Fprintf(&b, "error: %s\n", e)
+	}
+	if dir != "" {
+		fmt.Fprintf(&b, "report: %s\n", filepath.Join(dir, ReportFile))
+	}
+	return b.String()
+}

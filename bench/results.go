@@ -1,0 +1,222 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Schema is the version of results.json. Fields are only added within a
+// version; a change of meaning or a removal makes a new version.
+const Schema = "quorum.bench/v1"
+
+// File names in a run directory.
+const (
+	ResultsFile = "results.json"
+	ReportFile  = "report.html"
+	PlotsDir    = "plots"
+)
+
+// ErrSchema is wrapped by LoadResults when a file is not a quorum.bench/v1
+// results file.
+var ErrSchema = errors.New("not a " + Schema + " results file")
+
+// Results is results.json: what ran (Run), the raw measurements (Load,
+// Availability) and what Summarize derives from them (Summary). Durations
+// are integers in nanoseconds (fields ending _ns).
+type Results struct {
+	Schema       string       `json:"schema"`
+	Run          RunInfo      `json:"run"`
+	Load         []LoadCell   `json:"load"`
+	Availability []FaultTrial `json:"availability"`
+	Summary      Summary      `json:"summary"`
+	// Errors are harness problems that cut parts of the run short (a
+	// cluster that did not start or recover), in the order they happened.
+	Errors []string `json:"errors,omitempty"`
+}
+
+// RunInfo describes the run and the machine.
+type RunInfo struct {
+	Start    time.Time     `json:"start"`
+	Elapsed  time.Duration `json:"elapsed_ns"`
+	Command  string        `json:"command,omitempty"`
+	Servers  []Server      `json:"servers"`
+	Settings Settings      `json:"settings"`
+	Machine  Machine       `json:"machine"`
+}
+
+// Settings are the Config fields that shape the figures.
+type Settings struct {
+	Sizes           []int         `json:"sizes"`
+	Workloads       []string      `json:"workloads"`
+	Clients         []int         `json:"clients"`
+	Conns           int           `json:"conns"`
+	Duration        time.Duration `json:"duration_ns"`
+	Warmup          time.Duration `json:"warmup_ns"`
+	KeySize         int           `json:"key_size"`
+	ValueSize       int           `json:"value_size"`
+	KeySpace        int           `json:"key_space"`
+	OpTimeout       time.Duration `json:"op_timeout_ns"`
+	Rounds          int           `json:"rounds"`
+	Faults          []string      `json:"faults"`
+	FaultReps       int           `json:"fault_reps"`
+	FaultWait       time.Duration `json:"fault_wait_ns"`
+	ProbeInterval   time.Duration `json:"probe_interval_ns"`
+	ProbeTimeout    time.Duration `json:"probe_timeout_ns"`
+	Seed            uint64        `json:"seed"`
+	ElectionTimeout string        `json:"election_timeout"`
+}
+
+// Machine is where the run happened. The load generator runs on the same
+// CPUs as the cluster: LoadGenCPU in each cell says how much it took.
+type Machine struct {
+	CPUs      int    `json:"cpus"`
+	CPUModel  string `json:"cpu_model,omitempty"`
+	Kernel    string `json:"kernel,omitempty"`
+	GoVersion string `json:"go_version"`
+	Note      string `json:"note"`
+}
+
+// Latency is a latency distribution's summary, from an HdrHistogram with
+// microsecond resolution and 3 significant figures.
+type Latency struct {
+	Count int64         `json:"count"`
+	Mean  time.Duration `json:"mean_ns"`
+	P50   time.Duration `json:"p50_ns"`
+	P90   time.Duration `json:"p90_ns"`
+	P99   time.Duration `json:"p99_ns"`
+	P999  time.Duration `json:"p999_ns"`
+	Max   time.Duration `json:"max_ns"`
+	// CDF is the distribution at fixed quantiles (CDFQuantiles), for plots.
+	CDF []CDFPoint `json:"cdf"`
+}
+
+// CDFPoint is the latency at quantile Q (0..1).
+type CDFPoint struct {
+	Q       float64       `json:"q"`
+	Latency time.Duration `json:"latency_ns"`
+}
+
+// MemberUsage is one member's resource use during a cell's measured time.
+type MemberUsage struct {
+	Name string `json:"name"`
+	// CPU is user+system time (/proc/PID/stat utime+stime) spent in the
+	// measured time.
+	CPU time.Duration `json:"cpu_ns"`
+	// PeakRSS is VmHWM (/proc/PID/status) at the end of the cell, in bytes.
+	// The engine resets it (clear_refs 5) before each cell when the kernel
+	// allows, which PeakRSSReset says; otherwise it is the peak since start.
+	PeakRSS      int64 `json:"peak_rss_bytes"`
+	PeakRSSReset bool  `json:"peak_rss_reset"`
+}
+
+// LoadCell is one measured (server, round, size, workload, clients) cell.
+type LoadCell struct {
+	Server   string `json:"server"`
+	Round    int    `json:"round"`
+	Size     int    `json:"size"`
+	Workload string `json:"workload"`
+	Clients  int    `json:"clients"`
+	Conns    int    `json:"conns"`
+	// OK and Errors count requests invoked in the measured time.
+	OK     int64 `json:"ok"`
+	Errors int64 `json:"errors"`
+	// ErrorSample is one error's text when Errors > 0.
+	ErrorSample string        `json:"error_sample,omitempty"`
+	Measured    time.Duration `json:"measured_ns"`
+	// Throughput is OK / Measured, in requests per second.
+	Throughput float64       `json:"throughput"`
+	Latency    Latency       `json:"latency"`
+	Members    []MemberUsage `json:"members"`
+	// LoadGenCPU is the benchmark process's own CPU time in the measured
+	// time (it shares the machine with the cluster).
+	LoadGenCPU time.Duration `json:"loadgen_cpu_ns"`
+}
+
+// FaultTrial is one repetition of one fault on one cluster.
+type FaultTrial struct {
+	Server string `json:"server"`
+	Round  int    `json:"round"`
+	Size   int    `json:"size"`
+	Fault  string `json:"fault"`
+	Rep    int    `json:"rep"`
+	// Targets are the members killed or cut off; Lost = len(Targets) is
+	// the number of members the majority side lost.
+	Targets []string `json:"targets"`
+	Lost    int      `json:"lost"`
+	// Leader is the leader the fault was aimed at.
+	Leader string `json:"leader"`
+	// Writable: a write invoked after the fault was acknowledged within
+	// FaultWait. Window is the time from the fault to that write's
+	// acknowledgement (FaultWait when not writable).
+	Writable bool          `json:"writable"`
+	Window   time.Duration `json:"window_ns"`
+	// PredictedWritable is Predict(Size, Lost).Writable.
+	PredictedWritable bool `json:"predicted_writable"`
+}
+
+// WriteResults writes res as dir/results.json with Schema set, atomically.
+func WriteResults(dir string, res Results) error {
+	res.Schema = Schema
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(res); err != nil {
+		return fmt.Errorf("encode bench results for %s: %w", dir, err)
+	}
+	return writeFileAtomic(filepath.Join(dir, ResultsFile), buf.Bytes())
+}
+
+// LoadResults reads a results.json file (a path to the file, or to a run
+// directory holding it). It wraps ErrSchema when the schema is not Schema.
+func LoadResults(path string) (Results, error) {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		path = filepath.Join(path, ResultsFile)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Results{}, fmt.Errorf("load bench results: %w", err)
+	}
+	var res Results
+	if err := json.Unmarshal(b, &res); err != nil {
+		return Results{}, fmt.Errorf("load bench results %s: %w", path, err)
+	}
+	if res.Schema != Schema {
+		return Results{}, fmt.Errorf("load bench results %s: schema %q, want %q: %w", path, res.Schema, Schema, ErrSchema)
+	}
+	return res, nil
+}
+
+// writeFileAtomic writes data to path through a temporary file renamed
+// into place. (reports has the same helper unexported; it is repeated here
+// rather than exported from reports, which another change owns.)
+func writeFileAtomic(path string, data []byte) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return fmt.Errorf("chmod %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", path, err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("rename into %s: %w", path, err)
+	}
+	return nil
+}
