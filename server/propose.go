@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -142,9 +143,15 @@ func (s *Server) readLoop() {
 
 const readIndexRetry = 500 * time.Millisecond
 
+// requestReadIndex runs one ReadIndex round and returns the index to wait
+// for. The request context is this member's ID and the round's sequence
+// number: the leader keys pending read requests by context and ignores a
+// duplicate, so contexts must be unique across the cluster, not just on
+// this member.
 func (s *Server) requestReadIndex(seq uint64) (uint64, error) {
-	var rctx [8]byte
-	binary.BigEndian.PutUint64(rctx[:], seq)
+	var rctx [16]byte
+	binary.BigEndian.PutUint64(rctx[:8], s.id)
+	binary.BigEndian.PutUint64(rctx[8:], seq)
 	leaderChanged := s.leaderChangedC()
 	if s.lead.Load() == 0 {
 		return 0, rpctypes.ErrGRPCNoLeader
@@ -167,7 +174,7 @@ func (s *Server) requestReadIndex(seq uint64) (uint64, error) {
 	for {
 		select {
 		case rs := <-s.readStatec:
-			if binary.BigEndian.Uint64(rs.RequestCtx) == seq && len(rs.RequestCtx) == 8 {
+			if bytes.Equal(rs.RequestCtx, rctx[:]) {
 				return rs.Index, nil
 			}
 			// An answer to an earlier round that gave up; keep waiting.
