@@ -151,3 +151,31 @@ func TestSerializableReadsOnPartitionedMemberAreCaughtAsStale(t *testing.T) {
 		})
 	}
 }
+
+// The harness tests any server taking etcd's flags: real etcd v3.6 (built
+// by tools/build.sh) passes the same short faulted run.
+func TestShortRunAgainstRealEtcd(t *testing.T) {
+	etcd, err := filepath.Abs("../tools/bin/etcd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(etcd); err != nil {
+		t.Skipf("no real etcd at %s (run: bash tools/build.sh)", etcd)
+	}
+	cfg := shortConfig(t)
+	cfg.Nemeses = "kill-leader,partition-halves"
+	cfg.NemesisInterval = 2 * time.Second
+	cfg.TimeLimit = 9 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := harness.Run(ctx, cfg, &harness.LocalBackend{Binary: etcd})
+	if err != nil {
+		t.Fatalf("run against etcd: %v", err)
+	}
+	if v := out.Results.Check.Verdict; v != checker.Valid {
+		t.Fatalf("etcd: verdict %v (%s); run dir %s", v, out.Results.Check.Reason, out.Dir)
+	}
+	if filepath.Base(filepath.Dir(out.Dir)) != "etcd-register" {
+		t.Errorf("run stored under %s, want etcd-register", out.Dir)
+	}
+}
