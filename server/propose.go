@@ -36,7 +36,6 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (applyR
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.requestTimeout())
 	defer cancel()
 	leaderChanged := s.leaderChangedC()
-	start := time.Now()
 	if err := s.node.Propose(cctx, data); err != nil {
 		s.wait.cancel(id)
 		s.metrics.proposalsFailed.Inc()
@@ -46,7 +45,7 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (applyR
 		case errors.Is(err, raft.ErrStopped):
 			return applyResult{}, rpctypes.ErrGRPCStopped
 		}
-		return applyResult{}, s.contextError(ctx, cctx, start, leaderChanged)
+		return applyResult{}, contextError(ctx, leaderChanged)
 	}
 	select {
 	case res := <-ch:
@@ -54,7 +53,7 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (applyR
 	case <-cctx.Done():
 		s.wait.cancel(id)
 		s.metrics.proposalsFailed.Inc()
-		return applyResult{}, s.contextError(ctx, cctx, start, leaderChanged)
+		return applyResult{}, contextError(ctx, leaderChanged)
 	case <-s.stopc:
 		s.wait.cancel(id)
 		return applyResult{}, rpctypes.ErrGRPCStopped
@@ -64,7 +63,7 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (applyR
 // contextError turns a proposal's expired context into etcd's error: the
 // client's own cancellation or deadline is reported as such; our request
 // timeout says whether the leader changed meanwhile.
-func (s *Server) contextError(client, ours context.Context, start time.Time, leaderChanged <-chan struct{}) error {
+func contextError(client context.Context, leaderChanged <-chan struct{}) error {
 	if err := client.Err(); err != nil {
 		if errors.Is(err, context.Canceled) {
 			return rpctypes.ErrGRPCCanceled
@@ -75,11 +74,8 @@ func (s *Server) contextError(client, ours context.Context, start time.Time, lea
 	case <-leaderChanged:
 		return rpctypes.ErrGRPCTimeoutDueToLeaderFail
 	default:
-	}
-	if ours.Err() != nil {
 		return rpctypes.ErrGRPCTimeout
 	}
-	return rpctypes.ErrGRPCTimeout
 }
 
 // linearizableReadNotify blocks until this member has applied everything

@@ -148,7 +148,7 @@ func (s *Server) serveClients() {
 		go s.grpc.Serve(grpcL)
 		go hsrv.Serve(httpL)
 		go func(ln net.Listener) {
-			if err := m.Serve(); err != nil && !errors.Is(err, net.ErrClosed) && !isClosedErr(err) {
+			if err := m.Serve(); err != nil && !isClosedErr(err) {
 				s.fatal(fmt.Errorf("client listener %s: %w", ln.Addr(), err))
 			}
 		}(ln)
@@ -157,8 +157,7 @@ func (s *Server) serveClients() {
 }
 
 func isClosedErr(err error) bool {
-	var ne *net.OpError
-	return errors.As(err, &ne) && errors.Is(ne.Err, net.ErrClosed) || errors.Is(err, cmux.ErrListenerClosed) || errors.Is(err, cmux.ErrServerClosed)
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, cmux.ErrListenerClosed) || errors.Is(err, cmux.ErrServerClosed)
 }
 
 // healthLoop keeps the gRPC health service in step with whether the member
