@@ -21,6 +21,7 @@ import (
 	"github.com/moby/moby/api/types/jsonstream"
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
+	tclog "github.com/testcontainers/testcontainers-go/log"
 )
 
 // Engine is a connection to the Docker engine through testcontainers-go,
@@ -45,6 +46,8 @@ func NewEngine(ctx context.Context, lg *slog.Logger, cli client.APIClient) (*Eng
 		lg = slog.New(slog.DiscardHandler)
 	}
 	os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
+	// testcontainers' package-level logger (used by its client) too.
+	tclog.SetDefault(tcLogger{lg})
 	if !testcontainers.ReadConfig().RyukDisabled {
 		return nil, errors.New("docker: testcontainers' Ryuk is enabled in this process; set TESTCONTAINERS_RYUK_DISABLED=true (Ryuk's image would have to be pulled)")
 	}

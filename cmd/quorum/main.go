@@ -84,6 +84,7 @@ func newTestCmd(stdout, stderr io.Writer) *cobra.Command {
 	cfg := harness.DefaultConfig()
 	var (
 		serverBinary string
+		image        string
 		backendName  string
 		logLevel     string
 		seed         int64
@@ -121,7 +122,7 @@ Exit code: 0 valid, 1 invalid, 2 unknown or harness error.`,
 			cfg.Logger = lg
 			cfg.Progress = stderr
 			cfg.Command = reproduce(os.Args, seed)
-			backend, err := newBackend(cmd.Context(), backendName, serverBinary, cfg.Store, lg, stderr)
+			backend, err := newBackend(cmd.Context(), backendName, serverBinary, image, cfg.Store, lg, stderr)
 			if err != nil {
 				return &exitError{2, err}
 			}
@@ -154,7 +155,8 @@ Exit code: 0 valid, 1 invalid, 2 unknown or harness error.`,
 	f.StringVar(&cfg.Store, "store", cfg.Store, "directory holding the runs")
 	f.StringVar(&cfg.Name, "test-name", "", "test name (default quorumd-<workload>, or <binary>-<workload>)")
 	f.StringVar(&serverBinary, "server-binary", "", "server to test, any binary taking etcd's flags (default: quorumd built from this checkout)")
-	f.StringVar(&backendName, "backend", "local", "where members run: local (processes on loopback)")
+	f.StringVar(&backendName, "backend", "local", "where members run: local (processes on loopback) or docker (containers on a Docker network of the run's own; nothing is pulled)")
+	f.StringVar(&image, "image", "", "with --backend docker: a server image already in the engine (its entrypoint takes etcd's flags); default: quorumd, or --server-binary, in a locally built FROM scratch image")
 	f.StringVar(&logLevel, "log-level", "warn", "harness log level: debug, info, warn, error")
 	return cmd
 }

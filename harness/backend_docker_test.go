@@ -1,0 +1,136 @@
+package harness_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/quorum-kv/quorum/checker"
+	"github.com/quorum-kv/quorum/cluster/docker"
+	"github.com/quorum-kv/quorum/harness"
+)
+
+// noPull is the engine's client with every pull refused and counted.
+type noPull struct {
+	client.APIClient
+	pulls atomic.Int32
+}
+
+func (c *noPull) ImagePull(ctx context.Context, ref string, _ client.ImagePullOptions) (client.ImagePullResponse, error) {
+	c.pulls.Add(1)
+	return nil, errors.New("test: pulling " + ref + " is forbidden")
+}
+
+// A short containerized run — 3 quorumd members in containers, the register
+// workload, a partition isolating the leader and a leader kill — is valid;
+// nothing is pulled, the engine holds no image but the ones we build, and
+// nothing of the run is left in the engine.
+func TestDockerRunWithLeaderPartitionAndKillIsValid(t *testing.T) {
+	cfg := shortConfig(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	eng, err := docker.NewEngine(ctx, cfg.Logger, nil)
+	if err != nil {
+		t.Skipf("no Docker engine reachable: %v", err)
+	}
+	defer eng.Close()
+	if os.Geteuid() != 0 {
+		t.Skip("partitions in containers need root")
+	}
+	wrapped := &noPull{APIClient: eng.Client()}
+	eng, err = docker.NewEngine(ctx, cfg.Logger, wrapped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := eng.Client().ImageList(ctx, client.ImageListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	had := map[string]bool{}
+	for _, im := range before.Items {
+		had[im.ID] = true
+	}
+	bin, err := docker.BuildStatic(ctx, "github.com/quorum-kv/quorum/cmd/quorumd", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var runID string
+	backend := &harness.DockerBackend{Binary: bin, Engine: eng, Configure: func(c *docker.Config) {
+		c.HeartbeatInterval = 50 * time.Millisecond
+		c.ElectionTimeout = 500 * time.Millisecond
+		c.StopGrace = 2 * time.Second
+		runID = c.RunID
+	}}
+	cfg.Nemeses = "partition-leader,kill-leader"
+	cfg.NemesisInterval = 2 * time.Second
+	cfg.TimeLimit = 9 * time.Second
+	out, err := harness.Run(ctx, cfg, backend)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	res := out.Results
+	if res.Check.Verdict != checker.Valid {
+		t.Fatalf("verdict %v (%s), want valid; run dir %s", res.Check.Verdict, res.Check.Reason, out.Dir)
+	}
+	if res.Check.Faults["kill-leader"] != 1 || res.Check.Faults["partition-leader"] != 1 {
+		t.Errorf("faults injected: %v", res.Check.Faults)
+	}
+	if res.Run.Backend != "docker" {
+		t.Errorf("results say backend %q", res.Run.Backend)
+	}
+	for _, name := range []string{"n1", "n2", "n3"} {
+		b, err := os.ReadFile(filepath.Join(out.Dir, "logs", name+".log"))
+		if err != nil || len(b) == 0 {
+			t.Errorf("member log %s: %d bytes, %v", name, len(b), err)
+		}
+	}
+	if n := wrapped.pulls.Load(); n != 0 {
+		t.Errorf("%d image pulls attempted", n)
+	}
+	after, err := eng.Client().ImageList(ctx, client.ImageListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, im := range after.Items {
+		if !had[im.ID] && im.Labels[docker.LabelImage] == "" {
+			t.Errorf("image %s %v appeared and is not one we built", im.ID, im.RepoTags)
+		}
+	}
+	f := client.Filters{}.Add("label", docker.LabelRun+"="+runID)
+	cs, _ := eng.Client().ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	vs, _ := eng.Client().VolumeList(ctx, client.VolumeListOptions{Filters: f})
+	ns, _ := eng.Client().NetworkList(ctx, client.NetworkListOptions{Filters: f})
+	if runID == "" || len(cs.Items)+len(vs.Items)+len(ns.Items) != 0 {
+		t.Errorf("run %q left %d containers, %d volumes, %d networks", runID, len(cs.Items), len(vs.Items), len(ns.Items))
+	}
+}
+
+// A latency nemesis is refused before the run on the docker backend (no
+// LinkShaper), with a message naming the missing capability.
+func TestDockerRefusesLatencyUpFront(t *testing.T) {
+	cfg := shortConfig(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	eng, err := docker.NewEngine(ctx, cfg.Logger, nil)
+	if err != nil {
+		t.Skipf("no Docker engine reachable: %v", err)
+	}
+	defer eng.Close()
+	bin, err := docker.BuildStatic(ctx, "github.com/quorum-kv/quorum/cmd/quorumd", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Nemeses = "latency"
+	cfg.TimeLimit = 5 * time.Second
+	_, err = harness.Run(ctx, cfg, &harness.DockerBackend{Binary: bin, Engine: eng})
+	if err == nil || !strings.Contains(err.Error(), "LinkShaper") {
+		t.Fatalf("err = %v, want the latency nemesis refused", err)
+	}
+}
