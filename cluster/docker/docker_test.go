@@ -269,6 +269,22 @@ func TestStartsHealthyAndCloseRemovesEverything(t *testing.T) {
 	if err := cluster.WaitHealthy(ctx, c); err != nil {
 		t.Fatal(err)
 	}
+	for _, n := range c.nodes {
+		ins, err := eng.cli.ContainerInspect(ctx, n.container, client.ContainerInspectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var nets []string
+		for name := range ins.Container.NetworkSettings.Networks {
+			nets = append(nets, name)
+		}
+		if len(nets) != 1 || nets[0] != c.Network() {
+			t.Errorf("%s is attached to %v, want only the run's network %s", n.name, nets, c.Network())
+		}
+		if ins.Container.Config.Hostname != n.name {
+			t.Errorf("%s: hostname %q", n.name, ins.Container.Config.Hostname)
+		}
+	}
 	for i, n := range c.nodes {
 		if n.name != fmt.Sprintf("n%d", i+1) || !strings.HasPrefix(n.clientURL, "http://") || !strings.HasSuffix(n.clientURL, ":2379") {
 			t.Errorf("node %d: %s %s", i, n.name, n.clientURL)

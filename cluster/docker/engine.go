@@ -51,7 +51,10 @@ func NewEngine(ctx context.Context, lg *slog.Logger, cli client.APIClient) (*Eng
 	if !testcontainers.ReadConfig().RyukDisabled {
 		return nil, errors.New("docker: testcontainers' Ryuk is enabled in this process; set TESTCONTAINERS_RYUK_DISABLED=true (Ryuk's image would have to be pulled)")
 	}
-	p, err := testcontainers.NewDockerProvider(testcontainers.WithLogger(tcLogger{lg}))
+	p, err := testcontainers.NewDockerProvider(testcontainers.WithLogger(tcLogger{lg}),
+		// Without this, testcontainers creates and attaches a "reaper_default"
+		// network to every container.
+		testcontainers.WithDefaultBridgeNetwork(testcontainers.Bridge))
 	if err != nil {
 		return nil, fmt.Errorf("docker: connect to the Docker engine: %w (is it running, and is DOCKER_HOST right?)", err)
 	}
