@@ -139,8 +139,9 @@ type faultTarget interface {
 // finds the leader, injects the fault, waits (up to FaultWait) for a write
 // invoked after the fault to be acknowledged, heals, and waits until the
 // cluster is healthy and writable again. ok is false when the fault does
-// not apply to the cluster's size. err means the cluster could not be
-// brought back (the caller gives up on it).
+// not apply to the cluster's size. err means the cluster was not healthy
+// before the fault (t.Leader is empty) or could not be brought back after
+// it (t is measured): the caller replaces the cluster.
 func (e *engine) trial(ctx context.Context, c faultTarget, p *prober, fault string) (t FaultTrial, ok bool, err error) {
 	var names []string
 	for _, n := range c.Nodes() {
@@ -150,13 +151,13 @@ func (e *engine) trial(ctx context.Context, c faultTarget, p *prober, fault stri
 		return t, false, nil
 	}
 	if err := e.recover(ctx, c, p); err != nil {
-		return t, true, err
+		return t, true, fmt.Errorf("before %s: %w", fault, err)
 	}
 	lctx, cancel := context.WithTimeout(ctx, e.cfg.RecoveryTimeout)
 	leader, err := cluster.Leader(lctx, c)
 	cancel()
 	if err != nil {
-		return t, true, fmt.Errorf("find leader before %s: %w", fault, err)
+		return FaultTrial{}, true, fmt.Errorf("find leader before %s: %w", fault, err)
 	}
 	plan, _ := planFault(fault, names, leader.Name())
 	t = FaultTrial{Size: len(names), Fault: fault, Targets: plan.Targets, Lost: plan.Lost, Leader: leader.Name(),

@@ -159,7 +159,7 @@ func DefaultConfig() Config {
 		FaultWait:       10 * time.Second,
 		ProbeInterval:   10 * time.Millisecond,
 		ProbeTimeout:    2 * time.Second,
-		RecoveryTimeout: 60 * time.Second,
+		RecoveryTimeout: 20 * time.Second,
 		Store:           "store",
 		Seed:            1,
 		Now:             time.Now,

@@ -173,8 +173,8 @@ Every member and the load generator share these CPUs (the "load generator CPU" c
 {{if .Res.Summary.Availability}}<h2>Availability under faults</h2>
 <p class="muted">Window: from the fault to the acknowledgement of the first write invoked after it (median and max over the writable trials). "Not writable": no write acknowledged within {{dur .Res.Run.Settings.FaultWait}}.</p>
 <table>
-<tr><th>server</th><th>size</th><th>fault</th><th>members lost</th><th>writable trials</th><th>median window</th><th>max window</th><th>predicted</th></tr>
-{{range .Res.Summary.Availability}}<tr{{if ne .Writable .PredictedWritable}} class="bad"{{end}}><td>{{.Server}}</td><td class="num">{{.Size}}</td><td>{{.Fault}}</td><td class="num">{{.Lost}}</td><td class="num">{{.WritableTrials}}/{{.Trials}}</td><td class="num">{{win .}}</td><td class="num">{{winmax .}}</td><td>{{if .PredictedWritable}}writable{{else}}not writable{{end}}</td></tr>
+<tr><th>server</th><th>size</th><th>fault</th><th>members lost</th><th>writable trials</th><th>median window</th><th>max window</th><th>predicted</th><th>did not recover after healing</th></tr>
+{{range .Res.Summary.Availability}}<tr{{if ne .Writable .PredictedWritable}} class="bad"{{end}}><td>{{.Server}}</td><td class="num">{{.Size}}</td><td>{{.Fault}}</td><td class="num">{{.Lost}}</td><td class="num">{{.WritableTrials}}/{{.Trials}}</td><td class="num">{{win .}}</td><td class="num">{{winmax .}}</td><td>{{if .PredictedWritable}}writable{{else}}not writable{{end}}</td><td class="num{{if .NotRecovered}} bad{{end}}">{{.NotRecovered}}/{{.Trials}}</td></tr>
 {{end}}</table>
 
 <h3>Quorum table: measured beside predicted</h3>
@@ -214,14 +214,14 @@ func FormatSummary(res Results, dir string) string {
 		fmt.Fprintln(tw)
 	}
 	if len(res.Summary.Availability) > 0 {
-		fmt.Fprintln(tw, "server\tsize\tfault\tlost\twritable\tmedian\tmax\tpredicted\t")
+		fmt.Fprintln(tw, "server\tsize\tfault\tlost\twritable\tmedian\tmax\tpredicted\tnot recovered\t")
 		for _, a := range res.Summary.Availability {
 			m, x := fmtWindow(a)
 			pred := "writable"
 			if !a.PredictedWritable {
 				pred = "not writable"
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d/%d\t%s\t%s\t%s\t\n", a.Server, a.Size, a.Fault, a.Lost, a.WritableTrials, a.Trials, m, x, pred)
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d/%d\t%s\t%s\t%s\t%d\t\n", a.Server, a.Size, a.Fault, a.Lost, a.WritableTrials, a.Trials, m, x, pred, a.NotRecovered)
 		}
 		fmt.Fprintln(tw)
 		fmt.Fprintln(tw, "server\tmembers\tquorum pred\tquorum meas\ttolerated pred\ttolerated meas\texact\t")

@@ -157,6 +157,11 @@ type FaultTrial struct {
 	Window   time.Duration `json:"window_ns"`
 	// PredictedWritable is Predict(Size, Lost).Writable.
 	PredictedWritable bool `json:"predicted_writable"`
+	// Recovered: after healing, every member was healthy and writes were
+	// acknowledged within RecoveryTimeout. When not, RecoveryError says
+	// why and the cluster was replaced by a fresh one for the next trial.
+	Recovered     bool   `json:"recovered"`
+	RecoveryError string `json:"recovery_error,omitempty"`
 }
 
 // WriteResults writes res as dir/results.json with Schema set, atomically.

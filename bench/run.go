@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/quorum-kv/quorum/cluster/local"
@@ -106,30 +107,17 @@ func (e *engine) steps() int {
 }
 
 // runCluster runs everything for one server, size and round on a fresh
-// cluster, appending to e.res.
+// cluster, appending to e.res. A cluster that does not recover from a fault
+// is replaced by a fresh one (the trial is kept, marked not recovered) so
+// the remaining faults are still measured.
 func (e *engine) runCluster(ctx context.Context, runDir string, srv Server, size, round int) error {
-	cdir := filepath.Join(runDir, "clusters", fmt.Sprintf("%s-%d-r%d", srv.Label, size, round))
-	lc := local.DefaultConfig()
-	lc.Binary, lc.Size, lc.Dir, lc.Logger = srv.Binary, size, cdir, e.cfg.Logger
-	if e.cfg.ConfigureCluster != nil {
-		sc := e.cfg.ConfigureCluster(ServerConfig{Server: srv, Size: size})
-		lc.ExtraArgs = sc.ExtraArgs
-	}
 	where := fmt.Sprintf("round %d/%d · %s · %d members", round, e.cfg.Rounds, srv.Label, size)
-	e.prog.status(where + " · starting")
-	c, err := local.New(ctx, lc)
+	gen := 0
+	c, closeCluster, err := e.startCluster(ctx, runDir, srv, size, round, gen, where)
 	if err != nil {
-		return fmt.Errorf("start cluster (logs in %s): %w", filepath.Join(cdir, "logs"), err)
+		return err
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		if err := c.Close(cctx); err != nil {
-			e.cfg.Logger.Warn("close cluster", "dir", cdir, "err", err)
-		}
-		// The data is large and of no use after the run; the logs stay.
-		os.RemoveAll(filepath.Join(cdir, "data"))
-	}()
+	defer func() { closeCluster() }()
 
 	preloaded := false
 	for _, w := range e.cfg.Workloads {
@@ -165,28 +153,94 @@ func (e *engine) runCluster(ctx context.Context, runDir string, srv Server, size
 	if err != nil {
 		return err
 	}
-	defer p.stop()
+	defer func() { p.stop() }()
 	for _, f := range e.cfg.Faults {
 		for rep := 1; rep <= e.cfg.FaultReps; rep++ {
 			e.prog.status(fmt.Sprintf("%s · %s %d/%d", where, f, rep, e.cfg.FaultReps))
-			t, ok, err := e.trial(ctx, c, p, f)
-			if !ok {
+			t, applies, err := e.trial(ctx, c, p, f)
+			if !applies {
 				break
 			}
-			if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			measured := t.Leader != ""
+			if measured {
+				t.Server, t.Round, t.Rep = srv.Label, round, rep
+				t.Recovered = err == nil
+				if err != nil {
+					t.RecoveryError = err.Error()
+				}
+				e.res.Availability = append(e.res.Availability, t)
+				e.prog.step()
+				verdict := fmt.Sprintf("writable after %v", t.Window.Round(time.Millisecond))
+				if !t.Writable {
+					verdict = fmt.Sprintf("not writable within %v", e.cfg.FaultWait)
+				}
+				if err != nil {
+					verdict += "; did not recover after healing: " + err.Error()
+				}
+				e.prog.note(fmt.Sprintf("%s · %s %d/%d (%v): %s", where, f, rep, e.cfg.FaultReps, t.Targets, verdict))
+			}
+			if err == nil {
+				continue
+			}
+			if !measured {
+				// The cluster was not healthy before the fault: count the
+				// repetition as lost, not as a trial.
+				e.res.Errors = append(e.res.Errors, fmt.Sprintf("%s, %s %d: %v", where, f, rep, err))
+				e.prog.step()
+			}
+			e.cfg.Logger.Warn("replacing a cluster that did not recover", "server", srv.Label, "size", size, "err", err)
+			p.stop()
+			closeCluster()
+			gen++
+			if c, closeCluster, err = e.startCluster(ctx, runDir, srv, size, round, gen, where); err != nil {
+				closeCluster = func() {}
+				p = &prober{cancel: func() {}}
 				return err
 			}
-			t.Server, t.Round, t.Rep = srv.Label, round, rep
-			e.res.Availability = append(e.res.Availability, t)
-			e.prog.step()
-			verdict := fmt.Sprintf("writable after %v", t.Window.Round(time.Millisecond))
-			if !t.Writable {
-				verdict = fmt.Sprintf("not writable within %v", e.cfg.FaultWait)
+			if p, err = startProber(ctx, c.Endpoints(), e.cfg.ProbeInterval, e.cfg.ProbeTimeout); err != nil {
+				p = &prober{cancel: func() {}}
+				return err
 			}
-			e.prog.note(fmt.Sprintf("%s · %s %d/%d (%v): %s", where, f, rep, e.cfg.FaultReps, t.Targets, verdict))
 		}
 	}
 	return nil
+}
+
+// startCluster starts a fresh cluster in runDir/clusters/<label>-<size>-r<round>
+// (with a -<gen> suffix for replacements); closeCluster stops it and
+// deletes its data, keeping the logs.
+func (e *engine) startCluster(ctx context.Context, runDir string, srv Server, size, round, gen int, where string) (c *local.Cluster, closeCluster func(), err error) {
+	name := fmt.Sprintf("%s-%d-r%d", srv.Label, size, round)
+	if gen > 0 {
+		name += fmt.Sprintf("-%d", gen)
+	}
+	cdir := filepath.Join(runDir, "clusters", name)
+	lc := local.DefaultConfig()
+	lc.Binary, lc.Size, lc.Dir, lc.Logger = srv.Binary, size, cdir, e.cfg.Logger
+	if e.cfg.ConfigureCluster != nil {
+		sc := e.cfg.ConfigureCluster(ServerConfig{Server: srv, Size: size})
+		lc.ExtraArgs = sc.ExtraArgs
+	}
+	e.prog.status(where + " · starting")
+	c, err = local.New(ctx, lc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("start cluster (logs in %s): %w", filepath.Join(cdir, "logs"), err)
+	}
+	var once sync.Once
+	return c, func() {
+		once.Do(func() {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			if err := c.Close(cctx); err != nil {
+				e.cfg.Logger.Warn("close cluster", "dir", cdir, "err", err)
+			}
+			// The data is of no use after the run; the logs stay.
+			os.RemoveAll(filepath.Join(cdir, "data"))
+		})
+	}, nil
 }
 
 // cell measures one (workload, clients) cell on c.

@@ -59,6 +59,9 @@ type FaultSummary struct {
 	Median            time.Duration `json:"median_ns"`
 	Max               time.Duration `json:"max_ns"`
 	PredictedWritable bool          `json:"predicted_writable"`
+	// NotRecovered counts trials after which the healed cluster did not
+	// become healthy and writable again within RecoveryTimeout.
+	NotRecovered int `json:"not_recovered"`
 }
 
 // Prediction is the etcd docs' quorum arithmetic for a cluster of Members.
@@ -252,6 +255,9 @@ func summarizeFault(k faultKey, ts []FaultTrial) FaultSummary {
 	var ws []time.Duration
 	for _, t := range ts {
 		fs.Lost = t.Lost
+		if !t.Recovered {
+			fs.NotRecovered++
+		}
 		if t.Writable {
 			fs.WritableTrials++
 			ws = append(ws, t.Window)

@@ -1,0 +1,85 @@
+package bench
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func results(server string, tput float64, p99, window time.Duration, writable bool) Results {
+	r := Results{Schema: Schema, Run: RunInfo{Servers: []Server{{Label: server, Binary: "/x/" + server}}}}
+	r.Summary.Load = []LoadSummary{{Server: server, Workload: WorkloadPut, Size: 3, Clients: 1000, Throughput: tput, P50: p99 / 4, P99: p99}}
+	fsum := FaultSummary{Server: server, Size: 3, Fault: FaultKillLeader, Lost: 1, Trials: 5, Writable: writable, PredictedWritable: true}
+	if writable {
+		fsum.WritableTrials, fsum.Median, fsum.Max = 5, window, window
+	}
+	r.Summary.Availability = []FaultSummary{fsum}
+	return r
+}
+
+func worse(c Comparison) []string {
+	var out []string
+	for _, ch := range c.Changes {
+		if ch.Worse {
+			out = append(out, ch.Metric)
+		}
+	}
+	return out
+}
+
+func TestCompareFlagsASyntheticRegression(t *testing.T) {
+	base := results("quorumd", 9000, 100*time.Millisecond, 1400*time.Millisecond, true)
+	next := results("quorumd", 7000, 130*time.Millisecond, 2*time.Second, true) // -22%, +30%, +43%
+	c := Compare(base, next, 0.10)
+	if c.Regressions != 4 || strings.Join(worse(c), ",") != "throughput,p50,p99,unavailability" {
+		t.Errorf("regressions %d %v, want throughput, p50, p99, unavailability:\n%s", c.Regressions, worse(c), c.Format())
+	}
+	if !strings.Contains(c.Format(), "WORSE") {
+		t.Errorf("table does not mark the regression:\n%s", c.Format())
+	}
+}
+
+func TestCompareDoesNotFlagAnImprovementOrNoise(t *testing.T) {
+	base := results("quorumd", 9000, 100*time.Millisecond, 1400*time.Millisecond, true)
+	better := results("quorumd", 12000, 50*time.Millisecond, time.Second, true)
+	if c := Compare(base, better, 0.10); c.Regressions != 0 {
+		t.Errorf("improvement flagged: %v\n%s", worse(c), c.Format())
+	}
+	noise := results("quorumd", 8500, 105*time.Millisecond, 1500*time.Millisecond, true) // within 10%
+	if c := Compare(base, noise, 0.10); c.Regressions != 0 {
+		t.Errorf("change within the threshold flagged: %v", worse(c))
+	}
+}
+
+func TestCompareFlagsLostWritability(t *testing.T) {
+	base := results("quorumd", 9000, 100*time.Millisecond, 1400*time.Millisecond, true)
+	next := results("quorumd", 9000, 100*time.Millisecond, 0, false)
+	if c := Compare(base, next, 0.10); c.Regressions != 1 || worse(c)[0] != "writable" {
+		t.Errorf("lost writability: %v", worse(c))
+	}
+	if c := Compare(next, base, 0.10); c.Regressions != 0 {
+		t.Errorf("regained writability flagged: %v", worse(c))
+	}
+}
+
+func TestCompareMatchesSingleServersWhateverTheirLabel(t *testing.T) {
+	base := results("quorumd-main", 9000, 100*time.Millisecond, time.Second, true)
+	next := results("quorumd-pr", 5000, 100*time.Millisecond, time.Second, true)
+	c := Compare(base, next, 0.10)
+	if len(c.Unmatched) != 0 || c.Regressions != 1 {
+		t.Errorf("unmatched %v, regressions %d", c.Unmatched, c.Regressions)
+	}
+}
+
+func TestParseThreshold(t *testing.T) {
+	for in, want := range map[string]float64{"10%": 0.1, "0.1": 0.1, "2.5%": 0.025, "0": 0} {
+		if got, err := ParseThreshold(in); err != nil || got != want {
+			t.Errorf("ParseThreshold(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "ten", "-5%"} {
+		if _, err := ParseThreshold(in); err == nil {
+			t.Errorf("ParseThreshold(%q) succeeded", in)
+		}
+	}
+}
