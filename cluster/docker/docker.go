@@ -89,6 +89,9 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 		netName: "quorum-" + cfg.RunID,
 		labels:  map[string]string{LabelRun: cfg.RunID, LabelOwner: eng.owner},
 	}
+	// Known before the members start, so an empty cut set is not even
+	// attempted without privileges; probe completes the verdict.
+	c.netFaults = checkCapabilities()
 	if err := c.create(ctx); err != nil {
 		c.Close(ctx)
 		return nil, err

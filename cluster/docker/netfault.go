@@ -41,7 +41,7 @@ func (c *Cluster) Partition(ctx context.Context, cut []cluster.Link) error {
 	c.cut = links
 	var errs []error
 	for _, n := range c.nodes {
-		errs = append(errs, c.applyLocked(n))
+		errs = append(errs, c.applyLocked(n, false))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("partition %v: %w", links, err)
@@ -60,17 +60,18 @@ func (c *Cluster) CutLinks() []cluster.Link {
 	return append([]cluster.Link(nil), c.cut...)
 }
 
-// applyTo writes the current cut set into n's (new) namespace.
+// applyTo writes the current cut set into n's new namespace (just started).
 func (c *Cluster) applyTo(n *Node) error {
 	c.faultMu.Lock()
 	defer c.faultMu.Unlock()
-	return c.applyLocked(n)
+	return c.applyLocked(n, true)
 }
 
 // applyLocked replaces n's table with drop rules for its peers across cut
-// links (no table when there are none). A stopped member is skipped. The
-// caller holds faultMu.
-func (c *Cluster) applyLocked(n *Node) error {
+// links (no table when there are none). A stopped member is skipped, and
+// so is a fresh namespace (clean by construction) with nothing to drop.
+// The caller holds faultMu.
+func (c *Cluster) applyLocked(n *Node, fresh bool) error {
 	pid := n.PID()
 	if pid == 0 {
 		return nil
@@ -88,8 +89,8 @@ func (c *Cluster) applyLocked(n *Node) error {
 		a := p.ip.As4()
 		drops = append(drops, a[:])
 	}
-	if len(drops) == 0 && c.netFaults != nil {
-		return nil // nothing was ever applied
+	if len(drops) == 0 && (fresh || c.netFaults != nil) {
+		return nil // nothing to remove
 	}
 	err := withMemberNetns(pid, n.containerID(), func(ns netns.NsHandle) error { return replaceTable(ns, drops) })
 	if errors.Is(err, os.ErrNotExist) && n.PID() == 0 {
@@ -276,7 +277,6 @@ func (c *Cluster) probe(ctx context.Context) {
 	lg := c.cfg.Logger
 	n := c.nodes[0]
 	pid := n.PID()
-	c.netFaults = checkCapabilities()
 	if c.netFaults == nil {
 		c.netFaults = withMemberNetns(pid, n.containerID(), func(ns netns.NsHandle) error {
 			if err := replaceTable(ns, [][]byte{{192, 0, 2, 255}}); err != nil {
