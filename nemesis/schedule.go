@@ -139,9 +139,13 @@ func (s *Schedule) Current() string {
 // cannot run), then until ctx is done: waits Interval, injects the next
 // nemesis, holds the fault for Interval, heals it. Each fault is recorded
 // in rec (nil: not recorded) as an interval: NemesisStart with the fault's
-// targets once they are chosen and before the fault takes effect (for a
-// Planner; otherwise just after Inject), NemesisEnd once healed, with the
-// error if injection or healing failed. A failed injection is logged, its
+// targets once the injection returned, i.e. once the fault is in force (a
+// killed member's process is gone, a partition's rules are in place), so
+// that "time from the fault to the next acknowledged write" is measured
+// from the fault itself and not from the moment it was asked for (a
+// container kill can take tens of milliseconds, during which the doomed
+// leader still commits writes); NemesisEnd once healed, with the error if
+// injection or healing failed. A failed injection is logged, its
 // partial fault healed, and the schedule goes on.
 //
 // When ctx is done, the active fault is healed before Run returns, so
@@ -207,8 +211,8 @@ func (s *Schedule) fault(ctx context.Context, c cluster.Cluster, rec *history.Re
 			}
 			return nil
 		}
-		h = s.start(rec, n, f)
 		injectErr = p.Apply(ctx, c, f)
+		h = s.start(rec, n, f)
 	} else {
 		f, injectErr = n.Inject(ctx, c)
 		h = s.start(rec, n, f)

@@ -342,3 +342,53 @@ func TestHealAllResumesStartsAndHealsTheNetwork(t *testing.T) {
 		t.Errorf("states %s", got)
 	}
 }
+
+// slowPlanner is a Planner whose Apply takes (fake) time, like a container
+// kill that lands tens of milliseconds after it is asked for.
+type slowPlanner struct {
+	clock   *atomic.Int64
+	applied int64 // the clock when Apply returned
+}
+
+func (s *slowPlanner) Name() string                { return "slow" }
+func (s *slowPlanner) Check(cluster.Cluster) error { return nil }
+func (s *slowPlanner) Inject(ctx context.Context, c cluster.Cluster) (Fault, error) {
+	f, _ := s.Plan(ctx, c)
+	return f, s.Apply(ctx, c, f)
+}
+func (s *slowPlanner) Plan(context.Context, cluster.Cluster) (Fault, error) {
+	return Fault{Nemesis: "slow", Targets: []string{"n1"}}, nil
+}
+func (s *slowPlanner) Apply(context.Context, cluster.Cluster, Fault) error {
+	s.applied = s.clock.Add(int64(80 * time.Millisecond))
+	return nil
+}
+func (s *slowPlanner) Heal(context.Context, cluster.Cluster, Fault) error { return nil }
+
+// The fault's interval starts once the fault is in force, so that the
+// unavailability measured from it is the fault's, not the injection's.
+func TestScheduleStartsTheFaultIntervalOnceTheFaultIsInForce(t *testing.T) {
+	var clock atomic.Int64
+	sp := &slowPlanner{clock: &clock}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fs := &fakeSleep{stopAfter: 3, cancel: cancel}
+	s, err := NewSchedule(Config{Nemeses: []Nemesis{sp}, Interval: time.Second, Sleep: fs.sleep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs.sched = s
+	rec := history.NewRecorder(func() time.Duration { return time.Duration(clock.Load()) })
+	if err := s.Run(ctx, newFake(3), rec); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range rec.Events() {
+		if e.Type == history.Invoke && e.F == "slow" {
+			if e.Time < sp.applied {
+				t.Fatalf("fault recorded at %v, before its injection finished at %v", time.Duration(e.Time), time.Duration(sp.applied))
+			}
+			return
+		}
+	}
+	t.Fatal("no fault recorded")
+}

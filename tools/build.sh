@@ -2,7 +2,8 @@
 # Builds the comparison tools (real etcd v3.6 and etcd's benchmark) into
 # tools/bin/. Safe to run repeatedly: Go's build cache makes a second run
 # cheap, and the binaries are replaced atomically. Prints the absolute path
-# of each binary on its own line.
+# of each binary on its own line. The binaries are static (CGO_ENABLED=0) so
+# that the container backend can copy them into a FROM scratch image.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -11,7 +12,7 @@ mkdir -p bin
 
 for tool in etcd benchmark; do
 	tmp="bin/.${tool}.tmp.$$"
-	go build -o "$tmp" "./${tool}"
+	CGO_ENABLED=0 go build -o "$tmp" "./${tool}"
 	mv -f "$tmp" "bin/${tool}"
 	echo "$here/bin/${tool}"
 done
