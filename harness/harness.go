@@ -247,6 +247,9 @@ func Run(ctx context.Context, cfg Config, backend Backend) (*Outcome, error) {
 	checkDur := time.Since(checkStart)
 
 	wconf, _ := reports.ConfigOf(cfg.Workload)
+	if wconf != nil {
+		wconf["timeout"] = cfg.Workload.Timeout.String() // not nanoseconds
+	}
 	results := reports.Results{
 		Run: reports.Run{
 			Name: name, Start: start.UTC(), Duration: cfg.TimeLimit, Backend: backend.Name(), ServerBinary: backend.ServerName(),
