@@ -83,20 +83,21 @@ func (k keyspace) key(i int) string {
 	return string(b)
 }
 
-// dialConns opens n clients, each over every endpoint (clientv3 balances
-// its requests round-robin over them, as etcd's benchmark tool does).
+// dialConns opens n clients, client i connected to endpoint i mod
+// len(endpoints) only, as etcd's benchmark tool does: n gRPC connections
+// in all, spread evenly over the members.
 func dialConns(ctx context.Context, endpoints []string, n int) ([]*clientv3.Client, error) {
 	conns := make([]*clientv3.Client, 0, n)
 	for i := 0; i < n; i++ {
 		c, err := clientv3.New(clientv3.Config{
-			Endpoints:   endpoints,
+			Endpoints:   []string{endpoints[i%len(endpoints)]},
 			DialTimeout: 10 * time.Second,
 			Logger:      zap.NewNop(),
 			Context:     ctx,
 		})
 		if err != nil {
 			closeConns(conns)
-			return nil, fmt.Errorf("dial %v (connection %d of %d): %w", endpoints, i+1, n, err)
+			return nil, fmt.Errorf("dial %s (connection %d of %d): %w", endpoints[i%len(endpoints)], i+1, n, err)
 		}
 		conns = append(conns, c)
 	}

@@ -209,7 +209,11 @@ func FormatSummary(res Results, dir string) string {
 	if len(res.Summary.Ratios) > 0 {
 		fmt.Fprintln(tw, "ratio\tsize\tworkload/fault\tclients\tmetric\tmedian (min-max)\t")
 		for _, r := range res.Summary.Ratios {
-			fmt.Fprintf(tw, "%s/%s\t%d\t%s%s\t%d\t%s\t%s\t\n", r.Server, r.Baseline, r.Size, r.Workload, r.Fault, r.Clients, r.Metric, fmtRatio(r))
+			clients := "-"
+			if r.Clients > 0 {
+				clients = fmt.Sprint(r.Clients)
+			}
+			fmt.Fprintf(tw, "%s/%s\t%d\t%s%s\t%s\t%s\t%s\t\n", r.Server, r.Baseline, r.Size, r.Workload, r.Fault, clients, r.Metric, fmtRatio(r))
 		}
 		fmt.Fprintln(tw)
 	}
