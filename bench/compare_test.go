@@ -83,3 +83,31 @@ func TestParseThreshold(t *testing.T) {
 		}
 	}
 }
+
+// A saved A/B run (etcd vs quorumd, 3 members, 3 rounds) loads, its saved
+// summary is what Summarize derives from its raw cells, and a regression
+// planted in a copy is the only figure flagged.
+func TestCompareOnASavedRun(t *testing.T) {
+	base, err := LoadResults("testdata/ab-etcd-quorumd-size3.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := Summarize(base.Run.Servers, base.Load, base.Availability)
+	if len(again.Load) != len(base.Summary.Load) || len(again.Ratios) != len(base.Summary.Ratios) || again.Load[0].Throughput != base.Summary.Load[0].Throughput {
+		t.Errorf("Summarize of the saved cells differs from the saved summary")
+	}
+	if c := Compare(base, base, 0.10); c.Regressions != 0 || len(c.Unmatched) != 0 {
+		t.Errorf("a run against itself: %s", c.Format())
+	}
+	next := base
+	next.Summary.Load = append([]LoadSummary(nil), base.Summary.Load...)
+	for i, l := range next.Summary.Load {
+		if l.Server == "quorumd" && l.Workload == WorkloadPut && l.Clients == 1000 {
+			next.Summary.Load[i].Throughput *= 0.8
+		}
+	}
+	c := Compare(base, next, 0.10)
+	if w := worse(c); c.Regressions != 1 || w[0] != "throughput" || !strings.Contains(c.Format(), "WORSE") {
+		t.Errorf("planted regression: %d flagged\n%s", c.Regressions, c.Format())
+	}
+}
