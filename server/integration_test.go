@@ -747,3 +747,55 @@ func TestLinearizableReadsOnAllMembersAtOnceNeedNoRetries(t *testing.T) {
 		t.Fatalf("%v read-index rounds in %d steps had to be retried: rounds are being lost", retried, steps)
 	}
 }
+
+// Every member that comes back catches up: leaders are killed and
+// restarted again and again under a write load, and each restarted member
+// must rejoin (agree on the leader and apply the latest write). It did not
+// when followers had forwarded proposals to the dead leader: delivered
+// first on the new streams, they blocked the restarted member's stream
+// readers in raft.Node.Step until it knew a leader, which the heartbeats
+// queued behind them would have told it.
+func TestRepeatedLeaderKillsEveryRestartedMemberRejoins(t *testing.T) {
+	tc := startCluster(t, 3)
+	tc.waitHealthy()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cli := tc.client(tc.Endpoints()...)
+	load, stopLoad := context.WithCancel(ctx)
+	defer stopLoad()
+	go func() {
+		for i := 0; load.Err() == nil && i < 100000; i++ {
+			c, cancel := context.WithTimeout(load, time.Second)
+			cli.Put(c, fmt.Sprintf("load%d", i%100), "v")
+			cancel()
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	for round := 0; round < 4; round++ {
+		old := tc.leader()
+		if err := old.Kill(ctx); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		if err := old.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		marker := fmt.Sprintf("round%d", round)
+		back := tc.client(old.ClientURL())
+		eventually(t, 20*time.Second, fmt.Sprintf("round %d: restarted %s rejoins", round, old.Name()), func() error {
+			c, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			if _, err := cli.Put(c, "marker", marker); err != nil {
+				return err
+			}
+			r, err := back.Get(c, "marker") // linearizable: needs the leader
+			if err != nil {
+				return err
+			}
+			if len(r.Kvs) != 1 || string(r.Kvs[0].Value) != marker {
+				return fmt.Errorf("%s reads %v", old.Name(), r.Kvs)
+			}
+			return nil
+		})
+	}
+}

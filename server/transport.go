@@ -69,6 +69,10 @@ type transport struct {
 	maxSnapRcv int64
 
 	peers map[uint64]*peer
+	// propc carries proposals forwarded by followers to proposalLoop.
+	propc    chan raftpb.Message
+	stopc    chan struct{}
+	propDone chan struct{}
 
 	mu      sync.Mutex
 	inbound map[net.Conn]struct{}
@@ -83,6 +87,7 @@ func newTransport(lg *slog.Logger, localID, clusterID uint64, localURLs []string
 		lg: lg, localID: localID, clusterID: clusterID, localURLs: strings.Join(localURLs, ","),
 		node: node, keepalive: keepalive, idle: idle, peers: map[uint64]*peer{},
 		inbound: map[net.Conn]struct{}{}, metrics: m, maxSnapRcv: 8 << 30,
+		propc: make(chan raftpb.Message, streamQueueLen), stopc: make(chan struct{}), propDone: make(chan struct{}),
 	}
 	for _, mem := range members {
 		if mem.ID == localID {
@@ -96,6 +101,7 @@ func newTransport(lg *slog.Logger, localID, clusterID uint64, localURLs []string
 }
 
 func (t *transport) start() {
+	go t.proposalLoop()
 	for _, p := range t.peers {
 		p.wg.Add(2)
 		go p.streamLoop()
@@ -142,6 +148,27 @@ func (t *transport) stop() {
 	}
 	for _, p := range t.peers {
 		p.wg.Wait()
+	}
+	close(t.stopc)
+	<-t.propDone
+}
+
+// proposalLoop steps proposals forwarded by followers, each waiting at most
+// an election timeout for this member to know a leader; meanwhile the
+// streams go on delivering everything else.
+func (t *transport) proposalLoop() {
+	defer close(t.propDone)
+	for {
+		select {
+		case m := <-t.propc:
+			ctx, cancel := context.WithTimeout(context.Background(), t.idle)
+			if err := t.node.Step(ctx, m); err != nil && !errors.Is(err, raft.ErrStopped) {
+				t.lg.Debug("dropped a forwarded proposal", "from", idString(m.From), "err", err)
+			}
+			cancel()
+		case <-t.stopc:
+			return
+		}
 	}
 }
 
@@ -520,6 +547,18 @@ func (t *transport) readFrames(conn net.Conn, br *bufio.Reader, from uint64) err
 			return fmt.Errorf("message %v from %s to %s on the stream from %s", m.Type, idString(m.From), idString(m.To), idString(from))
 		}
 		// gogo's Unmarshal copies bytes fields, so buf can be reused.
+		if m.Type == raftpb.MsgProp {
+			// Never step a forwarded proposal on the stream: raft.Node.Step
+			// blocks a proposal until this member knows a leader, and the
+			// messages that would tell it (heartbeats) queue behind it on
+			// this very stream. A proposal that cannot be queued is
+			// dropped; its proposer times out, as if it were lost.
+			select {
+			case t.propc <- m:
+			default:
+			}
+			continue
+		}
 		if err := t.node.Step(context.Background(), m); err != nil && !errors.Is(err, raft.ErrStopped) {
 			t.lg.Debug("step failed", "err", err)
 		}
