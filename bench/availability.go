@@ -153,9 +153,7 @@ func (e *engine) trial(ctx context.Context, c faultTarget, p *prober, fault stri
 	if err := e.recover(ctx, c, p); err != nil {
 		return t, true, fmt.Errorf("before %s: %w", fault, err)
 	}
-	lctx, cancel := context.WithTimeout(ctx, e.cfg.RecoveryTimeout)
-	leader, err := cluster.Leader(lctx, c)
-	cancel()
+	leader, err := e.leader(ctx, c)
 	if err != nil {
 		return FaultTrial{}, true, fmt.Errorf("find leader before %s: %w", fault, err)
 	}
@@ -223,4 +221,22 @@ func (e *engine) recover(ctx context.Context, c cluster.Cluster, p *prober) erro
 	case <-time.After(300 * time.Millisecond):
 	}
 	return nil
+}
+
+// leader asks for the leader until a majority agrees on one that answers,
+// for up to RecoveryTimeout (a busy member may miss one Status deadline).
+func (e *engine) leader(ctx context.Context, c cluster.Cluster) (cluster.Node, error) {
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.RecoveryTimeout)
+	defer cancel()
+	for {
+		n, err := cluster.Leader(ctx, c)
+		if err == nil {
+			return n, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
