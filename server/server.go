@@ -47,6 +47,7 @@ type Server struct {
 	confState     raftpb.ConfState
 	appliedIndex  uint64
 	snapshotIndex uint64
+	nextSnapshot  time.Time // no snapshot starts before (duty cycle)
 
 	// Published for readers.
 	state        atomic.Pointer[readState]
@@ -68,6 +69,8 @@ type Server struct {
 	readMu     sync.RWMutex
 	readNotify *notifier
 	releasec   chan uint64
+	// snapshotDone tells the applier when the next snapshot may start.
+	snapshotDone chan time.Time
 
 	clientLns []net.Listener
 	peerLns   []net.Listener
@@ -110,6 +113,7 @@ func New(cfg Config) (*Server, error) {
 		readwaitc:     make(chan struct{}, 1),
 		readNotify:    newNotifier(),
 		releasec:      make(chan uint64, 4),
+		snapshotDone:  make(chan time.Time, 1),
 		stopc:         make(chan struct{}),
 		errc:          make(chan error, 8),
 		leaderChanged: make(chan struct{}),
