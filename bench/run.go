@@ -334,3 +334,6 @@ func labels(ss []Server) []string {
 	}
 	return slices.Clip(out)
 }
+
+// The local backend can kill members and cut links: what trials need.
+var _ faultTarget = (*local.Cluster)(nil)
