@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -59,6 +60,9 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 			return nil, fmt.Errorf("local: create run directory: %w", err)
 		}
 	}
+	// Member ports are picked below the kernel's ephemeral range, so that
+	// neither the proxies' ":0" listeners nor any outgoing connection's
+	// source port can take one between the pick and the member's bind.
 	ports, err := freePorts(cfg.Host, 2*cfg.Size)
 	if err != nil {
 		return nil, err
@@ -164,6 +168,13 @@ func (c *Cluster) start(ctx context.Context) error {
 	}
 }
 
+// freePorts returns k distinct ports free on host, chosen at random below
+// the kernel's ephemeral port range (which it uses for ":0" listeners and
+// for the source ports of outgoing connections), so nothing on this machine
+// takes them by chance before the members bind them. The choice is random
+// per process (not from the run's seed) so that concurrent runs, such as
+// test packages in parallel, do not pick the same ports. If the ephemeral
+// range leaves too little room below it, it falls back to ":0".
 func freePorts(host string, k int) ([]int, error) {
 	lns := make([]net.Listener, 0, k)
 	defer func() {
@@ -172,7 +183,17 @@ func freePorts(host string, k int) ([]int, error) {
 		}
 	}()
 	ports := make([]int, 0, k)
-	for range k {
+	lo, hi := 10000, ephemeralLow()
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid())))
+	for tries := 0; len(ports) < k && hi-lo >= 1000 && tries < 100*k; tries++ {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(lo+rng.IntN(hi-lo))))
+		if err != nil {
+			continue // taken: try another
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	for len(ports) < k {
 		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 		if err != nil {
 			return nil, fmt.Errorf("local: find a free port on %s: %w", host, err)
@@ -181,6 +202,20 @@ func freePorts(host string, k int) ([]int, error) {
 		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux's
+// default 32768 when it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	var lo, hi int
+	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil || lo <= 0 {
+		return 32768
+	}
+	return lo
 }
 
 // Nodes returns the nodes in name order; the slice is the caller's.

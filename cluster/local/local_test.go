@@ -515,3 +515,24 @@ func TestBuildQuorumd(t *testing.T) {
 		t.Fatalf("built %s: %v", p, err)
 	}
 }
+
+// Member ports come from below the kernel's ephemeral range, so a proxy's
+// ":0" listener or an outgoing connection cannot take one before the member
+// binds it (it happened: "address already in use" at start-up).
+func TestFreePortsAreDistinctAndBelowTheEphemeralRange(t *testing.T) {
+	low := ephemeralLow()
+	if low-10000 < 1000 {
+		t.Skipf("ephemeral range starts at %d: no room below it", low)
+	}
+	ports, err := freePorts("127.0.0.1", 14)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]bool{}
+	for _, p := range ports {
+		if p < 10000 || p >= low || seen[p] {
+			t.Fatalf("ports %v: %d is outside [10000, %d) or repeated", ports, p, low)
+		}
+		seen[p] = true
+	}
+}
