@@ -14,6 +14,8 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
+
+	"github.com/quorum-kv/quorum/internal/atomicfile"
 )
 
 // The plots follow reports' look (reports/plots.go): 11x4.6 in PNGs, a
@@ -157,7 +159,7 @@ func writePlots(dir string, res Results) ([]plotFile, error) {
 		if err != nil {
 			return fmt.Errorf("render %s: %w", name, err)
 		}
-		if err := writeFileAtomic(filepath.Join(dir, PlotsDir, name), b); err != nil {
+		if err := atomicfile.Write(filepath.Join(dir, PlotsDir, name), b); err != nil {
 			return err
 		}
 		files = append(files, plotFile{Path: PlotsDir + "/" + name, Title: title})

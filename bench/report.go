@@ -8,6 +8,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/quorum-kv/quorum/internal/atomicfile"
 )
 
 // Write writes res as dir/results.json, dir/plots/*.png and
@@ -26,7 +28,7 @@ func Write(dir string, res Results) error {
 	if err != nil {
 		return fmt.Errorf("write bench report in %s: %w", dir, err)
 	}
-	return writeFileAtomic(filepath.Join(dir, ReportFile), page)
+	return atomicfile.Write(filepath.Join(dir, ReportFile), page)
 }
 
 // Rebuild rewrites a run directory's summary, plots and report from its

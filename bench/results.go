@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/quorum-kv/quorum/internal/atomicfile"
 )
 
 // Schema is the version of results.json. Fields are only added within a
@@ -174,7 +176,7 @@ func WriteResults(dir string, res Results) error {
 	if err := enc.Encode(res); err != nil {
 		return fmt.Errorf("encode bench results for %s: %w", dir, err)
 	}
-	return writeFileAtomic(filepath.Join(dir, ResultsFile), buf.Bytes())
+	return atomicfile.Write(filepath.Join(dir, ResultsFile), buf.Bytes())
 }
 
 // LoadResults reads a results.json file (a path to the file, or to a run
@@ -195,33 +197,4 @@ func LoadResults(path string) (Results, error) {
 		return Results{}, fmt.Errorf("load bench results %s: schema %q, want %q: %w", path, res.Schema, Schema, ErrSchema)
 	}
 	return res, nil
-}
-
-// writeFileAtomic writes data to path through a temporary file renamed
-// into place. (reports has the same helper unexported; it is repeated here
-// rather than exported from reports, which another change owns.)
-func writeFileAtomic(path string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("create %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return fmt.Errorf("chmod %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("rename into %s: %w", path, err)
-	}
-	return nil
 }

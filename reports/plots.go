@@ -17,6 +17,7 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 
 	"github.com/quorum-kv/quorum/harness/history"
+	"github.com/quorum-kv/quorum/internal/atomicfile"
 )
 
 // Plot files, relative to the run directory, in report order.
@@ -500,7 +501,7 @@ func writePlots(dir string, s Summary, ops []history.Op) ([]plotFile, error) {
 		if err != nil {
 			return nil, fmt.Errorf("plot %s: render: %w", j.path, err)
 		}
-		if err := writeFileAtomic(filepath.Join(dir, filepath.FromSlash(j.path)), b); err != nil {
+		if err := atomicfile.Write(filepath.Join(dir, filepath.FromSlash(j.path)), b); err != nil {
 			return nil, fmt.Errorf("plot: %w", err)
 		}
 		out = append(out, plotFile{Path: j.path, Title: j.title})

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/quorum-kv/quorum/checker"
+	"github.com/quorum-kv/quorum/internal/atomicfile"
 )
 
 // File names inside a run directory.
@@ -120,7 +121,7 @@ func WriteResults(dir string, res Results) error {
 	if err := enc.Encode(res); err != nil {
 		return fmt.Errorf("write results in %s: %w", dir, err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, ResultsFile), buf.Bytes()); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, ResultsFile), buf.Bytes()); err != nil {
 		return fmt.Errorf("write results: %w", err)
 	}
 	return nil
@@ -146,32 +147,4 @@ func LoadResults(dir string) (Results, error) {
 	}
 	res.Dir = dir
 	return res, nil
-}
-
-// writeFileAtomic writes data to path through a temporary file in the same
-// directory renamed into place.
-func writeFileAtomic(path string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("create %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return fmt.Errorf("chmod %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("rename into %s: %w", path, err)
-	}
-	return nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/quorum-kv/quorum/checker"
 	"github.com/quorum-kv/quorum/harness/history"
+	"github.com/quorum-kv/quorum/internal/atomicfile"
 )
 
 // Write writes a run's results.json, plots (plots/*.png) and report.html
@@ -44,7 +45,7 @@ func Write(dir string, res Results, events []history.Event) error {
 	if err != nil {
 		return fmt.Errorf("write report in %s: %w", dir, err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, ReportFile), page); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, ReportFile), page); err != nil {
 		return fmt.Errorf("write report: %w", err)
 	}
 	return nil

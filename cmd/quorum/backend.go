@@ -31,15 +31,9 @@ func newBackend(ctx context.Context, name, serverBinary, image, store string, lg
 	}
 	bin := serverBinary
 	if bin == "" {
-		dir, err := filepath.Abs(filepath.Join(store, ".bin"))
-		if err != nil {
+		var err error
+		if bin, err = buildQuorumd(ctx, store, progress); err != nil {
 			return nil, err
-		}
-		fmt.Fprintf(progress, "building quorumd from this checkout into %s ...\n", dir)
-		bctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-		defer cancel()
-		if bin, err = local.BuildQuorumd(bctx, dir); err != nil {
-			return nil, fmt.Errorf("build quorumd (run from the repository, or pass --server-binary): %w", err)
 		}
 	} else {
 		st, err := os.Stat(bin)
@@ -89,3 +83,20 @@ func newDockerBackend(ctx context.Context, serverBinary, image, store string, pr
 }
 
 func nemesisNames() []string { return nemesis.Names() }
+
+// buildQuorumd builds quorumd from this checkout into STORE/.bin, the
+// default server of both `quorum test` and `quorum bench`.
+func buildQuorumd(ctx context.Context, store string, progress io.Writer) (string, error) {
+	dir, err := filepath.Abs(filepath.Join(store, ".bin"))
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(progress, "building quorumd from this checkout into %s ...\n", dir)
+	bctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	bin, err := local.BuildQuorumd(bctx, dir)
+	if err != nil {
+		return "", fmt.Errorf("build quorumd (run from the repository, or pass --server-binary): %w", err)
+	}
+	return bin, nil
+}

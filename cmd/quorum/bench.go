@@ -7,12 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/quorum-kv/quorum/bench"
-	"github.com/quorum-kv/quorum/cluster/local"
 )
 
 func newBenchCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -105,16 +103,9 @@ Exit code: 0 done, 2 harness error (or a cluster failed; results are partial).`,
 // checkout when there are none.
 func benchServers(ctx context.Context, specs []string, store string, progress io.Writer) ([]bench.Server, error) {
 	if len(specs) == 0 {
-		dir, err := filepath.Abs(filepath.Join(store, ".bin"))
+		bin, err := buildQuorumd(ctx, store, progress)
 		if err != nil {
 			return nil, err
-		}
-		fmt.Fprintf(progress, "building quorumd from this checkout into %s ...\n", dir)
-		bctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-		defer cancel()
-		bin, err := local.BuildQuorumd(bctx, dir)
-		if err != nil {
-			return nil, fmt.Errorf("build quorumd (run from the repository, or pass --server-binary): %w", err)
 		}
 		return []bench.Server{{Label: "quorumd", Binary: bin}}, nil
 	}
