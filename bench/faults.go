@@ -80,7 +80,7 @@ func planFault(fault string, names []string, leader string) (p faultPlan, ok boo
 				cut = append(cut, cluster.Link{A: x, B: y}.Key())
 			}
 		}
-		sortLinks(cut)
+		cut = cluster.SortLinks(cut)
 		return faultPlan{Cut: cut, Targets: slices.Clone(a), Lost: n / 2}, true
 	}
 	return p, false
@@ -97,24 +97,6 @@ func isolateEach(names, targets []string) faultPlan {
 			}
 		}
 	}
-	sortLinks(cut)
+	cut = cluster.SortLinks(cut)
 	return faultPlan{Cut: cut, Targets: slices.Clone(targets), Lost: len(targets)}
-}
-
-func sortLinks(ls []cluster.Link) {
-	slices.SortFunc(ls, func(x, y cluster.Link) int {
-		if x.A != y.A {
-			if x.A < y.A {
-				return -1
-			}
-			return 1
-		}
-		if x.B < y.B {
-			return -1
-		}
-		if x.B > y.B {
-			return 1
-		}
-		return 0
-	})
 }

@@ -13,6 +13,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -195,4 +197,19 @@ func Isolate(c Cluster, names ...string) []Link {
 		}
 	}
 	return cut
+}
+
+// SortLinks normalizes links (Key), sorts them by (A, B) and removes
+// duplicates, reusing ls's storage; it returns the result.
+func SortLinks(ls []Link) []Link {
+	for i := range ls {
+		ls[i] = ls[i].Key()
+	}
+	slices.SortFunc(ls, func(x, y Link) int {
+		if c := strings.Compare(x.A, y.A); c != 0 {
+			return c
+		}
+		return strings.Compare(x.B, y.B)
+	})
+	return slices.Compact(ls)
 }

@@ -62,30 +62,6 @@ func without(names []string, drop ...string) []string {
 	return out
 }
 
-// sortLinks normalizes links (Key), sorts them by (A, B) and removes
-// duplicates, reusing ls.
-func sortLinks(ls []cluster.Link) []cluster.Link {
-	for i := range ls {
-		ls[i] = ls[i].Key()
-	}
-	slices.SortFunc(ls, func(x, y cluster.Link) int {
-		if x.A != y.A {
-			if x.A < y.A {
-				return -1
-			}
-			return 1
-		}
-		if x.B < y.B {
-			return -1
-		}
-		if x.B > y.B {
-			return 1
-		}
-		return 0
-	})
-	return slices.Compact(ls)
-}
-
 // cutBetween returns every link with one end in a and the other in b: the
 // cut that separates a from b (links inside a or inside b stay up).
 func cutBetween(a, b []string) []cluster.Link {
@@ -97,7 +73,7 @@ func cutBetween(a, b []string) []cluster.Link {
 			}
 		}
 	}
-	return sortLinks(cut)
+	return cluster.SortLinks(cut)
 }
 
 // allLinks returns every link between two distinct names.
@@ -108,7 +84,7 @@ func allLinks(names []string) []cluster.Link {
 			ls = append(ls, cluster.Link{A: x, B: y})
 		}
 	}
-	return sortLinks(ls)
+	return cluster.SortLinks(ls)
 }
 
 // halves splits order in two, the smaller half first (Jepsen's bisect):
@@ -146,7 +122,7 @@ func ringCut(order []string) []cluster.Link {
 	case n < 3:
 		return nil
 	case n == 3:
-		return sortLinks([]cluster.Link{{A: order[0], B: order[2]}})
+		return cluster.SortLinks([]cluster.Link{{A: order[0], B: order[2]}})
 	}
 	k := majority(n) / 2
 	var cut []cluster.Link
@@ -157,5 +133,5 @@ func ringCut(order []string) []cluster.Link {
 			}
 		}
 	}
-	return sortLinks(cut)
+	return cluster.SortLinks(cut)
 }
