@@ -2,8 +2,6 @@ package bench_test
 
 import (
 	"context"
-	"flag"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -13,32 +11,12 @@ import (
 	"time"
 
 	"github.com/quorum-kv/quorum/bench"
-	"github.com/quorum-kv/quorum/cluster/local"
+	"github.com/quorum-kv/quorum/internal/testbin"
 )
 
 var quorumd string
 
-func TestMain(m *testing.M) {
-	flag.Parse()
-	if !testing.Short() {
-		dir, err := os.MkdirTemp("", "bench-bin-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		quorumd, err = local.BuildQuorumd(ctx, dir)
-		cancel()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "build quorumd:", err)
-			os.Exit(1)
-		}
-		code := m.Run()
-		os.RemoveAll(dir)
-		os.Exit(code)
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { testbin.Main(m, &quorumd) }
 
 type testWriter struct{ t *testing.T }
 

@@ -2,8 +2,6 @@ package harness_test
 
 import (
 	"context"
-	"flag"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -12,34 +10,16 @@ import (
 	"time"
 
 	"github.com/quorum-kv/quorum/checker"
-	"github.com/quorum-kv/quorum/cluster/local"
 	"github.com/quorum-kv/quorum/harness"
 	"github.com/quorum-kv/quorum/harness/history"
+	"github.com/quorum-kv/quorum/internal/testbin"
 	"github.com/quorum-kv/quorum/reports"
 	"github.com/quorum-kv/quorum/workloads"
 )
 
 var quorumd string
 
-func TestMain(m *testing.M) {
-	flag.Parse()
-	if !testing.Short() {
-		dir, err := os.MkdirTemp("", "harness-bin-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		quorumd, err = local.BuildQuorumd(ctx, dir)
-		cancel()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "build quorumd:", err)
-			os.Exit(1)
-		}
-		defer os.RemoveAll(dir)
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { testbin.Main(m, &quorumd) }
 
 func shortConfig(t *testing.T) harness.Config {
 	t.Helper()

@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -31,31 +30,12 @@ import (
 
 	"github.com/quorum-kv/quorum/cluster"
 	"github.com/quorum-kv/quorum/cluster/local"
+	"github.com/quorum-kv/quorum/internal/testbin"
 )
 
 var quorumdBinary string
 
-func TestMain(m *testing.M) {
-	flag.Parse()
-	if testing.Short() {
-		os.Exit(m.Run())
-	}
-	dir, err := os.MkdirTemp("", "quorumd-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	quorumdBinary, err = local.BuildQuorumd(ctx, dir)
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "build quorumd:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m, &quorumdBinary) }
 
 type testCluster struct {
 	*local.Cluster
