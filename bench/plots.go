@@ -16,6 +16,7 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 
 	"github.com/quorum-kv/quorum/internal/atomicfile"
+	"github.com/quorum-kv/quorum/reports"
 )
 
 // The plots follow reports' look (reports/plots.go): 11x4.6 in PNGs, a
@@ -112,20 +113,6 @@ func (c *chart) addLine(name string, pts plotter.XYs, col color.Color, dash []vg
 	c.p.Add(l, s)
 	c.legend.Add(name, l, s)
 	return nil
-}
-
-// logY sets a log y axis over [lo, hi] widened to whole decades.
-func logY(p *plot.Plot, lo, hi float64) {
-	if !(lo > 0) || math.IsInf(lo, 0) {
-		lo = 0.1
-	}
-	if !(hi > lo) {
-		hi = lo * 10
-	}
-	p.Y.Scale = plot.LogScale{}
-	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
-	p.Y.Min = math.Pow10(int(math.Floor(math.Log10(lo))))
-	p.Y.Max = math.Pow10(int(math.Ceil(math.Log10(hi))))
 }
 
 // ms is a latency in milliseconds, at least 1 µs so it shows on a log axis.
@@ -232,7 +219,7 @@ func throughputChart(st Settings, sum Summary, servers []Server) (*chart, error)
 			i++
 		}
 	}
-	logY(c.p, lo, hi)
+	reports.LogAxisY(c.p, lo, hi)
 	return c, nil
 }
 
@@ -270,7 +257,7 @@ func latencyChart(st Settings, sum Summary, servers []Server, w string, clients 
 	if !any {
 		return nil, nil
 	}
-	logY(c.p, lo, hi)
+	reports.LogAxisY(c.p, lo, hi)
 	return c, nil
 }
 

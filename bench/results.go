@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -169,14 +168,10 @@ type FaultTrial struct {
 // WriteResults writes res as dir/results.json with Schema set, atomically.
 func WriteResults(dir string, res Results) error {
 	res.Schema = Schema
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(res); err != nil {
-		return fmt.Errorf("encode bench results for %s: %w", dir, err)
+	if err := atomicfile.WriteJSON(filepath.Join(dir, ResultsFile), res); err != nil {
+		return fmt.Errorf("write bench results: %w", err)
 	}
-	return atomicfile.Write(filepath.Join(dir, ResultsFile), buf.Bytes())
+	return nil
 }
 
 // LoadResults reads a results.json file (a path to the file, or to a run

@@ -240,9 +240,10 @@ func thin(pts plotter.XYs) (plotter.XYs, bool) {
 	return out, true
 }
 
-// logRange sets a log y axis over [lo, hi] milliseconds, widened to whole
-// decades.
-func logRange(p *plot.Plot, lo, hi float64) {
+// LogAxisY sets p's y axis to a log scale over [lo, hi], widened to whole
+// decades (a non-positive lo becomes 0.1). The test report and the bench
+// report both use it.
+func LogAxisY(p *plot.Plot, lo, hi float64) {
 	if !(lo > 0) || math.IsInf(lo, 0) {
 		lo = 0.1
 	}
@@ -309,7 +310,7 @@ func latencyRawChart(s Summary, ops []history.Op) (*chart, error) {
 		}
 		return 0
 	})
-	logRange(c.p, lo, hi)
+	LogAxisY(c.p, lo, hi)
 	for _, sr := range all {
 		pts, thinned := thin(sr.pts)
 		sc, err := plotter.NewScatter(pts)
@@ -397,7 +398,7 @@ func latencyQuantilesChart(s Summary) (*chart, error) {
 			hi = math.Max(hi, ms(b.Latency.P99))
 		}
 	}
-	logRange(c.p, lo, hi)
+	LogAxisY(c.p, lo, hi)
 	qs := []struct {
 		name string
 		col  color.Color

@@ -114,14 +114,7 @@ type Results struct {
 // (a temporary file renamed into place). dir must exist.
 func WriteResults(dir string, res Results) error {
 	res.Schema = Schema
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(res); err != nil {
-		return fmt.Errorf("write results in %s: %w", dir, err)
-	}
-	if err := atomicfile.Write(filepath.Join(dir, ResultsFile), buf.Bytes()); err != nil {
+	if err := atomicfile.WriteJSON(filepath.Join(dir, ResultsFile), res); err != nil {
 		return fmt.Errorf("write results: %w", err)
 	}
 	return nil

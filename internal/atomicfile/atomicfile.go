@@ -5,6 +5,8 @@
 package atomicfile
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -36,4 +38,17 @@ func Write(path string, data []byte) (err error) {
 		return fmt.Errorf("rename into %s: %w", path, err)
 	}
 	return nil
+}
+
+// WriteJSON replaces path with v as indented JSON (two spaces, HTML
+// characters not escaped, trailing newline), as Write does.
+func WriteJSON(path string, v any) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("encode %s: %w", path, err)
+	}
+	return Write(path, buf.Bytes())
 }

@@ -24,3 +24,16 @@ func TestWriteReplacesWholeAndLeavesNoTemporaryFile(t *testing.T) {
 		t.Fatal("write into a missing directory succeeded")
 	}
 }
+
+func TestWriteJSONIsIndentedAndKeepsHTMLCharacters(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "r.json")
+	if err := WriteJSON(p, map[string]string{"k": "<a&b>"}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "{\n  \"k\": \"<a&b>\"\n}\n" {
+		t.Fatalf("wrote %q", b)
+	}
+	if err := WriteJSON(p, func() {}); err == nil {
+		t.Fatal("a value JSON cannot encode was written")
+	}
+}
