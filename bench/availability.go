@@ -162,6 +162,7 @@ func (e *engine) trial(ctx context.Context, c faultTarget, p *prober, fault stri
 		PredictedWritable: Predict(len(names), plan.Lost).Writable}
 
 	t0 := time.Now()
+	t.Start = t0
 	for _, name := range plan.Kill {
 		n, _ := c.Node(name)
 		if err := n.Kill(ctx); err != nil {

@@ -151,6 +151,9 @@ type FaultTrial struct {
 	Lost    int      `json:"lost"`
 	// Leader is the leader the fault was aimed at.
 	Leader string `json:"leader"`
+	// Start is when the fault began (wall clock), the origin of Window:
+	// with it a window can be lined up against the members' logs.
+	Start time.Time `json:"start"`
 	// Writable: a write invoked after the fault was acknowledged within
 	// FaultWait. Window is the time from the fault to that write's
 	// acknowledgement (FaultWait when not writable).

@@ -505,8 +505,9 @@ func TestSIGTERMTransfersLeadershipBeforeExit(t *testing.T) {
 	}
 }
 
-// Without a leader a member refuses at once with etcd's "no leader" rather
-// than hanging until the client gives up.
+// A member without a leader holds requests for the election grace (three
+// election timeouts since it lost its leader), then refuses at once with
+// etcd's "no leader" rather than hanging until the client gives up.
 func TestNoLeaderFailsPromptly(t *testing.T) {
 	tc := startCluster(t, 3)
 	tc.waitHealthy()
@@ -518,34 +519,83 @@ func TestNoLeaderFailsPromptly(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// One election timeout (1 s) for the survivor to notice; then every
-	// request must fail fast. A raw KV client avoids clientv3's retries.
+	// One election timeout (1 s) for the survivor to notice, three more of
+	// grace; after that every request must fail fast. A raw KV client
+	// avoids clientv3's retries.
 	cli := tc.client(nodes[0].ClientURL())
 	kv := pb.NewKVClient(cli.ActiveConnection())
-	eventually(t, 10*time.Second, "survivor reports no leader", func() error {
-		c, cancel := context.WithTimeout(ctx, 3*time.Second)
+	eventually(t, 15*time.Second, "survivor reports no leader", func() error {
+		c, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		start := time.Now()
 		_, err := kv.Put(c, &pb.PutRequest{Key: []byte("k"), Value: []byte("v")})
 		if !errors.Is(rpctypes.Error(err), rpctypes.ErrNoLeader) {
 			return fmt.Errorf("put: %v", err)
 		}
+		return nil
+	})
+	for i := 0; i < 3; i++ {
+		c, cancel := context.WithTimeout(ctx, 3*time.Second)
+		start := time.Now()
+		_, err := kv.Put(c, &pb.PutRequest{Key: []byte("k"), Value: []byte("v")})
+		if !errors.Is(rpctypes.Error(err), rpctypes.ErrNoLeader) {
+			t.Fatalf("put past the grace: %v", err)
+		}
 		if d := time.Since(start); d > 500*time.Millisecond {
-			t.Fatalf("no-leader answer took %v", d)
+			t.Fatalf("no-leader answer to a put took %v", d)
 		}
 		start = time.Now()
 		_, err = kv.Range(c, &pb.RangeRequest{Key: []byte("k")})
+		cancel()
 		if !errors.Is(rpctypes.Error(err), rpctypes.ErrNoLeader) {
-			return fmt.Errorf("linearizable range: %v", err)
+			t.Fatalf("linearizable range past the grace: %v", err)
 		}
 		if d := time.Since(start); d > 500*time.Millisecond {
-			t.Fatalf("no-leader answer took %v", d)
+			t.Fatalf("no-leader answer to a range took %v", d)
 		}
-		return nil
-	})
+	}
 	// Serializable reads are still served locally.
 	if _, err := kv.Range(ctx, &pb.RangeRequest{Key: []byte("k"), Serializable: true}); err != nil {
 		t.Fatalf("serializable range without a leader: %v", err)
+	}
+}
+
+// A write that arrives while there is no leader yet waits for the election
+// and succeeds, as etcd's do, instead of failing with "no leader": here the
+// whole cluster restarts and the write is sent to the first member up,
+// before its peers are.
+func TestWriteDuringElectionWaitsForLeader(t *testing.T) {
+	tc := startCluster(t, 3)
+	tc.waitHealthy()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	nodes := tc.Nodes()
+	for _, n := range nodes {
+		if err := n.Kill(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nodes[0].Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	kv := pb.NewKVClient(tc.client(nodes[0].ClientURL()).ActiveConnection())
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		c, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		_, err := kv.Put(c, &pb.PutRequest{Key: []byte("during-election"), Value: []byte("v")})
+		done <- err
+	}()
+	if err := nodes[1].Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("write sent before the election, answered after %v: %v", time.Since(start), err)
+	}
+	t.Logf("write sent before the election acknowledged after %v", time.Since(start))
+	resp, err := kv.Range(ctx, &pb.RangeRequest{Key: []byte("during-election")})
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("read back: %v %v", resp, err)
 	}
 }
 

@@ -14,14 +14,15 @@ import (
 )
 
 // propose replicates r through Raft and waits until this member has applied
-// it. A follower's proposal is forwarded to the leader by Raft itself. It
-// fails at once with etcd's "no leader" when there is none (the request was
-// not proposed, so it definitely did not happen); once proposed, it waits up
-// to the request timeout, after which the outcome is unknown to the client
+// it. A follower's proposal is forwarded to the leader by Raft itself.
+// Without a leader it waits for the election in progress (see waitLeader)
+// and fails with etcd's "no leader" when none comes (the request was not
+// proposed, so it definitely did not happen); once proposed, it waits up to
+// the request timeout, after which the outcome is unknown to the client
 // ("request timed out").
 func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (applyResult, error) {
-	if s.lead.Load() == 0 {
-		return applyResult{}, rpctypes.ErrGRPCNoLeader
+	if err := s.waitLeader(ctx); err != nil {
+		return applyResult{}, err
 	}
 	id := s.reqIDs.Next()
 	r.Header = &pb.RequestHeader{ID: id}
@@ -60,15 +61,62 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (applyR
 	}
 }
 
+// electionGrace is how long a member that lost its leader (or started)
+// holds requests for the election to finish, in election timeouts. Raft
+// elects within about two (a follower times out after one to two, and a
+// pre-vote refused by a member still in its leader's lease waits for the
+// next timeout); past that the member is most likely cut off from a
+// majority and answers at once.
+const electionGrace = 3
+
+// waitLeader returns nil once this member knows a leader. A request that
+// arrives during an election waits for it, as etcd's do, so that a write
+// sent while the cluster elects succeeds as soon as there is a leader
+// instead of failing; but only until the member has been leaderless for
+// electionGrace election timeouts (etcd waits for the whole request
+// timeout, 7 s by default). After that it fails at once with etcd's
+// "no leader", so clients of a member cut off from the majority learn it
+// immediately. The client's own deadline or cancellation ends the wait
+// early with etcd's errors for those.
+func (s *Server) waitLeader(ctx context.Context) error {
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		changed := s.leaderChangedC()
+		if s.lead.Load() != 0 {
+			return nil
+		}
+		since := time.Unix(0, s.leaderlessSince.Load())
+		left := time.Until(since.Add(electionGrace * s.cfg.ElectionTimeout))
+		if left <= 0 {
+			return rpctypes.ErrGRPCNoLeader
+		}
+		if timer == nil {
+			timer = time.NewTimer(left)
+		} else {
+			timer.Reset(left)
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+		case <-ctx.Done():
+			return clientContextError(ctx)
+		case <-s.stopc:
+			return rpctypes.ErrGRPCStopped
+		}
+	}
+}
+
 // contextError turns a proposal's expired context into etcd's error: the
 // client's own cancellation or deadline is reported as such; our request
 // timeout says whether the leader changed meanwhile.
 func contextError(client context.Context, leaderChanged <-chan struct{}) error {
-	if err := client.Err(); err != nil {
-		if errors.Is(err, context.Canceled) {
-			return rpctypes.ErrGRPCCanceled
-		}
-		return rpctypes.ErrGRPCDeadlineExceeded
+	if client.Err() != nil {
+		return clientContextError(client)
 	}
 	select {
 	case <-leaderChanged:
@@ -76,6 +124,15 @@ func contextError(client context.Context, leaderChanged <-chan struct{}) error {
 	default:
 		return rpctypes.ErrGRPCTimeout
 	}
+}
+
+// clientContextError is etcd's error for a client context that ended:
+// cancelled or past its deadline.
+func clientContextError(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return rpctypes.ErrGRPCCanceled
+	}
+	return rpctypes.ErrGRPCDeadlineExceeded
 }
 
 // linearizableReadNotify blocks until this member has applied everything
@@ -93,10 +150,7 @@ func (s *Server) linearizableReadNotify(ctx context.Context) error {
 	case <-nc.c:
 		return nc.err
 	case <-ctx.Done():
-		if errors.Is(ctx.Err(), context.Canceled) {
-			return rpctypes.ErrGRPCCanceled
-		}
-		return rpctypes.ErrGRPCDeadlineExceeded
+		return clientContextError(ctx)
 	case <-s.stopc:
 		return rpctypes.ErrGRPCStopped
 	}
@@ -148,9 +202,12 @@ func (s *Server) requestReadIndex(seq uint64) (uint64, error) {
 	var rctx [16]byte
 	binary.BigEndian.PutUint64(rctx[:8], s.id)
 	binary.BigEndian.PutUint64(rctx[8:], seq)
+	if err := s.waitLeader(context.Background()); err != nil {
+		return 0, err
+	}
 	leaderChanged := s.leaderChangedC()
 	if s.lead.Load() == 0 {
-		return 0, rpctypes.ErrGRPCNoLeader
+		return 0, rpctypes.ErrGRPCNoLeader // lost again in between
 	}
 	send := func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.requestTimeout())

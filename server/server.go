@@ -50,11 +50,14 @@ type Server struct {
 	nextSnapshot  time.Time // no snapshot starts before (duty cycle)
 
 	// Published for readers.
-	state        atomic.Pointer[readState]
-	lead         atomic.Uint64
-	term         atomic.Uint64
-	committed    atomic.Uint64
-	snapshotting atomic.Bool
+	state atomic.Pointer[readState]
+	lead  atomic.Uint64
+	// leaderlessSince is when this member last lost its leader (or
+	// started), in Unix nanoseconds; see waitLeader.
+	leaderlessSince atomic.Int64
+	term            atomic.Uint64
+	committed       atomic.Uint64
+	snapshotting    atomic.Bool
 
 	leaderMu      sync.Mutex
 	leaderChanged chan struct{} // closed and replaced on every leader change
@@ -118,6 +121,7 @@ func New(cfg Config) (*Server, error) {
 		errc:          make(chan error, 8),
 		leaderChanged: make(chan struct{}),
 	}
+	s.leaderlessSince.Store(time.Now().UnixNano())
 	memberDir := filepath.Join(cfg.DataDir, "member")
 	s.walDir = filepath.Join(memberDir, "wal")
 	s.snapDir = filepath.Join(memberDir, "snap")
@@ -508,6 +512,11 @@ func (s *Server) handleReady(rd raft.Ready) error {
 }
 
 func (s *Server) setLeader(lead uint64) {
+	if lead == 0 && s.lead.Load() != 0 {
+		// Before the swap: a caller that sees no leader must not see an
+		// older leaderless period's start.
+		s.leaderlessSince.Store(time.Now().UnixNano())
+	}
 	old := s.lead.Swap(lead)
 	if old == lead {
 		return
