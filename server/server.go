@@ -215,6 +215,7 @@ func (s *Server) bootstrap(memberDir string, rcfg *raft.Config) error {
 	s.applyWait = newIndexWaiter(0)
 	s.reqIDs = newIDGenerator(s.id)
 	s.tr = newTransport(s.lg, s.id, s.cid, me.PeerURLs, membership.Members, nil, s.cfg.HeartbeatInterval, s.cfg.ElectionTimeout, s.metrics)
+	s.tr.snapshotData = s.snapshotData
 	if s.cfg.InitialClusterState == "existing" {
 		s.lg.Info("starting with an empty log; the leader will catch this member up", "id", idString(s.id), "cluster", idString(s.cid))
 		s.node = raft.RestartNode(rcfg)
@@ -242,6 +243,9 @@ func (s *Server) restart(memberDir string, rcfg *raft.Config) error {
 	if err := os.MkdirAll(s.snapDir, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", s.snapDir, err)
 	}
+	if err := snap.RemoveTemp(s.snapDir); err != nil {
+		return fmt.Errorf("clear interrupted snapshots: %w", err)
+	}
 	sn, err := snap.LoadNewest(s.snapDir)
 	if err != nil {
 		return fmt.Errorf("load snapshot: %w", err)
@@ -265,7 +269,7 @@ func (s *Server) restart(memberDir string, rcfg *raft.Config) error {
 		s.store, s.membership = store, mem
 		s.confState = sn.Metadata.ConfState
 		s.appliedIndex, s.snapshotIndex = sn.Metadata.Index, sn.Metadata.Index
-		if err := s.storage.ApplySnapshot(*sn); err != nil {
+		if err := s.storage.ApplySnapshot(withoutData(*sn)); err != nil {
 			w.Close()
 			return fmt.Errorf("apply snapshot: %w", err)
 		}
@@ -302,6 +306,7 @@ func (s *Server) restart(memberDir string, rcfg *raft.Config) error {
 	s.reqIDs = newIDGenerator(s.id)
 	me := s.membership.Member(s.id)
 	s.tr = newTransport(s.lg, s.id, s.cid, me.PeerURLs, s.membership.Members, nil, s.cfg.HeartbeatInterval, s.cfg.ElectionTimeout, s.metrics)
+	s.tr.snapshotData = s.snapshotData
 	s.node = raft.RestartNode(rcfg)
 	s.tr.node = s.node
 	return nil
@@ -490,7 +495,7 @@ func (s *Server) handleReady(rd raft.Ready) error {
 		s.metrics.proposalsCommitted.Set(float64(rd.HardState.Commit))
 	}
 	if !raft.IsEmptySnap(rd.Snapshot) {
-		if err := s.storage.ApplySnapshot(rd.Snapshot); err != nil {
+		if err := s.storage.ApplySnapshot(withoutData(rd.Snapshot)); err != nil {
 			return fmt.Errorf("apply snapshot to raft storage: %w", err)
 		}
 	}

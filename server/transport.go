@@ -68,6 +68,11 @@ type transport struct {
 	idle       time.Duration
 	maxSnapRcv int64
 
+	// snapshotData returns the data of a snapshot whose MsgSnap came
+	// without it (Raft's storage keeps only the metadata); nil when every
+	// MsgSnap carries its data.
+	snapshotData func(raftpb.SnapshotMetadata) ([]byte, error)
+
 	peers map[uint64]*peer
 	// propc carries proposals forwarded by followers to proposalLoop.
 	propc    chan raftpb.Message
@@ -383,6 +388,13 @@ func (p *peer) snapshotLoop() {
 }
 
 func (p *peer) sendSnapshot(client *http.Client, m raftpb.Message) error {
+	if len(m.Snapshot.Data) == 0 && p.t.snapshotData != nil {
+		d, err := p.t.snapshotData(m.Snapshot.Metadata)
+		if err != nil {
+			return fmt.Errorf("read snapshot %d: %w", m.Snapshot.Metadata.Index, err)
+		}
+		m.Snapshot.Data = d
+	}
 	data, err := m.Marshal()
 	if err != nil {
 		return err

@@ -12,9 +12,10 @@
 //	crc      uint32, CRC-32C (Castagnoli) of every byte from metaLen through data
 //
 // The data is streamed to and from disk: Save and Load hold no copy of it
-// beyond raftpb.Snapshot.Data. The functions are safe to call from any
-// goroutine, but Purge must not run concurrently with Save in the same
-// directory (it removes temp files).
+// beyond raftpb.Snapshot.Data, and Create holds none at all (the state
+// machine writes straight into the file). The functions are safe to call
+// from any goroutine; RemoveTemp only at start-up, before any Save or
+// Create (it removes their temp files).
 package snap
 
 import (
@@ -117,6 +118,82 @@ func Save(dir string, s raftpb.Snapshot) (err error) {
 		return fmt.Errorf("snap: save %s: %w", path, err)
 	}
 	return fsyncDir(dir)
+}
+
+// Create writes a snapshot at md durably to dir (created if missing) as
+// Name(md.Term, md.Index), its data produced by write straight into the
+// file: nothing of it is held in memory. It is atomic as Save (temp file,
+// fsync, rename, fsync dir) and returns the data's length. The checksum is
+// computed by reading the temp file back, from the page cache.
+func Create(dir string, md raftpb.SnapshotMetadata, write func(io.Writer) error) (n int64, err error) {
+	if md.Index == 0 {
+		return 0, errors.New("snap: create: empty snapshot (index 0)")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return 0, fmt.Errorf("snap: create: %w", err)
+	}
+	name := Name(md.Term, md.Index)
+	path := filepath.Join(dir, name)
+	meta, err := md.Marshal()
+	if err != nil {
+		return 0, fmt.Errorf("snap: create %s: marshal metadata: %w", path, err)
+	}
+	f, err := os.CreateTemp(dir, name+".*"+tmpSuffix)
+	if err != nil {
+		return 0, fmt.Errorf("snap: create %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	// Header with a placeholder data length, then the data.
+	head := binary.LittleEndian.AppendUint32([]byte(magic), uint32(len(meta)))
+	head = append(head, meta...)
+	lenAt := int64(len(head))
+	head = append(head, make([]byte, 8)...)
+	bw := bufio.NewWriterSize(f, 256<<10)
+	bw.Write(head)
+	if err := write(bw); err != nil {
+		return 0, fmt.Errorf("snap: create %s: %w", path, err)
+	}
+	if err := bw.Flush(); err != nil {
+		return 0, fmt.Errorf("snap: create %s: write: %w", path, err)
+	}
+	end, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return 0, fmt.Errorf("snap: create %s: %w", path, err)
+	}
+	n = end - int64(len(head))
+	if _, err := f.WriteAt(binary.LittleEndian.AppendUint64(nil, uint64(n)), lenAt); err != nil {
+		return 0, fmt.Errorf("snap: create %s: write data length: %w", path, err)
+	}
+	crc, err := checksumFrom(f, int64(len(magic)))
+	if err != nil {
+		return 0, fmt.Errorf("snap: create %s: read back: %w", path, err)
+	}
+	if _, err := f.Write(binary.LittleEndian.AppendUint32(nil, crc)); err != nil {
+		return 0, fmt.Errorf("snap: create %s: write checksum: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return 0, fmt.Errorf("snap: create %s: fsync: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return 0, fmt.Errorf("snap: create %s: close: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return 0, fmt.Errorf("snap: create %s: %w", path, err)
+	}
+	return n, fsyncDir(dir)
+}
+
+// checksumFrom is the CRC-32C of f's bytes from off to its end.
+func checksumFrom(f *os.File, off int64) (uint32, error) {
+	h := crc32.New(crcTable)
+	_, err := io.CopyBuffer(h, io.NewSectionReader(f, off, 1<<62), make([]byte, 256<<10))
+	return h.Sum32(), err
 }
 
 // Load reads and verifies the snapshot file at path. Damage of any kind
@@ -242,13 +319,14 @@ func LoadNewest(dir string) (*raftpb.Snapshot, error) {
 	return Load(filepath.Join(dir, snaps[len(snaps)-1].name))
 }
 
-// Purge keeps the newest keep (at least 1) snapshot files in dir, deletes
-// the others and any temp files left by interrupted Saves, then fsyncs dir.
+// Purge keeps the newest keep (at least 1) snapshot files in dir and
+// deletes the others, then fsyncs dir. It leaves temp files alone (a Save
+// or Create may be writing one): RemoveTemp clears those at start-up.
 func Purge(dir string, keep int) error {
 	if keep < 1 {
 		return fmt.Errorf("snap: purge %s: keep = %d, must be at least 1", dir, keep)
 	}
-	snaps, tmps, err := list(dir)
+	snaps, _, err := list(dir)
 	if err != nil {
 		return err
 	}
@@ -256,13 +334,27 @@ func Purge(dir string, keep int) error {
 	for _, s := range snaps[:max(0, len(snaps)-keep)] {
 		remove = append(remove, s.name)
 	}
-	remove = append(remove, tmps...)
 	if len(remove) == 0 {
 		return nil
 	}
 	for _, name := range remove {
 		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("snap: purge: %w", err)
+		}
+	}
+	return fsyncDir(dir)
+}
+
+// RemoveTemp deletes the temp files that interrupted Saves and Creates
+// left in dir. Call it only when nothing is writing snapshots to dir.
+func RemoveTemp(dir string) error {
+	_, tmps, err := list(dir)
+	if err != nil || len(tmps) == 0 {
+		return err
+	}
+	for _, name := range tmps {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("snap: remove temp files: %w", err)
 		}
 	}
 	return fsyncDir(dir)

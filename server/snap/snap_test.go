@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -147,7 +148,7 @@ func TestCorruptNewestIsAnErrorNamingTheFile(t *testing.T) {
 	})
 }
 
-func TestPurgeKeepsTheNewestAndRemovesTempFiles(t *testing.T) {
+func TestPurgeKeepsTheNewestAndRemoveTempRemovesTempFiles(t *testing.T) {
 	dir := t.TempDir()
 	for i := uint64(1); i <= 5; i++ {
 		if err := Save(dir, snapshot(1, i*10, "x")); err != nil {
@@ -159,9 +160,16 @@ func TestPurgeKeepsTheNewestAndRemovesTempFiles(t *testing.T) {
 	if err := Purge(dir, 2); err != nil {
 		t.Fatal(err)
 	}
+	// A temp file may be a Save in progress: Purge leaves it.
+	if got, want := names(t, dir), []string{Name(1, 40), Name(1, 50), Name(1, 60) + ".123.tmp", "unrelated"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("after Purge(2): %v, want %v", got, want)
+	}
+	if err := RemoveTemp(dir); err != nil {
+		t.Fatal(err)
+	}
 	want := []string{Name(1, 40), Name(1, 50), "unrelated"}
 	if got := names(t, dir); !reflect.DeepEqual(got, want) {
-		t.Fatalf("after Purge(2): %v, want %v", got, want)
+		t.Fatalf("after RemoveTemp: %v, want %v", got, want)
 	}
 	if err := Purge(dir, 5); err != nil {
 		t.Fatal(err)
@@ -171,5 +179,65 @@ func TestPurgeKeepsTheNewestAndRemovesTempFiles(t *testing.T) {
 	}
 	if err := Purge(dir, 0); err == nil {
 		t.Fatal("Purge(0) accepted")
+	}
+}
+
+func TestCreateWritesWhatSaveWrites(t *testing.T) {
+	for _, data := range []string{"", "x", strings.Repeat("quorum", 200_000)} {
+		want := snapshot(3, 70, data)
+		saved, created := t.TempDir(), t.TempDir()
+		if err := Save(saved, want); err != nil {
+			t.Fatal(err)
+		}
+		n, err := Create(created, want.Metadata, func(w io.Writer) error {
+			// In uneven pieces, as an encoder would.
+			for b := []byte(data); len(b) > 0; {
+				k := min(len(b), 7777)
+				if _, err := w.Write(b[:k]); err != nil {
+					return err
+				}
+				b = b[k:]
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != int64(len(data)) {
+			t.Fatalf("Create returned %d bytes, wrote %d", n, len(data))
+		}
+		a, _ := os.ReadFile(filepath.Join(saved, Name(3, 70)))
+		b, _ := os.ReadFile(filepath.Join(created, Name(3, 70)))
+		if !bytes.Equal(a, b) {
+			t.Fatalf("%d bytes of data: Create's file differs from Save's", len(data))
+		}
+		got, err := LoadNewest(created)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got.Metadata, want.Metadata) || string(got.Data) != data {
+			t.Fatalf("loaded %v with %d bytes, want %v with %d", got.Metadata, len(got.Data), want.Metadata, len(data))
+		}
+		if got := names(t, created); len(got) != 1 {
+			t.Fatalf("files after Create: %v", got)
+		}
+	}
+}
+
+func TestCreateThatFailsLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	boom := errors.New("encoder failed")
+	_, err := Create(dir, snapshot(1, 5, "").Metadata, func(w io.Writer) error {
+		w.Write([]byte("half a snapshot"))
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("err = %v, want the writer's error", err)
+	}
+	if got := names(t, dir); len(got) != 0 {
+		t.Fatalf("files after a failed Create: %v", got)
+	}
+	if _, err := Create(dir, raftpb.SnapshotMetadata{}, func(io.Writer) error { return nil }); err == nil {
+		t.Fatal("Create at index 0 accepted")
 	}
 }
