@@ -31,7 +31,7 @@ or not, the quorum table measured beside predicted).
 With no flags: quorumd built from this checkout; sizes 1,3,5,7; put with
 1, 100 and 1000 clients (min(100, clients) connections), 8-byte keys,
 256-byte values, 1s warm-up + 10s per cell; every fault 3 times with a 10s
-bound. On a 2-core machine this takes about 9 minutes (measured: 8m55s
+bound. On a 2-core machine this takes about 6 minutes (measured: 5m53s
 with quorumd; see docs/benchmarks.md).
 
 etcd's published benchmark shape, A/B against etcd, 3 rounds interleaved:
