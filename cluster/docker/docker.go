@@ -185,27 +185,20 @@ func (c *Cluster) createNetwork(ctx context.Context) (netip.Prefix, netip.Addr, 
 
 func (c *Cluster) memberArgs(n *Node, initialCluster string) []string {
 	cfg := c.cfg
-	args := []string{
-		"--name", n.name,
-		"--data-dir", dataDir + "/member",
-		"--listen-client-urls", fmt.Sprintf("http://0.0.0.0:%d", ClientPort),
-		"--advertise-client-urls", n.clientURL,
-		"--listen-peer-urls", fmt.Sprintf("http://0.0.0.0:%d", PeerPort),
-		"--initial-advertise-peer-urls", n.peerURL,
-		"--initial-cluster", initialCluster,
-		"--initial-cluster-token", cfg.ClusterToken,
-		"--initial-cluster-state", "new",
-	}
-	if cfg.HeartbeatInterval > 0 {
-		args = append(args, "--heartbeat-interval", strconv.FormatInt(cfg.HeartbeatInterval.Milliseconds(), 10))
-	}
-	if cfg.ElectionTimeout > 0 {
-		args = append(args, "--election-timeout", strconv.FormatInt(cfg.ElectionTimeout.Milliseconds(), 10))
-	}
-	if cfg.SnapshotCount > 0 {
-		args = append(args, "--snapshot-count", strconv.Itoa(cfg.SnapshotCount))
-	}
-	return append(args, cfg.ExtraArgs...)
+	return cluster.MemberFlags{
+		Name:               n.name,
+		DataDir:            dataDir + "/member",
+		ListenClientURL:    fmt.Sprintf("http://0.0.0.0:%d", ClientPort),
+		AdvertiseClientURL: n.clientURL,
+		ListenPeerURL:      fmt.Sprintf("http://0.0.0.0:%d", PeerPort),
+		AdvertisePeerURL:   n.peerURL,
+		InitialCluster:     initialCluster,
+		ClusterToken:       cfg.ClusterToken,
+		HeartbeatInterval:  cfg.HeartbeatInterval,
+		ElectionTimeout:    cfg.ElectionTimeout,
+		SnapshotCount:      cfg.SnapshotCount,
+		Extra:              cfg.ExtraArgs,
+	}.Args()
 }
 
 // containerRequest is the testcontainers request for n's container.

@@ -110,27 +110,20 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 }
 
 func memberArgs(cfg Config, n *Node, initialCluster string) []string {
-	args := []string{
-		"--name", n.name,
-		"--data-dir", n.dataDir,
-		"--listen-client-urls", n.clientURL,
-		"--advertise-client-urls", n.clientURL,
-		"--listen-peer-urls", n.listenPeerURL,
-		"--initial-advertise-peer-urls", n.peerURL,
-		"--initial-cluster", initialCluster,
-		"--initial-cluster-token", cfg.ClusterToken,
-		"--initial-cluster-state", "new",
-	}
-	if cfg.HeartbeatInterval > 0 {
-		args = append(args, "--heartbeat-interval", strconv.FormatInt(cfg.HeartbeatInterval.Milliseconds(), 10))
-	}
-	if cfg.ElectionTimeout > 0 {
-		args = append(args, "--election-timeout", strconv.FormatInt(cfg.ElectionTimeout.Milliseconds(), 10))
-	}
-	if cfg.SnapshotCount > 0 {
-		args = append(args, "--snapshot-count", strconv.Itoa(cfg.SnapshotCount))
-	}
-	return append(args, cfg.ExtraArgs...)
+	return cluster.MemberFlags{
+		Name:               n.name,
+		DataDir:            n.dataDir,
+		ListenClientURL:    n.clientURL,
+		AdvertiseClientURL: n.clientURL,
+		ListenPeerURL:      n.listenPeerURL,
+		AdvertisePeerURL:   n.peerURL,
+		InitialCluster:     initialCluster,
+		ClusterToken:       cfg.ClusterToken,
+		HeartbeatInterval:  cfg.HeartbeatInterval,
+		ElectionTimeout:    cfg.ElectionTimeout,
+		SnapshotCount:      cfg.SnapshotCount,
+		Extra:              cfg.ExtraArgs,
+	}.Args()
 }
 
 // start launches every member at once (a member may not listen before its
