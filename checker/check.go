@@ -12,7 +12,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/quorum-kv/quorum/harness/history"
+	"github.com/quorum-kv/quorum/history"
 )
 
 // Workload names for Options.Workload.

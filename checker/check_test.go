@@ -12,7 +12,7 @@ import (
 
 	"github.com/anishathalye/porcupine"
 
-	"github.com/quorum-kv/quorum/harness/history"
+	"github.com/quorum-kv/quorum/history"
 )
 
 const (

@@ -3,7 +3,7 @@ package checker
 import (
 	"slices"
 
-	"github.com/quorum-kv/quorum/harness/history"
+	"github.com/quorum-kv/quorum/history"
 )
 
 // FinalReadsResult compares the final reads (history.FFinalRead), issued

@@ -3,7 +3,7 @@ package checker
 import (
 	"sort"
 
-	"github.com/quorum-kv/quorum/harness/history"
+	"github.com/quorum-kv/quorum/history"
 )
 
 // span is one client operation for building test histories: invoked at

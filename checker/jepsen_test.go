@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quorum-kv/quorum/harness/history"
+	"github.com/quorum-kv/quorum/history"
 )
 
 // jepsenEtcdLegal lists which of porcupine's test_data/jepsen/etcd_NNN.log

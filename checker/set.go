@@ -1,7 +1,7 @@
 package checker
 
 import (
-	"github.com/quorum-kv/quorum/harness/history"
+	"github.com/quorum-kv/quorum/history"
 )
 
 // SetResult is the outcome of the set workload's check, after Jepsen's set

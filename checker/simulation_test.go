@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quorum-kv/quorum/harness/history"
+	"github.com/quorum-kv/quorum/history"
 )
 
 // memStore is a linearizable in-memory register store: one mutex, one

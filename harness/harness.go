@@ -21,7 +21,7 @@ import (
 
 	"github.com/quorum-kv/quorum/checker"
 	"github.com/quorum-kv/quorum/cluster"
-	"github.com/quorum-kv/quorum/harness/history"
+	"github.com/quorum-kv/quorum/history"
 	"github.com/quorum-kv/quorum/nemesis"
 	"github.com/quorum-kv/quorum/reports"
 	"github.com/quorum-kv/quorum/workloads"

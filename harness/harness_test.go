@@ -11,7 +11,7 @@ import (
 
 	"github.com/quorum-kv/quorum/checker"
 	"github.com/quorum-kv/quorum/harness"
-	"github.com/quorum-kv/quorum/harness/history"
+	"github.com/quorum-kv/quorum/history"
 	"github.com/quorum-kv/quorum/internal/testbin"
 	"github.com/quorum-kv/quorum/reports"
 	"github.com/quorum-kv/quorum/workloads"

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/quorum-kv/quorum/cluster"
-	"github.com/quorum-kv/quorum/harness/history"
+	"github.com/quorum-kv/quorum/history"
 )
 
 // Order is how a Schedule picks the next nemesis.

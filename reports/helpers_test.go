@@ -7,7 +7,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/quorum-kv/quorum/harness/history"
+	"github.com/quorum-kv/quorum/history"
 )
 
 // opSpec is one client operation of a hand-made history. done < 0 means

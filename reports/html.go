@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/quorum-kv/quorum/checker"
-	"github.com/quorum-kv/quorum/harness/history"
+	"github.com/quorum-kv/quorum/history"
 )
 
 // maxListed bounds the elements or keys listed inline in the report.

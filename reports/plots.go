@@ -16,7 +16,7 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 
-	"github.com/quorum-kv/quorum/harness/history"
+	"github.com/quorum-kv/quorum/history"
 	"github.com/quorum-kv/quorum/internal/atomicfile"
 )
 

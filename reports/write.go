@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/quorum-kv/quorum/checker"
-	"github.com/quorum-kv/quorum/harness/history"
+	"github.com/quorum-kv/quorum/history"
 	"github.com/quorum-kv/quorum/internal/atomicfile"
 )
 

@@ -14,7 +14,7 @@ import (
 	"golang.org/x/net/html"
 
 	"github.com/quorum-kv/quorum/checker"
-	"github.com/quorum-kv/quorum/harness/history"
+	"github.com/quorum-kv/quorum/history"
 )
 
 type workloadCfg struct {

@@ -7,7 +7,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/quorum-kv/quorum/harness/history"
+	"github.com/quorum-kv/quorum/history"
 )
 
 // Classify returns the completion type of an operation that returned err:

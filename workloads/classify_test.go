@@ -11,7 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/quorum-kv/quorum/harness/history"
+	"github.com/quorum-kv/quorum/history"
 )
 
 func TestClassifyRecordsAWriteAsFailOnlyWhenItDefinitelyHadNoEffect(t *testing.T) {

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/quorum-kv/quorum/checker"
-	"github.com/quorum-kv/quorum/harness/history"
+	"github.com/quorum-kv/quorum/history"
 )
 
 // etcdBinary is the real etcd built by tools/, relative to this package.

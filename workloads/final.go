@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/quorum-kv/quorum/harness/history"
+	"github.com/quorum-kv/quorum/history"
 )
 
 // Bounds of FinalReads: attempts per member to pass the barrier, and per

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quorum-kv/quorum/harness/history"
+	"github.com/quorum-kv/quorum/history"
 )
 
 func TestFinalReadsReadEveryKeyOnEveryMemberUnderFreshProcesses(t *testing.T) {

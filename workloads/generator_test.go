@@ -4,7 +4,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/quorum-kv/quorum/harness/history"
+	"github.com/quorum-kv/quorum/history"
 )
 
 func TestGeneratorKindsAndKeysDependOnlyOnSeedAndWorker(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/quorum-kv/quorum/checker"
-	"github.com/quorum-kv/quorum/harness/history"
+	"github.com/quorum-kv/quorum/history"
 )
 
 // threeMembers are the targets of the in-memory tests.

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/quorum-kv/quorum/checker"
-	"github.com/quorum-kv/quorum/harness/history"
+	"github.com/quorum-kv/quorum/history"
 )
 
 func TestRegisterRunOnALinearizableStoreIsValid(t *testing.T) {

@@ -3,7 +3,7 @@ package workloads
 import (
 	"sync/atomic"
 
-	"github.com/quorum-kv/quorum/harness/history"
+	"github.com/quorum-kv/quorum/history"
 )
 
 // Stats counts a run's operations: invoked, and by how they ended.
