@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,7 +15,6 @@ import (
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
-	"google.golang.org/grpc"
 
 	"github.com/quorum-kv/quorum/server/mvcc"
 	"github.com/quorum-kv/quorum/server/snap"
@@ -75,10 +72,8 @@ type Server struct {
 	// snapshotDone tells the applier when the next snapshot may start.
 	snapshotDone chan time.Time
 
-	clientLns []net.Listener
-	peerLns   []net.Listener
-	grpc      *grpc.Server
-	httpSrvs  []*http.Server
+	lns   *listeners
+	front *front
 
 	stopc    chan struct{}
 	stopOnce sync.Once
@@ -126,41 +121,16 @@ func New(cfg Config) (*Server, error) {
 	s.walDir = filepath.Join(memberDir, "wal")
 	s.snapDir = filepath.Join(memberDir, "snap")
 
-	if err := s.listen(); err != nil {
-		s.closeListeners()
+	lns, err := listen(&s.cfg, s.lg)
+	if err != nil {
 		return nil, err
 	}
+	s.lns = lns
 	if err := s.openStorage(memberDir); err != nil {
-		s.closeListeners()
+		lns.close()
 		return nil, err
 	}
 	return s, nil
-}
-
-// listen binds the client and peer URLs first, so that a port in use is
-// reported before anything is written to the data dir.
-func (s *Server) listen() error {
-	for _, u := range s.cfg.ListenPeerURLs {
-		ln, err := net.Listen("tcp", u.Host)
-		if err != nil {
-			return fmt.Errorf("cannot listen for peers on %s (--listen-peer-urls): %w", u.String(), err)
-		}
-		s.peerLns = append(s.peerLns, ln)
-	}
-	for _, u := range s.cfg.ListenClientURLs {
-		ln, err := net.Listen("tcp", u.Host)
-		if err != nil {
-			return fmt.Errorf("cannot listen for clients on %s (--listen-client-urls): %w", u.String(), err)
-		}
-		s.clientLns = append(s.clientLns, ln)
-	}
-	return nil
-}
-
-func (s *Server) closeListeners() {
-	for _, ln := range append(s.clientLns, s.peerLns...) {
-		ln.Close()
-	}
 }
 
 func (s *Server) openStorage(memberDir string) error {
@@ -335,8 +305,12 @@ func (s *Server) Start() {
 	go func() { defer s.wg.Done(); s.applyLoop() }()
 	go func() { defer s.wg.Done(); s.readLoop() }()
 	go func() { defer s.wg.Done(); s.publishAttributes() }()
-	s.servePeers()
-	s.serveClients()
+	s.front = newFront(s)
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); s.healthLoop(s.front.health) }()
+	s.lns.servePeers(s.tr.handler(), s.fatal)
+	s.lns.serveClients(s.front, s.fatal)
+	s.lg.Info("serving clients", "urls", FormatURLs(s.cfg.ListenClientURLs))
 }
 
 // Err returns a channel that receives a fatal error (a listener failing, the
@@ -356,19 +330,11 @@ func (s *Server) fatal(err error) {
 func (s *Server) Stop() {
 	s.stopOnce.Do(func() {
 		s.transferLeadership()
-		for _, h := range s.httpSrvs {
-			h.Close()
+		s.lns.closeHTTP()
+		if s.front != nil {
+			s.front.stop()
 		}
-		if s.grpc != nil {
-			done := make(chan struct{})
-			go func() { s.grpc.GracefulStop(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(2 * time.Second):
-				s.grpc.Stop()
-			}
-		}
-		s.closeListeners()
+		s.lns.close()
 		close(s.stopc)
 		s.node.Stop()
 		s.tr.stop()

@@ -442,10 +442,7 @@ func (t *transport) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(streamPath, t.serveStream)
 	mux.HandleFunc(snapshotPath, t.serveSnapshot)
-	mux.HandleFunc("/version", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"etcdserver":%q,"etcdcluster":%q}`, ReportedServerVersion, ReportedServerVersion)
-	})
+	mux.HandleFunc("/version", serveVersion)
 	return mux
 }
 

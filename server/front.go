@@ -1,0 +1,77 @@
+package server
+
+import (
+	"fmt"
+	"math"
+	"net/http"
+	"net/http/pprof"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+)
+
+// front is the client API of a member: the gRPC server with every etcd
+// service quorumd implements, and the HTTP endpoints served beside it on the
+// client URLs. Every service is registered here, in newFront; the services
+// themselves live in front_*.go (front_kv.go, front_maintenance.go,
+// front_cluster.go, front_health.go) and reach the member only through the
+// Server's methods (propose, linearizableReadNotify, readView, header).
+// The Watch and Lease services, when they come, register here as well.
+// Which sockets the front is served on is listeners.go's business.
+type front struct {
+	grpc   *grpc.Server
+	http   http.Handler
+	health *health.Server
+}
+
+func newFront(s *Server) *front {
+	g := grpc.NewServer(
+		grpc.MaxRecvMsgSize(int(s.cfg.MaxRequestBytes)+grpcOverheadBytes),
+		grpc.MaxSendMsgSize(math.MaxInt32),
+		grpc.MaxConcurrentStreams(math.MaxUint32),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: false}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Hour, Timeout: 20 * time.Second}),
+	)
+	pb.RegisterKVServer(g, &kvServer{s: s})
+	pb.RegisterMaintenanceServer(g, &maintenanceServer{s: s})
+	pb.RegisterClusterServer(g, &clusterServer{s: s})
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(g, hs)
+
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/health", s.serveHealth)
+	mux.HandleFunc("/readyz", s.serveReadyz)
+	mux.HandleFunc("/livez", s.serveLivez)
+	mux.HandleFunc("/version", serveVersion)
+	if s.cfg.EnablePprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	return &front{grpc: g, http: mux, health: hs}
+}
+
+// stop lets the RPCs in flight finish, for at most two seconds.
+func (f *front) stop() {
+	done := make(chan struct{})
+	go func() { f.grpc.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		f.grpc.Stop()
+	}
+}
+
+// serveVersion answers etcd's GET /version, on the client and the peer URLs.
+func serveVersion(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, `{"etcdserver":%q,"etcdcluster":%q}`, ReportedServerVersion, ReportedServerVersion)
+}

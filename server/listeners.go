@@ -1,0 +1,103 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/soheilhy/cmux"
+)
+
+// listeners are a member's bound sockets and the HTTP servers on them: the
+// peer URLs serve the transport's handler, the client URLs serve the front
+// (gRPC and HTTP on the same port, told apart by cmux). They are bound in
+// New, before anything is written to the data dir, and served in Start.
+type listeners struct {
+	lg       *slog.Logger
+	client   []net.Listener
+	peer     []net.Listener
+	httpSrvs []*http.Server
+}
+
+// listen binds the client and peer URLs, so that a port in use is reported
+// before anything is written to the data dir. On error nothing stays bound.
+func listen(cfg *Config, lg *slog.Logger) (*listeners, error) {
+	l := &listeners{lg: lg}
+	for _, u := range cfg.ListenPeerURLs {
+		ln, err := net.Listen("tcp", u.Host)
+		if err != nil {
+			l.close()
+			return nil, fmt.Errorf("cannot listen for peers on %s (--listen-peer-urls): %w", u.String(), err)
+		}
+		l.peer = append(l.peer, ln)
+	}
+	for _, u := range cfg.ListenClientURLs {
+		ln, err := net.Listen("tcp", u.Host)
+		if err != nil {
+			l.close()
+			return nil, fmt.Errorf("cannot listen for clients on %s (--listen-client-urls): %w", u.String(), err)
+		}
+		l.client = append(l.client, ln)
+	}
+	return l, nil
+}
+
+// servePeers serves h on every peer listener; fatal receives a listener's
+// failure.
+func (l *listeners) servePeers(h http.Handler, fatal func(error)) {
+	for _, ln := range l.peer {
+		srv := &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 5 * time.Second,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(l.lg.Handler(), slog.LevelDebug),
+		}
+		l.httpSrvs = append(l.httpSrvs, srv)
+		go func(ln net.Listener) {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+				fatal(fmt.Errorf("peer listener %s: %w", ln.Addr(), err))
+			}
+		}(ln)
+	}
+}
+
+// serveClients serves f on every client listener: gRPC requests to its
+// gRPC server, everything else to its HTTP handler.
+func (l *listeners) serveClients(f *front, fatal func(error)) {
+	for _, ln := range l.client {
+		m := cmux.New(ln)
+		grpcL := m.MatchWithWriters(cmux.HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
+		httpL := m.Match(cmux.Any())
+		hsrv := &http.Server{Handler: f.http, ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: slog.NewLogLogger(l.lg.Handler(), slog.LevelDebug)}
+		l.httpSrvs = append(l.httpSrvs, hsrv)
+		go f.grpc.Serve(grpcL)
+		go hsrv.Serve(httpL)
+		go func(ln net.Listener) {
+			if err := m.Serve(); err != nil && !isClosedErr(err) {
+				fatal(fmt.Errorf("client listener %s: %w", ln.Addr(), err))
+			}
+		}(ln)
+	}
+}
+
+// closeHTTP closes the HTTP servers (peer streams and client HTTP) at once.
+func (l *listeners) closeHTTP() {
+	for _, h := range l.httpSrvs {
+		h.Close()
+	}
+}
+
+// close closes every bound socket.
+func (l *listeners) close() {
+	for _, ln := range append(l.client, l.peer...) {
+		ln.Close()
+	}
+}
+
+func isClosedErr(err error) bool {
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, cmux.ErrListenerClosed) || errors.Is(err, cmux.ErrServerClosed)
+}
