@@ -12,6 +12,8 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/quorum-kv/quorum/reports/render"
 )
 
 // Histogram bounds, in microseconds: 1 µs to 60 s, 3 significant figures.
@@ -243,28 +245,21 @@ func doOp(ctx context.Context, cli *clientv3.Client, ks keyspace, spec loadSpec,
 	return err
 }
 
-// latencyOf summarizes a microsecond histogram.
+// latencyOf summarizes a microsecond histogram (render.Percentiles).
 func latencyOf(h *hdrhistogram.Histogram) Latency {
-	us := func(v int64) time.Duration { return time.Duration(v) * time.Microsecond }
 	l := Latency{Count: h.TotalCount()}
 	if l.Count == 0 {
 		return l
 	}
 	l.Mean = time.Duration(h.Mean() * float64(time.Microsecond))
-	l.P50 = us(h.ValueAtQuantile(50))
-	l.P90 = us(h.ValueAtQuantile(90))
-	l.P99 = us(h.ValueAtQuantile(99))
-	l.P999 = us(h.ValueAtQuantile(99.9))
-	l.Max = us(h.Max())
+	ps := []float64{50, 90, 99, 99.9, 100}
 	for _, q := range CDFQuantiles {
-		v := h.ValueAtQuantile(q * 100)
-		switch q {
-		case 0:
-			v = h.Min()
-		case 1:
-			v = h.Max()
-		}
-		l.CDF = append(l.CDF, CDFPoint{Q: q, Latency: us(v)})
+		ps = append(ps, q*100)
+	}
+	vs := render.Percentiles(h, time.Microsecond, ps...)
+	l.P50, l.P90, l.P99, l.P999, l.Max = vs[0], vs[1], vs[2], vs[3], vs[4]
+	for i, q := range CDFQuantiles {
+		l.CDF = append(l.CDF, CDFPoint{Q: q, Latency: vs[5+i]})
 	}
 	return l
 }

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bytes"
 	"fmt"
 	"image/color"
 	"math"
@@ -15,78 +14,13 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 
-	"github.com/quorum-kv/quorum/internal/atomicfile"
-	"github.com/quorum-kv/quorum/reports"
+	"github.com/quorum-kv/quorum/reports/render"
 )
 
-// The plots follow reports' look (reports/plots.go): 11x4.6 in PNGs, a
-// light grid, the legend in a column right of the data. Its chart type is
-// unexported and time-axis specific, so the few lines are repeated here.
-const (
-	plotWidth   = 11 * vg.Inch
-	plotHeight  = 4.6 * vg.Inch
-	legendWidth = 2.6 * vg.Inch
-)
-
-// plotFile is one written plot, for the report.
-type plotFile struct {
-	Path  string // relative to the run directory, slash-separated
-	Title string
-}
-
-// chart is a plot under construction with its own legend column.
-type chart struct {
-	p      *plot.Plot
-	legend plot.Legend
-}
-
-func newChart(title, xLabel, yLabel string) *chart {
-	p := plot.New()
-	p.Title.Text = title
-	p.Title.TextStyle.Font.Size = 15
-	p.Title.Padding = 6
-	p.X.Label.Text = xLabel
-	p.Y.Label.Text = yLabel
-	for _, a := range []*plot.Axis{&p.X, &p.Y} {
-		a.Label.TextStyle.Font.Size = 12
-		a.Tick.Label.Font.Size = 11
-	}
-	grid := plotter.NewGrid()
-	grid.Vertical.Color = color.Gray{Y: 0xdd}
-	grid.Horizontal.Color = color.Gray{Y: 0xdd}
-	p.Add(grid)
-	legend := plot.NewLegend()
-	legend.Top = true
-	legend.Left = true
-	legend.TextStyle.Font.Size = 11
-	legend.Padding = 3
-	return &chart{p: p, legend: legend}
-}
-
-func (c *chart) png() ([]byte, error) {
-	cw, err := draw.NewFormattedCanvas(plotWidth, plotHeight, "png")
-	if err != nil {
-		return nil, err
-	}
-	dc := draw.New(cw)
-	c.p.Draw(draw.Crop(dc, 0, -legendWidth, 0, 0))
-	c.legend.Draw(draw.Crop(dc, plotWidth-legendWidth+8, -4, 0, -30))
-	var buf bytes.Buffer
-	if _, err := cw.WriteTo(&buf); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
-
-// palette is the colour of series i (matplotlib's tab10).
-func palette(i int) color.RGBA {
-	cs := []color.RGBA{
-		{0x1f, 0x77, 0xb4, 0xff}, {0xff, 0x7f, 0x0e, 0xff}, {0x2c, 0xa0, 0x2c, 0xff}, {0xd6, 0x27, 0x28, 0xff},
-		{0x94, 0x67, 0xbd, 0xff}, {0x8c, 0x56, 0x4b, 0xff}, {0xe3, 0x77, 0xc2, 0xff}, {0x7f, 0x7f, 0x7f, 0xff},
-		{0xbc, 0xbd, 0x22, 0xff}, {0x17, 0xbe, 0xcf, 0xff},
-	}
-	return cs[i%len(cs)]
-}
+// The plots share the test report's look (render.Chart): 11x4.6 in PNGs,
+// a light grid, the legend in a column right of the data, here a wider
+// one for the "server workload clients" names.
+const legendWidth = 2.6 * vg.Inch
 
 // dashes is the line style of server i: solid for the baseline.
 func dashes(i int) []vg.Length {
@@ -100,7 +34,7 @@ func glyph(i int) draw.GlyphDrawer {
 }
 
 // addLine adds a line with points to the chart and the legend.
-func (c *chart) addLine(name string, pts plotter.XYs, col color.Color, dash []vg.Length, g draw.GlyphDrawer) error {
+func addLine(c *render.Chart, name string, pts plotter.XYs, col color.Color, dash []vg.Length, g draw.GlyphDrawer) error {
 	if len(pts) == 0 {
 		return nil
 	}
@@ -110,13 +44,10 @@ func (c *chart) addLine(name string, pts plotter.XYs, col color.Color, dash []vg
 	}
 	l.Color, l.Width, l.Dashes = col, vg.Points(1.6), dash
 	s.Color, s.Shape, s.Radius = col, g, vg.Points(3)
-	c.p.Add(l, s)
-	c.legend.Add(name, l, s)
+	c.Plot.Add(l, s)
+	c.Legend.Add(name, l, s)
 	return nil
 }
-
-// ms is a latency in milliseconds, at least 1 µs so it shows on a log axis.
-func ms(d time.Duration) float64 { return math.Max(float64(d)/float64(time.Millisecond), 0.001) }
 
 // sizeAxis makes x the cluster sizes, with a tick at each.
 func sizeAxis(p *plot.Plot, sizes []int) {
@@ -136,20 +67,16 @@ func serverIndex(servers []Server, label string) int {
 }
 
 // writePlots draws every plot of res into dir/plots.
-func writePlots(dir string, res Results) ([]plotFile, error) {
+func writePlots(dir string, res Results) ([]render.PlotFile, error) {
 	if err := os.MkdirAll(filepath.Join(dir, PlotsDir), 0o755); err != nil {
 		return nil, fmt.Errorf("create plots directory: %w", err)
 	}
-	var files []plotFile
-	save := func(name, title string, c *chart) error {
-		b, err := c.png()
-		if err != nil {
-			return fmt.Errorf("render %s: %w", name, err)
-		}
-		if err := atomicfile.Write(filepath.Join(dir, PlotsDir, name), b); err != nil {
+	var files []render.PlotFile
+	save := func(name, title string, c *render.Chart) error {
+		if err := c.WritePNG(filepath.Join(dir, PlotsDir, name)); err != nil {
 			return err
 		}
-		files = append(files, plotFile{Path: PlotsDir + "/" + name, Title: title})
+		files = append(files, render.PlotFile{Path: PlotsDir + "/" + name, Title: title})
 		return nil
 	}
 	st, sum, servers := res.Run.Settings, res.Summary, res.Run.Servers
@@ -196,9 +123,9 @@ func writePlots(dir string, res Results) ([]plotFile, error) {
 	return files, nil
 }
 
-func throughputChart(st Settings, sum Summary, servers []Server) (*chart, error) {
-	c := newChart("Throughput vs cluster size (median over rounds)", "cluster size (members)", "requests/s (log scale)")
-	sizeAxis(c.p, st.Sizes)
+func throughputChart(st Settings, sum Summary, servers []Server) (*render.Chart, error) {
+	c := render.NewChart("Throughput vs cluster size (median over rounds)", "cluster size (members)", "requests/s (log scale)", legendWidth)
+	sizeAxis(c.Plot, st.Sizes)
 	lo, hi := math.Inf(1), 0.0
 	i := 0
 	for _, w := range st.Workloads {
@@ -212,20 +139,20 @@ func throughputChart(st Settings, sum Summary, servers []Server) (*chart, error)
 					}
 				}
 				name := fmt.Sprintf("%s %s %dc", srv.Label, w, cl)
-				if err := c.addLine(name, pts, palette(i), dashes(si), glyph(si)); err != nil {
+				if err := addLine(c, name, pts, render.Palette(i), dashes(si), glyph(si)); err != nil {
 					return nil, err
 				}
 			}
 			i++
 		}
 	}
-	reports.LogAxisY(c.p, lo, hi)
+	render.LogAxisY(c.Plot, lo, hi)
 	return c, nil
 }
 
-func latencyChart(st Settings, sum Summary, servers []Server, w string, clients int) (*chart, error) {
-	c := newChart(fmt.Sprintf("Latency vs cluster size: %s, %d clients", w, clients), "cluster size (members)", "latency (ms, log scale)")
-	sizeAxis(c.p, st.Sizes)
+func latencyChart(st Settings, sum Summary, servers []Server, w string, clients int) (*render.Chart, error) {
+	c := render.NewChart(fmt.Sprintf("Latency vs cluster size: %s, %d clients", w, clients), "cluster size (members)", "latency (ms, log scale)", legendWidth)
+	sizeAxis(c.Plot, st.Sizes)
 	qs := []struct {
 		name string
 		of   func(LoadSummary) time.Duration
@@ -243,13 +170,13 @@ func latencyChart(st Settings, sum Summary, servers []Server, w string, clients 
 			var pts plotter.XYs
 			for _, l := range sum.Load {
 				if l.Server == srv.Label && l.Workload == w && l.Clients == clients && l.Throughput > 0 {
-					y := ms(q.of(l))
+					y := render.Millis(q.of(l))
 					pts = append(pts, plotter.XY{X: float64(l.Size), Y: y})
 					lo, hi = min(lo, y), max(hi, y)
 				}
 			}
 			any = any || len(pts) > 0
-			if err := c.addLine(srv.Label+" "+q.name, pts, palette(qi), dashes(si), glyph(si)); err != nil {
+			if err := addLine(c, srv.Label+" "+q.name, pts, render.Palette(qi), dashes(si), glyph(si)); err != nil {
 				return nil, err
 			}
 		}
@@ -257,15 +184,15 @@ func latencyChart(st Settings, sum Summary, servers []Server, w string, clients 
 	if !any {
 		return nil, nil
 	}
-	reports.LogAxisY(c.p, lo, hi)
+	render.LogAxisY(c.Plot, lo, hi)
 	return c, nil
 }
 
-func cdfChart(sum Summary, servers []Server, w string, clients int) (*chart, error) {
-	c := newChart(fmt.Sprintf("Latency CDF: %s, %d clients", w, clients), "latency (ms, log scale)", "fraction of requests")
-	c.p.X.Scale = plot.LogScale{}
-	c.p.X.Tick.Marker = plot.LogTicks{Prec: -1}
-	c.p.Y.Min, c.p.Y.Max = 0, 1
+func cdfChart(sum Summary, servers []Server, w string, clients int) (*render.Chart, error) {
+	c := render.NewChart(fmt.Sprintf("Latency CDF: %s, %d clients", w, clients), "latency (ms, log scale)", "fraction of requests", legendWidth)
+	c.Plot.X.Scale = plot.LogScale{}
+	c.Plot.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	c.Plot.Y.Min, c.Plot.Y.Max = 0, 1
 	lo, hi := math.Inf(1), 0.0
 	sizes := []int{}
 	for _, l := range sum.Load {
@@ -280,12 +207,12 @@ func cdfChart(sum Summary, servers []Server, w string, clients int) (*chart, err
 		}
 		var pts plotter.XYs
 		for _, p := range l.CDF {
-			x := ms(p.Latency)
+			x := render.Millis(p.Latency)
 			pts = append(pts, plotter.XY{X: x, Y: p.Q})
 			lo, hi = min(lo, x), max(hi, x)
 		}
 		si := serverIndex(servers, l.Server)
-		if err := c.addLine(fmt.Sprintf("%s %d members", l.Server, l.Size), pts, palette(slices.Index(sizes, l.Size)), dashes(si), glyph(si)); err != nil {
+		if err := addLine(c, fmt.Sprintf("%s %d members", l.Server, l.Size), pts, render.Palette(slices.Index(sizes, l.Size)), dashes(si), glyph(si)); err != nil {
 			return nil, err
 		}
 		any = true
@@ -293,20 +220,20 @@ func cdfChart(sum Summary, servers []Server, w string, clients int) (*chart, err
 	if !any {
 		return nil, nil
 	}
-	c.p.X.Min = math.Pow10(int(math.Floor(math.Log10(lo))))
-	c.p.X.Max = math.Pow10(int(math.Ceil(math.Log10(hi))))
+	c.Plot.X.Min = math.Pow10(int(math.Floor(math.Log10(lo))))
+	c.Plot.X.Max = math.Pow10(int(math.Ceil(math.Log10(hi))))
 	return c, nil
 }
 
-func unavailabilityChart(st Settings, sum Summary, servers []Server) (*chart, error) {
-	c := newChart("Write unavailability after each fault (median line, max as hollow marks)", "cluster size (members)", "seconds until a write is acknowledged")
-	sizeAxis(c.p, st.Sizes)
+func unavailabilityChart(st Settings, sum Summary, servers []Server) (*render.Chart, error) {
+	c := render.NewChart("Write unavailability after each fault (median line, max as hollow marks)", "cluster size (members)", "seconds until a write is acknowledged", legendWidth)
+	sizeAxis(c.Plot, st.Sizes)
 	wait := st.FaultWait.Seconds()
-	c.p.Y.Min, c.p.Y.Max = 0, wait*1.08
+	c.Plot.Y.Min, c.Plot.Y.Max = 0, wait*1.08
 	cap := plotter.NewFunction(func(float64) float64 { return wait })
 	cap.Color, cap.Dashes, cap.Width = color.RGBA{0xc5, 0x22, 0x1f, 0xff}, []vg.Length{vg.Points(2), vg.Points(3)}, vg.Points(1)
-	c.p.Add(cap)
-	c.legend.Add(fmt.Sprintf("bound %gs: not writable", wait), cap)
+	c.Plot.Add(cap)
+	c.Legend.Add(fmt.Sprintf("bound %gs: not writable", wait), cap)
 	for si, srv := range servers {
 		for fi, f := range FaultNames() {
 			var med, mx plotter.XYs
@@ -324,15 +251,15 @@ func unavailabilityChart(st Settings, sum Summary, servers []Server) (*chart, er
 			if len(med) == 0 {
 				continue
 			}
-			if err := c.addLine(srv.Label+" "+f, med, palette(fi), dashes(si), glyph(si)); err != nil {
+			if err := addLine(c, srv.Label+" "+f, med, render.Palette(fi), dashes(si), glyph(si)); err != nil {
 				return nil, err
 			}
 			s, err := plotter.NewScatter(mx)
 			if err != nil {
 				return nil, err
 			}
-			s.Color, s.Shape, s.Radius = palette(fi), draw.RingGlyph{}, vg.Points(4)
-			c.p.Add(s)
+			s.Color, s.Shape, s.Radius = render.Palette(fi), draw.RingGlyph{}, vg.Points(4)
+			c.Plot.Add(s)
 		}
 	}
 	return c, nil

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bytes"
 	"fmt"
 	"html/template"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/quorum-kv/quorum/internal/atomicfile"
+	"github.com/quorum-kv/quorum/reports/render"
 )
 
 // Write writes res as dir/results.json, dir/plots/*.png and
@@ -82,11 +82,11 @@ func yesNo(b bool) string {
 
 type htmlView struct {
 	Res      Results
-	Plots    []plotFile
+	Plots    []render.PlotFile
 	Settings [][2]string
 }
 
-func renderReport(res Results, plots []plotFile) ([]byte, error) {
+func renderReport(res Results, plots []render.PlotFile) ([]byte, error) {
 	st := res.Run.Settings
 	conns := "min(100, clients)"
 	if st.Conns > 0 {
@@ -103,7 +103,7 @@ func renderReport(res Results, plots []plotFile) ([]byte, error) {
 		{"availability probes", fmt.Sprintf("one write every %v, round-robin over the members, %v timeout", st.ProbeInterval, st.ProbeTimeout)},
 		{"election timeout", st.ElectionTimeout}, {"seed", fmt.Sprint(st.Seed)},
 	}}
-	t, err := template.New("bench").Funcs(template.FuncMap{
+	return render.Page("bench report", reportTemplate, template.FuncMap{
 		"dur": fmtDur, "rate": fmtRate, "mib": fmtMiB, "ratio": fmtRatio, "yesno": yesNo,
 		"win": func(a FaultSummary) string { m, _ := fmtWindow(a); return m },
 		"winmax": func(a FaultSummary) string {
@@ -111,41 +111,14 @@ func renderReport(res Results, plots []plotFile) ([]byte, error) {
 			return m
 		},
 		"f2": func(x float64) string { return fmt.Sprintf("%.2f", x) },
-	}).Parse(reportTemplate)
-	if err != nil {
-		return nil, fmt.Errorf("parse bench report template: %w", err)
-	}
-	var buf bytes.Buffer
-	if err := t.Execute(&buf, v); err != nil {
-		return nil, fmt.Errorf("render bench report: %w", err)
-	}
-	return buf.Bytes(), nil
+	}, v)
 }
 
-const reportTemplate = `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>quorum bench {{.Res.Run.Start.Format "2006-01-02 15:04"}}</title>
-<style>
-body { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0 auto; max-width: 1150px; padding: 1em 1.5em 3em; color: #222; }
-h1 { font-size: 1.4em; margin: 0.3em 0; }
-h2 { font-size: 1.2em; margin-top: 1.8em; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
-h3 { font-size: 1.05em; margin-top: 1.2em; }
-table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.95em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
-th { background: #f3f3f3; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-tr.bad td { background: #fde8e8; }
-pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; white-space: pre-wrap; word-break: break-all; }
-.muted { color: #777; }
-.bad { color: #c5221f; font-weight: bold; }
-.note { background: #fff8e1; border-left: 4px solid #e8a200; padding: 0.4em 0.8em; }
-img { max-width: 100%; border: 1px solid #ddd; margin: 0.5em 0 1em; }
-</style>
-</head>
-<body>
-<h1>quorum bench</h1>
+// reportTemplate is report.html's title, styles and body (render.Page).
+const reportTemplate = `{{define "title"}}quorum bench {{.Res.Run.Start.Format "2006-01-02 15:04"}}{{end}}
+{{define "style"}}.note { background: #fff8e1; border-left: 4px solid #e8a200; padding: 0.4em 0.8em; }
+{{end}}
+{{define "body"}}<h1>quorum bench</h1>
 <p>{{range $i, $s := .Res.Run.Servers}}{{if $i}} vs {{end}}<b>{{$s.Label}}</b> <span class="muted">({{$s.Binary}})</span>{{end}}
 · started {{.Res.Run.Start.Format "2006-01-02 15:04:05 MST"}} · took {{dur .Res.Run.Elapsed}}</p>
 <p class="note">Machine: {{.Res.Run.Machine.CPUs}} CPUs{{with .Res.Run.Machine.CPUModel}} ({{.}}){{end}}{{with .Res.Run.Machine.Kernel}}, Linux {{.}}{{end}}, {{.Res.Run.Machine.GoVersion}}.
@@ -191,8 +164,7 @@ Every member and the load generator share these CPUs (the "load generator CPU" c
 {{range .Plots}}<h3>{{.Title}}</h3>
 <img src="{{.Path}}" alt="{{.Title}}">
 {{else}}<p class="muted">Nothing was measured.</p>{{end}}
-</body>
-</html>
+{{end}}
 `
 
 // FormatSummary is the terminal summary: the load table, the ratios, the

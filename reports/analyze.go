@@ -9,6 +9,7 @@ import (
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/quorum-kv/quorum/history"
+	"github.com/quorum-kv/quorum/reports/render"
 )
 
 // Options configures Analyze.
@@ -311,9 +312,8 @@ func opStats(ops []history.Op) []OpStats {
 	for k, n := range counts {
 		st := OpStats{F: k.f, Outcome: k.t, Count: n}
 		if h := lat[k]; h != nil {
-			st.Latency = &Quantiles{
-				P50: h.quantile(50), P90: h.quantile(90), P99: h.quantile(99), P999: h.quantile(99.9), Max: h.max,
-			}
+			q := h.percentiles(50, 90, 99, 99.9)
+			st.Latency = &Quantiles{P50: q[0], P90: q[1], P99: q[2], P999: q[3], Max: h.max}
 		}
 		out = append(out, st)
 	}
@@ -366,7 +366,8 @@ func timeline(ops []history.Op, d, width time.Duration) []Bucket {
 		for _, l := range okLat[i] {
 			h.record(l)
 		}
-		b.Latency = &BucketLatency{P50: h.quantile(50), P95: h.quantile(95), P99: h.quantile(99)}
+		q := h.percentiles(50, 95, 99)
+		b.Latency = &BucketLatency{P50: q[0], P95: q[1], P99: q[2]}
 	}
 	return buckets
 }
@@ -481,12 +482,13 @@ func (l *latencyHist) record(d time.Duration) {
 	_ = l.h.RecordValue(us)
 }
 
-// quantile returns the q-th percentile (0 < q <= 100) as documented on
-// Quantiles.
-func (l *latencyHist) quantile(q float64) time.Duration {
-	if l.h.TotalCount() == 0 {
-		return 0
+// percentiles returns the percentiles ps (0 < p < 100) as documented on
+// Quantiles: read off the histogram (render.Percentiles), clamped to the
+// exact min and max.
+func (l *latencyHist) percentiles(ps ...float64) []time.Duration {
+	vs := render.Percentiles(l.h, time.Microsecond, ps...)
+	for i, v := range vs {
+		vs[i] = min(max(v, l.min), l.max)
 	}
-	v := time.Duration(l.h.ValueAtQuantile(q)) * time.Microsecond
-	return min(max(v, l.min), l.max)
+	return vs
 }

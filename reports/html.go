@@ -1,16 +1,15 @@
 package reports
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"html/template"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/quorum-kv/quorum/checker"
 	"github.com/quorum-kv/quorum/history"
+	"github.com/quorum-kv/quorum/reports/render"
 )
 
 // maxListed bounds the elements or keys listed inline in the report.
@@ -79,7 +78,7 @@ type reportView struct {
 	Final        *checker.FinalReadsResult
 	FinalDisagr  listView
 	FinalReads   []finalRow
-	Plots        []plotFile
+	Plots        []render.PlotFile
 }
 
 type finalRow struct {
@@ -207,7 +206,7 @@ func strOrNull(p *string) string {
 
 // buildView formats res for the template; linLink is the relative link to
 // the linearizability visualization, empty when the file does not exist.
-func buildView(res Results, plots []plotFile, linLink string) reportView {
+func buildView(res Results, plots []render.PlotFile, linLink string) reportView {
 	v := reportView{
 		Title:        res.Run.Name,
 		Verdict:      strings.ToUpper(res.Check.Verdict.String()),
@@ -349,47 +348,20 @@ func worstText(w FaultWindow) string {
 
 // renderReport renders report.html.
 func renderReport(v reportView) ([]byte, error) {
-	t, err := template.New("report").Parse(reportTemplate)
-	if err != nil {
-		return nil, fmt.Errorf("parse report template: %w", err)
-	}
-	var buf bytes.Buffer
-	if err := t.Execute(&buf, v); err != nil {
-		return nil, fmt.Errorf("render report: %w", err)
-	}
-	return buf.Bytes(), nil
+	return render.Page("report", reportTemplate, nil, v)
 }
 
-const reportTemplate = `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>{{.Title}}: {{.Verdict}}</title>
-<style>
-body { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0 auto; max-width: 1150px; padding: 1em 1.5em 3em; color: #222; }
-h1 { font-size: 1.4em; margin: 0.3em 0; }
-h2 { font-size: 1.2em; margin-top: 1.8em; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
-h3 { font-size: 1.05em; margin-top: 1.2em; }
-.verdict { font-size: 3em; font-weight: 800; letter-spacing: 0.05em; padding: 0.25em 0.6em; border-radius: 8px; color: #fff; display: inline-block; }
+// reportTemplate is report.html's title, styles and body (render.Page).
+const reportTemplate = `{{define "title"}}{{.Title}}: {{.Verdict}}{{end}}
+{{define "style"}}.verdict { font-size: 3em; font-weight: 800; letter-spacing: 0.05em; padding: 0.25em 0.6em; border-radius: 8px; color: #fff; display: inline-block; }
 .verdict.valid { background: #1e8e3e; }
 .verdict.invalid { background: #c5221f; }
 .verdict.unknown { background: #e8a200; color: #222; }
 .reasons { font-size: 1.1em; margin: 0.6em 0 0.2em; padding-left: 1.2em; }
-table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.95em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
-th { background: #f3f3f3; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.total td { font-weight: bold; }
-tr.bad td { background: #fde8e8; }
-pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; white-space: pre-wrap; word-break: break-all; }
-.muted { color: #777; }
-.bad { color: #c5221f; font-weight: bold; }
-img { max-width: 100%; border: 1px solid #ddd; margin: 0.5em 0 1em; }
 .cols { display: flex; flex-wrap: wrap; gap: 2em; }
-</style>
-</head>
-<body>
-<header>
+{{end}}
+{{define "body"}}<header>
 <h1>{{.Title}}</h1>
 <div id="verdict" class="verdict {{.VerdictClass}}">{{.Verdict}}</div>
 {{with .Reasons}}<ul class="reasons">{{range .}}<li>{{.}}</li>{{end}}</ul>{{end}}
@@ -470,6 +442,5 @@ img { max-width: 100%; border: 1px solid #ddd; margin: 0.5em 0 1em; }
 {{range .Plots}}<h3>{{.Title}}</h3>
 <img src="{{.Path}}" alt="{{.Title}}">
 {{end}}
-</body>
-</html>
+{{end}}
 `

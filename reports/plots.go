@@ -1,7 +1,6 @@
 package reports
 
 import (
-	"bytes"
 	"fmt"
 	"image/color"
 	"math"
@@ -17,7 +16,7 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 
 	"github.com/quorum-kv/quorum/history"
-	"github.com/quorum-kv/quorum/internal/atomicfile"
+	"github.com/quorum-kv/quorum/reports/render"
 )
 
 // Plot files, relative to the run directory, in report order.
@@ -28,39 +27,33 @@ const (
 	PlotAvailability     = PlotsDir + "/availability.png"
 )
 
-// plotFile is one written plot, for the report.
-type plotFile struct {
-	Path  string // relative to the run directory, slash-separated
-	Title string
-}
-
-// Image geometry: the data area on the left, the legend in a column on the
-// right so it never hides data.
 const (
-	plotWidth   = 11 * vg.Inch
-	plotHeight  = 4.6 * vg.Inch
+	// legendWidth is the legend column's width (render.Chart).
 	legendWidth = 2.3 * vg.Inch
 	// maxScatterPoints bounds each scatter series; larger series are
 	// thinned evenly, and the legend says so.
 	maxScatterPoints = 20000
 )
 
-// Colours of the outcomes: ok green, fail red, info orange.
-func colOK() color.RGBA   { return color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff} }
-func colFail() color.RGBA { return color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff} }
-func colInfo() color.RGBA { return color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff} }
+// Colours of the outcomes: ok green, fail red, info orange; blue and
+// grey for the other series.
+func colOK() color.RGBA    { return render.Palette(2) }
+func colFail() color.RGBA  { return render.Palette(3) }
+func colInfo() color.RGBA  { return render.Palette(1) }
+func colBlue() color.RGBA  { return render.Palette(0) }
+func colOther() color.RGBA { return render.Palette(7) }
 
 // opColour is the colour of ok operations of each name in the scatter.
 func opColour(f string) color.RGBA {
 	switch f {
 	case history.FRead:
-		return color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}
+		return colBlue()
 	case history.FWrite, history.FAdd:
 		return colOK()
 	case history.FCAS:
-		return color.RGBA{R: 0x94, G: 0x67, B: 0xbd, A: 0xff}
+		return render.Palette(4)
 	default:
-		return color.RGBA{R: 0x7f, G: 0x7f, B: 0x7f, A: 0xff}
+		return colOther()
 	}
 }
 
@@ -76,18 +69,15 @@ func opGlyph(f string) draw.GlyphDrawer {
 	}
 }
 
-// faultColours are the band colours of the fault names, in sorted name
-// order (cycled).
+// faultColour is the band colour of fault name i, in sorted name order
+// (cycled): translucent red, purple, brown, cyan, olive and grey.
 func faultColour(i int) color.NRGBA {
-	cs := []color.NRGBA{
-		{R: 0xd6, G: 0x27, B: 0x28, A: 0x30},
-		{R: 0x94, G: 0x67, B: 0xbd, A: 0x30},
-		{R: 0x8c, G: 0x56, B: 0x4b, A: 0x30},
-		{R: 0x17, G: 0xbe, B: 0xcf, A: 0x30},
-		{R: 0xbc, G: 0xbd, B: 0x22, A: 0x40},
-		{R: 0x7f, G: 0x7f, B: 0x7f, A: 0x30},
-	}
-	return cs[i%len(cs)]
+	cs := []struct {
+		palette int
+		alpha   uint8
+	}{{3, 0x30}, {4, 0x30}, {5, 0x30}, {9, 0x30}, {8, 0x40}, {7, 0x30}}
+	c := cs[i%len(cs)]
+	return alpha(render.Palette(c.palette), c.alpha)
 }
 
 // faultBands shades the fault windows over the whole height of the data
@@ -136,38 +126,19 @@ func (b bandThumb) Thumbnail(c *draw.Canvas) {
 	})
 }
 
-// chart is a plot under construction with its own legend, drawn in a
-// column right of the plot.
+// chart is a render.Chart over the run's time with the fault windows
+// shaded.
 type chart struct {
-	p      *plot.Plot
-	legend plot.Legend
-	bands  faultBands
+	*render.Chart
+	bands faultBands
 }
 
 // newChart starts a plot over [0, d] seconds with the fault windows shaded.
 func newChart(title, yLabel string, s Summary) *chart {
-	p := plot.New()
-	p.Title.Text = title
-	p.Title.TextStyle.Font.Size = 15
-	p.Title.Padding = 6
-	p.X.Label.Text = "time since start (s)"
-	p.Y.Label.Text = yLabel
-	for _, a := range []*plot.Axis{&p.X, &p.Y} {
-		a.Label.TextStyle.Font.Size = 12
-		a.Tick.Label.Font.Size = 11
-	}
+	c := render.NewChart(title, "time since start (s)", yLabel, legendWidth)
+	p := c.Plot
 	p.X.Min = 0
 	p.X.Max = max(s.Duration.Seconds(), 0.001)
-	grid := plotter.NewGrid()
-	grid.Vertical.Color = color.Gray{Y: 0xdd}
-	grid.Horizontal.Color = color.Gray{Y: 0xdd}
-	p.Add(grid)
-
-	legend := plot.NewLegend()
-	legend.Top = true
-	legend.Left = true
-	legend.TextStyle.Font.Size = 11
-	legend.Padding = 3
 
 	names := make([]string, 0, len(s.Faults))
 	for _, w := range s.Faults {
@@ -184,7 +155,7 @@ func newChart(title, yLabel string, s Summary) *chart {
 		Font: font.From(plot.DefaultFont, 10), Handler: p.TextHandler, XAlign: draw.XLeft, YAlign: draw.YBottom,
 	}}
 	p.Add(bands)
-	return &chart{p: p, legend: legend, bands: bands}
+	return &chart{Chart: c, bands: bands}
 }
 
 // addFaultLegend appends the fault names to the legend and puts their
@@ -196,36 +167,15 @@ func (c *chart) addFaultLegend() {
 	}
 	slices.Sort(names)
 	for _, n := range names {
-		c.legend.Add("fault: "+n, bandThumb(c.bands.colour[n]))
+		c.Legend.Add("fault: "+n, bandThumb(c.bands.colour[n]))
 	}
 	labels := c.bands
 	labels.labels = true
-	c.p.Add(labels)
-}
-
-// png renders the chart.
-func (c *chart) png() ([]byte, error) {
-	cw, err := draw.NewFormattedCanvas(plotWidth, plotHeight, "png")
-	if err != nil {
-		return nil, err
-	}
-	dc := draw.New(cw)
-	c.p.Draw(draw.Crop(dc, 0, -legendWidth, 0, 0))
-	lc := draw.Crop(dc, plotWidth-legendWidth+8, -4, 0, -30)
-	c.legend.Draw(lc)
-	var buf bytes.Buffer
-	if _, err := cw.WriteTo(&buf); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	c.Plot.Add(labels)
 }
 
 // seconds converts a history time to the plots' x unit.
 func seconds(ns int64) float64 { return time.Duration(ns).Seconds() }
-
-// ms converts a latency to the plots' y unit, at least 1µs so it shows on
-// a log axis.
-func ms(d time.Duration) float64 { return math.Max(float64(d)/float64(time.Millisecond), 0.001) }
 
 // thin returns at most maxScatterPoints of pts, evenly spaced, and whether
 // it dropped any.
@@ -238,25 +188,6 @@ func thin(pts plotter.XYs) (plotter.XYs, bool) {
 		out = append(out, pts[i*len(pts)/maxScatterPoints])
 	}
 	return out, true
-}
-
-// LogAxisY sets p's y axis to a log scale over [lo, hi], widened to whole
-// decades (a non-positive lo becomes 0.1). The test report and the bench
-// report both use it.
-func LogAxisY(p *plot.Plot, lo, hi float64) {
-	if !(lo > 0) || math.IsInf(lo, 0) {
-		lo = 0.1
-	}
-	if !(hi > lo) {
-		hi = lo * 10
-	}
-	p.Y.Scale = plot.LogScale{}
-	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
-	p.Y.Min = math.Pow10(int(math.Floor(math.Log10(lo))))
-	p.Y.Max = math.Pow10(int(math.Ceil(math.Log10(hi))))
-	if p.Y.Max <= p.Y.Min {
-		p.Y.Max = p.Y.Min * 10
-	}
 }
 
 // latencyRawChart plots every client operation (final reads excluded) at
@@ -293,7 +224,7 @@ func latencyRawChart(s Summary, ops []history.Op) (*chart, error) {
 		if op.Complete != nil {
 			end = op.Complete.Time
 		}
-		y := ms(time.Duration(end - op.Invoke.Time))
+		y := render.Millis(time.Duration(end - op.Invoke.Time))
 		lo, hi = math.Min(lo, y), math.Max(hi, y)
 		sr := find(op.F(), op.Type())
 		sr.pts = append(sr.pts, plotter.XY{X: seconds(op.Invoke.Time), Y: y})
@@ -310,7 +241,7 @@ func latencyRawChart(s Summary, ops []history.Op) (*chart, error) {
 		}
 		return 0
 	})
-	LogAxisY(c.p, lo, hi)
+	render.LogAxisY(c.Plot, lo, hi)
 	for _, sr := range all {
 		pts, thinned := thin(sr.pts)
 		sc, err := plotter.NewScatter(pts)
@@ -330,8 +261,8 @@ func latencyRawChart(s Summary, ops []history.Op) (*chart, error) {
 		if thinned {
 			name += fmt.Sprintf(" (%d of %d)", len(pts), len(sr.pts))
 		}
-		c.p.Add(sc)
-		c.legend.Add(name, thumbGlyph{sc.GlyphStyle})
+		c.Plot.Add(sc)
+		c.Legend.Add(name, thumbGlyph{sc.GlyphStyle})
 	}
 	c.addFaultLegend()
 	return c, nil
@@ -378,13 +309,13 @@ func (c *chart) addRuns(name string, col color.Color, dashes []vg.Length, s Summ
 		}
 		l.LineStyle = style
 		pts.GlyphStyle = glyph
-		c.p.Add(l, pts)
+		c.Plot.Add(l, pts)
 		if i == 0 {
-			c.legend.Add(name, l, pts)
+			c.Legend.Add(name, l, pts)
 		}
 	}
 	if len(runs) == 0 {
-		c.legend.Add(name+" (no data)", &plotter.Line{LineStyle: style})
+		c.Legend.Add(name+" (no data)", &plotter.Line{LineStyle: style})
 	}
 	return nil
 }
@@ -394,17 +325,17 @@ func latencyQuantilesChart(s Summary) (*chart, error) {
 	lo, hi := math.Inf(1), 0.0
 	for _, b := range s.Timeline {
 		if b.Latency != nil {
-			lo = math.Min(lo, ms(b.Latency.P50))
-			hi = math.Max(hi, ms(b.Latency.P99))
+			lo = math.Min(lo, render.Millis(b.Latency.P50))
+			hi = math.Max(hi, render.Millis(b.Latency.P99))
 		}
 	}
-	LogAxisY(c.p, lo, hi)
+	render.LogAxisY(c.Plot, lo, hi)
 	qs := []struct {
 		name string
 		col  color.Color
 		get  func(*BucketLatency) time.Duration
 	}{
-		{"p50", color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}, func(l *BucketLatency) time.Duration { return l.P50 }},
+		{"p50", colBlue(), func(l *BucketLatency) time.Duration { return l.P50 }},
 		{"p95", colInfo(), func(l *BucketLatency) time.Duration { return l.P95 }},
 		{"p99", colFail(), func(l *BucketLatency) time.Duration { return l.P99 }},
 	}
@@ -413,7 +344,7 @@ func latencyQuantilesChart(s Summary) (*chart, error) {
 			if b.Latency == nil {
 				return 0, false
 			}
-			return ms(q.get(b.Latency)), true
+			return render.Millis(q.get(b.Latency)), true
 		})
 		if err != nil {
 			return nil, err
@@ -425,12 +356,12 @@ func latencyQuantilesChart(s Summary) (*chart, error) {
 
 func throughputChart(s Summary) (*chart, error) {
 	c := newChart(fmt.Sprintf("Throughput by outcome per %v", s.Bucket), "operations completed per second", s)
-	c.p.Y.Min = 0
+	c.Plot.Y.Min = 0
 	top := 1.0
 	for _, b := range s.Timeline {
 		top = math.Max(top, float64(max(b.OK, b.Fail, b.Info))/s.Bucket.Seconds())
 	}
-	c.p.Y.Max = top * 1.2 // room for the fault labels
+	c.Plot.Y.Max = top * 1.2 // room for the fault labels
 	lines := []struct {
 		name   string
 		col    color.Color
@@ -455,8 +386,8 @@ func throughputChart(s Summary) (*chart, error) {
 
 func availabilityChart(s Summary) (*chart, error) {
 	c := newChart(fmt.Sprintf("Availability per %v: ok / completed operations", s.Bucket), "availability (%)", s)
-	c.p.Y.Min = 0
-	c.p.Y.Max = 112 // room for the fault labels
+	c.Plot.Y.Min = 0
+	c.Plot.Y.Max = 112 // room for the fault labels
 	var ticks plot.ConstantTicks
 	for v := 0; v <= 100; v += 10 {
 		tk := plot.Tick{Value: float64(v)}
@@ -465,8 +396,8 @@ func availabilityChart(s Summary) (*chart, error) {
 		}
 		ticks = append(ticks, tk)
 	}
-	c.p.Y.Tick.Marker = ticks
-	err := c.addRuns("availability", color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}, nil, s, func(b Bucket) (float64, bool) {
+	c.Plot.Y.Tick.Marker = ticks
+	err := c.addRuns("availability", colBlue(), nil, s, func(b Bucket) (float64, bool) {
 		if b.Availability == nil {
 			return 0, false
 		}
@@ -481,7 +412,7 @@ func availabilityChart(s Summary) (*chart, error) {
 
 // writePlots renders the four plots into dir/plots and returns them in
 // report order.
-func writePlots(dir string, s Summary, ops []history.Op) ([]plotFile, error) {
+func writePlots(dir string, s Summary, ops []history.Op) ([]render.PlotFile, error) {
 	type job struct {
 		path, title string
 		build       func() (*chart, error)
@@ -492,20 +423,16 @@ func writePlots(dir string, s Summary, ops []history.Op) ([]plotFile, error) {
 		{PlotThroughput, "Throughput over time", func() (*chart, error) { return throughputChart(s) }},
 		{PlotAvailability, "Availability over time", func() (*chart, error) { return availabilityChart(s) }},
 	}
-	var out []plotFile
+	var out []render.PlotFile
 	for _, j := range jobs {
 		c, err := j.build()
 		if err != nil {
 			return nil, fmt.Errorf("plot %s: %w", j.path, err)
 		}
-		b, err := c.png()
-		if err != nil {
-			return nil, fmt.Errorf("plot %s: render: %w", j.path, err)
-		}
-		if err := atomicfile.Write(filepath.Join(dir, filepath.FromSlash(j.path)), b); err != nil {
+		if err := c.WritePNG(filepath.Join(dir, filepath.FromSlash(j.path))); err != nil {
 			return nil, fmt.Errorf("plot: %w", err)
 		}
-		out = append(out, plotFile{Path: j.path, Title: j.title})
+		out = append(out, render.PlotFile{Path: j.path, Title: j.title})
 	}
 	return out, nil
 }
