@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/quorum-kv/quorum/cluster"
+	"github.com/quorum-kv/quorum/cluster/fake"
 )
 
 func opts(seed uint64) Options {
@@ -25,6 +26,33 @@ func mustNew(t *testing.T, name string, o Options) Nemesis {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// nodesOnly shows a fake.Cluster without its network capabilities
+// (cluster.Partitioner, cluster.LinkShaper), as a backend that cannot cut
+// or delay links; it still finds the leader.
+type nodesOnly struct {
+	cluster.Cluster
+	cluster.LeaderFinder
+}
+
+func withoutNetwork(c *fake.Cluster) nodesOnly { return nodesOnly{c, c} }
+
+// partitionOnly shows a fake.Cluster that can cut links but not delay them.
+type partitionOnly struct {
+	nodesOnly
+	cluster.Partitioner
+}
+
+func withoutLatency(c *fake.Cluster) partitionOnly { return partitionOnly{withoutNetwork(c), c} }
+
+// states returns "n1=running n2=stopped ..." in node order.
+func states(c *fake.Cluster) string {
+	var s []string
+	for _, n := range c.Nodes() {
+		s = append(s, n.Name()+"="+n.State().String())
+	}
+	return strings.Join(s, " ")
 }
 
 func TestProcessNemesesActOnTheirTargetsAndHealUndoesIt(t *testing.T) {
@@ -48,8 +76,8 @@ func TestProcessNemesesActOnTheirTargetsAndHealUndoesIt(t *testing.T) {
 		{"pause-all", 5, "pause", cluster.Paused, "resume", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newFake(5)
-			c.setLeader("n4")
+			c := fake.New(5)
+			c.SetLeader("n4")
 			n := mustNew(t, tc.name, opts(1))
 			if n.Name() != tc.name {
 				t.Errorf("Name() = %q", n.Name())
@@ -68,27 +96,27 @@ func TestProcessNemesesActOnTheirTargetsAndHealUndoesIt(t *testing.T) {
 				t.Errorf("leader fault %+v, want target n4 and no note", f)
 			}
 			var wantCalls, wantUndo []string
-			for _, nd := range c.nodes {
+			for _, nd := range c.Nodes() {
 				want := cluster.Running
-				if slices.Contains(f.Targets, nd.name) {
+				if slices.Contains(f.Targets, nd.Name()) {
 					want = tc.after
-					wantCalls = append(wantCalls, tc.want+" "+nd.name)
-					wantUndo = append(wantUndo, tc.undo+" "+nd.name)
+					wantCalls = append(wantCalls, tc.want+" "+nd.Name())
+					wantUndo = append(wantUndo, tc.undo+" "+nd.Name())
 				}
 				if nd.State() != want {
-					t.Errorf("after inject %s is %s, want %s", nd.name, nd.State(), want)
+					t.Errorf("after inject %s is %s, want %s", nd.Name(), nd.State(), want)
 				}
 			}
-			if got := c.log.take(); !slices.Equal(got, wantCalls) {
+			if got := c.CallStrings(); !slices.Equal(got, wantCalls) {
 				t.Errorf("inject calls %v, want %v", got, wantCalls)
 			}
 			if err := n.Heal(context.Background(), c, f); err != nil {
 				t.Fatalf("Heal: %v", err)
 			}
-			if got := c.log.take(); !slices.Equal(got, wantUndo) {
-				t.Errorf("heal calls %v, want %v", got, wantUndo)
+			if got, want := c.CallStrings(), slices.Concat(wantCalls, wantUndo); !slices.Equal(got, want) {
+				t.Errorf("calls after heal %v, want %v", got, want)
 			}
-			if s := c.states(); strings.Contains(s, "stopped") || strings.Contains(s, "paused") {
+			if s := states(c); strings.Contains(s, "stopped") || strings.Contains(s, "paused") {
 				t.Errorf("after heal: %s", s)
 			}
 		})
@@ -98,21 +126,31 @@ func TestProcessNemesesActOnTheirTargetsAndHealUndoesIt(t *testing.T) {
 func TestLeaderNemesesFallBackToARandomMemberAndSaySo(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		block bool // Leader hangs until the LeaderTimeout
+		setup func(c *fake.Cluster) // makes each of the 3 leader lookups fail
 		note  string
 	}{
-		{"no leader", false, "no leader"},
-		{"leader lookup times out", true, "deadline exceeded"},
+		{"no leader", func(c *fake.Cluster) {
+			// Every link cut: no node reaches a majority. partition-leader,
+			// the last, replaces this cut with its own.
+			if err := c.Partition(context.Background(), links("n1-n2 n1-n3 n2-n3")); err != nil {
+				t.Fatal(err)
+			}
+		}, "no leader"},
+		{"leader lookup times out", func(c *fake.Cluster) {
+			for range 3 {
+				c.BlockNext("leader", "") // hangs until the LeaderTimeout
+			}
+		}, "deadline exceeded"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newFake(3)
-			c.blockLeader = tc.block
+			c := fake.New(3)
+			tc.setup(c)
 			o := opts(7)
 			o.LeaderTimeout = 20 * time.Millisecond
 			for _, name := range []string{"kill-leader", "pause-leader", "partition-leader"} {
-				cc := cluster.Cluster(c)
+				cc := cluster.Cluster(withoutNetwork(c))
 				if strings.HasPrefix(name, "partition") {
-					cc = netCluster{c}
+					cc = c
 				}
 				f, err := mustNew(t, name, o).Inject(context.Background(), cc)
 				if err != nil {
@@ -134,7 +172,7 @@ func TestLeaderNemesesFallBackToARandomMemberAndSaySo(t *testing.T) {
 
 func TestSameSeedAndClusterGiveTheSameFaults(t *testing.T) {
 	run := func(seed uint64) []string {
-		c := netCluster{newFake(7)}
+		c := fake.New(7)
 		ns, err := Parse("kill-one,pause-minority,partition-halves,partition-majorities-ring,partition-bridge,kill-leader", opts(seed))
 		if err != nil {
 			t.Fatal(err)
@@ -202,9 +240,8 @@ func TestPartitionNemesesCutTheirShapeAndHealRestoresEveryLink(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fc := newFake(5)
-			fc.setLeader("n2")
-			c := netCluster{fc}
+			c := fake.New(5)
+			c.SetLeader("n2")
 			n := mustNew(t, tc.name, opts(11))
 			if err := n.Check(c); err != nil {
 				t.Fatal(err)
@@ -220,25 +257,24 @@ func TestPartitionNemesesCutTheirShapeAndHealRestoresEveryLink(t *testing.T) {
 				t.Errorf("targets %v, want %v", f.Targets, tc.targets)
 			}
 			tc.check(t, f)
-			if got := joinLinks(fc.cutSet()); got != joinLinks(f.Cut) {
+			if got := joinLinks(c.Cut()); got != joinLinks(f.Cut) {
 				t.Errorf("cluster cut %s, fault says %s", got, joinLinks(f.Cut))
 			}
 			if err := n.Heal(context.Background(), c, f); err != nil {
 				t.Fatal(err)
 			}
-			if got := fc.log.take(); !slices.Equal(got, []string{"partition " + joinLinks(f.Cut), "heal"}) {
-				t.Errorf("calls %v", got)
+			if got, want := c.CallStrings(), []string{fake.Call{Op: "partition", Links: f.Cut}.String(), "heal"}; !slices.Equal(got, want) {
+				t.Errorf("calls %v, want %v", got, want)
 			}
-			if len(fc.cutSet()) != 0 || fc.states() != "n1=running n2=running n3=running n4=running n5=running" {
-				t.Errorf("after heal: cut %v, %s", fc.cutSet(), fc.states())
+			if len(c.Cut()) != 0 || states(c) != "n1=running n2=running n3=running n4=running n5=running" {
+				t.Errorf("after heal: cut %v, %s", c.Cut(), states(c))
 			}
 		})
 	}
 }
 
 func TestLatencyShapesEveryLinkAndHealRemovesIt(t *testing.T) {
-	fc := newFake(5)
-	c := netCluster{fc}
+	c := fake.New(5)
 	o := opts(1)
 	o.Delay, o.Jitter = 30*time.Millisecond, 10*time.Millisecond
 	n := mustNew(t, "latency", o)
@@ -246,17 +282,24 @@ func TestLatencyShapesEveryLinkAndHealRemovesIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(f.Shaped) != 10 || fc.shapedLinks() != 10 || f.Delay != o.Delay || f.Jitter != o.Jitter {
-		t.Errorf("fault %+v, cluster has %d shaped links; want all 10", f, fc.shapedLinks())
+	if len(f.Shaped) != 10 || len(c.Latency()) != 10 || f.Delay != o.Delay || f.Jitter != o.Jitter {
+		t.Errorf("fault %+v, cluster has %d shaped links; want all 10", f, len(c.Latency()))
+	}
+	for l, sh := range c.Latency() {
+		if sh != (fake.Shaping{Delay: o.Delay, Jitter: o.Jitter}) {
+			t.Errorf("link %s shaped %v", l, sh)
+		}
 	}
 	if err := n.Heal(context.Background(), c, f); err != nil {
 		t.Fatal(err)
 	}
-	if fc.shapedLinks() != 0 {
-		t.Errorf("%d links still shaped", fc.shapedLinks())
+	if len(c.Latency()) != 0 {
+		t.Errorf("%d links still shaped", len(c.Latency()))
 	}
-	if got := fc.log.take(); !slices.Equal(got, []string{"latency 10 links 30ms/10ms", "latency 10 links 0s/0s"}) {
-		t.Errorf("calls %v", got)
+	all := "n1-n2 n1-n3 n1-n4 n1-n5 n2-n3 n2-n4 n2-n5 n3-n4 n3-n5 n4-n5"
+	want := []string{"latency [" + all + "] 30ms±10ms", "latency [" + all + "] 0s±0s"}
+	if got := c.CallStrings(); !slices.Equal(got, want) {
+		t.Errorf("calls %v, want %v", got, want)
 	}
 }
 
@@ -266,23 +309,23 @@ func TestCheckRefusesWhatTheClusterCannotDo(t *testing.T) {
 		c       cluster.Cluster
 		err     string // "" = accepted
 	}{
-		{"partition-halves", newFake(5), "cluster.Partitioner"},
-		{"partition-one", newFake(5), "cluster.Partitioner"},
-		{"latency", partCluster{newFake(5)}, "cluster.LinkShaper"},
-		{"latency", netCluster{newFake(1)}, "at least 2 nodes"},
-		{"partition-one", netCluster{newFake(1)}, "at least 2 nodes"},
-		{"partition-one", netCluster{newFake(2)}, ""},
-		{"partition-halves", netCluster{newFake(2)}, "at least 3 nodes"},
-		{"partition-halves", netCluster{newFake(3)}, ""},
-		{"partition-bridge", netCluster{newFake(2)}, "at least 3 nodes"},
-		{"partition-bridge", netCluster{newFake(3)}, ""},
-		{"partition-majorities-ring", netCluster{newFake(2)}, "at least 3 nodes"},
-		{"partition-majorities-ring", partCluster{newFake(7)}, ""},
-		{"kill-minority", newFake(2), "at least 3 nodes"},
-		{"pause-minority", newFake(3), ""},
-		{"kill-one", newFake(0), "at least 1 nodes"},
-		{"kill-all", newFake(1), ""},
-		{"pause-majority", newFake(1), ""},
+		{"partition-halves", withoutNetwork(fake.New(5)), "cluster.Partitioner"},
+		{"partition-one", withoutNetwork(fake.New(5)), "cluster.Partitioner"},
+		{"latency", withoutLatency(fake.New(5)), "cluster.LinkShaper"},
+		{"latency", fake.New(1), "at least 2 nodes"},
+		{"partition-one", fake.New(1), "at least 2 nodes"},
+		{"partition-one", fake.New(2), ""},
+		{"partition-halves", fake.New(2), "at least 3 nodes"},
+		{"partition-halves", fake.New(3), ""},
+		{"partition-bridge", fake.New(2), "at least 3 nodes"},
+		{"partition-bridge", fake.New(3), ""},
+		{"partition-majorities-ring", fake.New(2), "at least 3 nodes"},
+		{"partition-majorities-ring", withoutLatency(fake.New(7)), ""},
+		{"kill-minority", withoutNetwork(fake.New(2)), "at least 3 nodes"},
+		{"pause-minority", withoutNetwork(fake.New(3)), ""},
+		{"kill-one", withoutNetwork(fake.New(0)), "at least 1 nodes"},
+		{"kill-all", withoutNetwork(fake.New(1)), ""},
+		{"pause-majority", withoutNetwork(fake.New(1)), ""},
 	} {
 		t.Run(fmt.Sprintf("%s/%T-%d", tc.nemesis, tc.c, len(tc.c.Nodes())), func(t *testing.T) {
 			err := mustNew(t, tc.nemesis, opts(1)).Check(tc.c)
@@ -300,9 +343,9 @@ func TestCheckRefusesWhatTheClusterCannotDo(t *testing.T) {
 }
 
 func TestFailedInjectionReturnsTheFaultAndHealUndoesThePartDone(t *testing.T) {
-	c := newFake(3)
+	c := fake.New(3)
 	boom := errors.New("boom")
-	c.node("n2").fail(cluster.OpKill, boom)
+	c.FailNext(string(cluster.OpKill), "n2", boom)
 	n := mustNew(t, "kill-all", opts(1))
 	f, err := n.Inject(context.Background(), c)
 	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "kill n2") {
@@ -311,31 +354,38 @@ func TestFailedInjectionReturnsTheFaultAndHealUndoesThePartDone(t *testing.T) {
 	if !slices.Equal(f.Targets, nodesN(3)) {
 		t.Errorf("targets %v", f.Targets)
 	}
-	if got := c.states(); got != "n1=stopped n2=running n3=running" {
+	if got := states(c); got != "n1=stopped n2=running n3=running" {
 		t.Errorf("after failed inject: %s", got)
 	}
 	if err := n.Heal(context.Background(), c, f); err != nil {
 		t.Fatal(err)
 	}
-	if got := c.log.take(); !slices.Equal(got, []string{"kill n1", "kill n2: failed", "start n1"}) {
-		t.Errorf("calls %v", got)
+	// n3 is never killed; Heal starts every target (a no-op on n2 and n3).
+	if got, want := c.CallStrings(), []string{"kill n1", "kill n2 -> boom", "start n1", "start n2", "start n3"}; !slices.Equal(got, want) {
+		t.Errorf("calls %v, want %v", got, want)
+	}
+	if got := states(c); got != "n1=running n2=running n3=running" {
+		t.Errorf("after heal: %s", got)
 	}
 }
 
 func TestHealTriesEveryTargetAndJoinsErrors(t *testing.T) {
-	c := newFake(3)
+	c := fake.New(3)
 	n := mustNew(t, "pause-all", opts(1))
 	f, err := n.Inject(context.Background(), c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.node("n1").fail(cluster.OpResume, errors.New("resume broke"))
+	c.FailNext(string(cluster.OpResume), "n1", errors.New("resume broke"))
 	err = n.Heal(context.Background(), c, f)
 	if err == nil || !strings.Contains(err.Error(), "resume n1: resume broke") {
 		t.Errorf("Heal = %v", err)
 	}
-	if got := c.states(); got != "n1=paused n2=running n3=running" {
+	if got := states(c); got != "n1=paused n2=running n3=running" {
 		t.Errorf("after heal: %s", got)
+	}
+	if got, want := c.CallStrings()[3:], []string{"resume n1 -> resume broke", "resume n2", "resume n3"}; !slices.Equal(got, want) {
+		t.Errorf("heal calls %v, want %v", got, want)
 	}
 }
 

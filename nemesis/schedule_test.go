@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/quorum-kv/quorum/cluster"
+	"github.com/quorum-kv/quorum/cluster/fake"
 	"github.com/quorum-kv/quorum/history"
 )
 
@@ -106,9 +107,9 @@ func parse(t *testing.T, names string, seed uint64) []Nemesis {
 }
 
 func TestScheduleAlternatesQuietAndFaultsRecordingEachAsAnInterval(t *testing.T) {
-	fc := newFake(5)
-	fc.setLeader("n3")
-	evs, fs, err := runSchedule(t, netCluster{fc}, parse(t, "kill-one,partition-halves,pause-leader", 1), 7, nil)
+	fc := fake.New(5)
+	fc.SetLeader("n3")
+	evs, fs, err := runSchedule(t, fc, parse(t, "kill-one,partition-halves,pause-leader", 1), 7, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +148,7 @@ func TestScheduleAlternatesQuietAndFaultsRecordingEachAsAnInterval(t *testing.T)
 			t.Errorf("during %s Current() = %q", name, cur)
 		}
 	}
-	calls := fc.log.take()
+	calls := fc.CallStrings()
 	if len(calls) != 6 || !strings.HasPrefix(calls[0], "kill ") || !strings.HasPrefix(calls[1], "start ") ||
 		!strings.HasPrefix(calls[2], "partition ") || calls[3] != "heal" || calls[4] != "pause n3" || calls[5] != "resume n3" {
 		t.Errorf("calls %v", calls)
@@ -155,9 +156,9 @@ func TestScheduleAlternatesQuietAndFaultsRecordingEachAsAnInterval(t *testing.T)
 }
 
 func TestScheduleHealsTheActiveFaultWhenStopped(t *testing.T) {
-	fc := newFake(3)
+	fc := fake.New(3)
 	// Stopped during the first hold: the heal runs although ctx is done
-	// (the fake's nodes refuse calls on a done context).
+	// (the fake refuses calls on a done context).
 	evs, fs, err := runSchedule(t, fc, parse(t, "kill-all", 1), 2, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -165,8 +166,11 @@ func TestScheduleHealsTheActiveFaultWhenStopped(t *testing.T) {
 	if got := faultEvents(t, evs); !slices.Equal(got, []string{"invoke kill-all", "ok kill-all"}) {
 		t.Errorf("history %v", got)
 	}
-	if got := fc.states(); got != "n1=running n2=running n3=running" {
+	if got := states(fc); got != "n1=running n2=running n3=running" {
 		t.Errorf("after Run: %s", got)
+	}
+	if got, want := fc.CallStrings(), []string{"kill n1", "kill n2", "kill n3", "start n1", "start n2", "start n3"}; !slices.Equal(got, want) {
+		t.Errorf("calls %v, want %v", got, want)
 	}
 	if len(fs.waits) != 2 {
 		t.Errorf("%d waits, want 2", len(fs.waits))
@@ -174,9 +178,9 @@ func TestScheduleHealsTheActiveFaultWhenStopped(t *testing.T) {
 }
 
 func TestScheduleRecordsAFailedInjectionAndGoesOn(t *testing.T) {
-	fc := newFake(3)
-	fc.node("n2").fail(cluster.OpKill, errors.New("boom"))
-	evs, fs, err := runSchedule(t, netCluster{fc}, parse(t, "kill-all,partition-one", 1), 4, nil)
+	fc := fake.New(3)
+	fc.FailNext(string(cluster.OpKill), "n2", errors.New("boom"))
+	evs, fs, err := runSchedule(t, fc, parse(t, "kill-all,partition-one", 1), 4, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,15 +193,15 @@ func TestScheduleRecordsAFailedInjectionAndGoesOn(t *testing.T) {
 	if len(fs.waits) != 4 || fs.current[1] != "" || fs.current[2] == "" {
 		t.Errorf("waits %v, current %q", fs.waits, fs.current)
 	}
-	if got := fc.states(); got != "n1=running n2=running n3=running" {
+	if got := states(fc); got != "n1=running n2=running n3=running" {
 		t.Errorf("the partial kill was not healed: %s", got)
 	}
 }
 
 func TestScheduleReturnsAHealFailureAtShutdown(t *testing.T) {
-	fc := newFake(3)
-	for _, n := range fc.nodes {
-		n.fail(cluster.OpResume, errors.New("stuck"))
+	fc := fake.New(3)
+	for _, n := range nodesN(3) {
+		fc.FailNext(string(cluster.OpResume), n, errors.New("stuck"))
 	}
 	evs, _, err := runSchedule(t, fc, parse(t, "pause-all", 1), 2, nil)
 	if err == nil || !strings.Contains(err.Error(), "heal pause-all") || !strings.Contains(err.Error(), "resume n3: stuck") {
@@ -223,7 +227,7 @@ func (s *stubNemesis) Heal(context.Context, cluster.Cluster, Fault) error { s.he
 
 func TestScheduleRunsNemesesThatAreNotPlanners(t *testing.T) {
 	st := &stubNemesis{injectErr: errors.New("nope")}
-	evs, _, err := runSchedule(t, newFake(1), []Nemesis{st}, 3, nil)
+	evs, _, err := runSchedule(t, fake.New(1), []Nemesis{st}, 3, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +240,7 @@ func TestScheduleRunsNemesesThatAreNotPlanners(t *testing.T) {
 }
 
 func TestScheduleRefusesUpFrontWhatTheClusterCannotDo(t *testing.T) {
-	evs, fs, err := runSchedule(t, newFake(5), parse(t, "kill-one,partition-halves,latency", 1), 100, nil)
+	evs, fs, err := runSchedule(t, withoutNetwork(fake.New(5)), parse(t, "kill-one,partition-halves,latency", 1), 100, nil)
 	if err == nil || !strings.Contains(err.Error(), "partition-halves") || !strings.Contains(err.Error(), "latency") {
 		t.Errorf("Run = %v, want both network nemeses refused", err)
 	}
@@ -246,7 +250,7 @@ func TestScheduleRefusesUpFrontWhatTheClusterCannotDo(t *testing.T) {
 }
 
 func TestScheduleWithoutNemesesOnlyWaits(t *testing.T) {
-	evs, fs, err := runSchedule(t, newFake(3), nil, 3, nil)
+	evs, fs, err := runSchedule(t, fake.New(3), nil, 3, nil)
 	if err != nil || len(evs) != 0 || len(fs.waits) != 3 {
 		t.Errorf("Run = %v, %d events, %d waits", err, len(evs), len(fs.waits))
 	}
@@ -254,7 +258,7 @@ func TestScheduleWithoutNemesesOnlyWaits(t *testing.T) {
 
 func TestScheduleRandomOrderIsReproducibleFromTheSeed(t *testing.T) {
 	order := func(seed uint64) []string {
-		c := netCluster{newFake(5)}
+		c := fake.New(5)
 		evs, _, err := runSchedule(t, c, parse(t, "kill-one,pause-one,partition-one,latency", 9), 41, func(cfg *Config) {
 			cfg.Order = Random
 			cfg.Rand = seeded(seed)
@@ -307,39 +311,45 @@ func TestConfigValidateNamesTheBadField(t *testing.T) {
 
 func TestHealAllResumesStartsAndHealsTheNetwork(t *testing.T) {
 	ctx := context.Background()
-	fc := newFake(4)
-	c := netCluster{fc}
-	_ = fc.node("n1").Kill(ctx)
-	_ = fc.node("n2").Pause(ctx)
+	c := fake.New(4)
+	n1, _ := c.Node("n1")
+	n2, _ := c.Node("n2")
+	_ = n1.Kill(ctx)
+	_ = n2.Pause(ctx)
 	_ = c.Partition(ctx, links("n3-n4"))
 	_ = c.SetLatency(ctx, links("n1-n2 n2-n3"), time.Second, 0)
-	fc.log.take()
+	setup := len(c.Calls())
 	if err := HealAll(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	if got := fc.states(); got != "n1=running n2=running n3=running n4=running" {
+	if got := states(c); got != "n1=running n2=running n3=running n4=running" {
 		t.Errorf("states %s", got)
 	}
-	if len(fc.cutSet()) != 0 || fc.shapedLinks() != 0 {
-		t.Errorf("cut %v, %d shaped links", fc.cutSet(), fc.shapedLinks())
+	if len(c.Cut()) != 0 || len(c.Latency()) != 0 {
+		t.Errorf("cut %v, shaped links %v", c.Cut(), c.Latency())
 	}
-	want := []string{"heal", "latency 6 links 0s/0s", "start n1", "resume n2"}
-	if got := fc.log.take(); !slices.Equal(got, want) {
+	want := []string{"heal", "latency [n1-n2 n1-n3 n1-n4 n2-n3 n2-n4 n3-n4] 0s±0s", "start n1", "resume n2"}
+	if got := c.CallStrings()[setup:]; !slices.Equal(got, want) {
 		t.Errorf("calls %v, want %v", got, want)
 	}
 
 	// A cluster without network capabilities: only the nodes; errors are
 	// joined and name the node.
-	plain := newFake(3)
-	_ = plain.node("n1").Kill(ctx)
-	_ = plain.node("n3").Kill(ctx)
-	plain.node("n1").fail(cluster.OpStart, errors.New("no binary"))
-	err := HealAll(ctx, plain)
+	plain := fake.New(3)
+	for _, name := range []string{"n1", "n3"} {
+		n, _ := plain.Node(name)
+		_ = n.Kill(ctx)
+	}
+	plain.FailNext(string(cluster.OpStart), "n1", errors.New("no binary"))
+	err := HealAll(ctx, withoutNetwork(plain))
 	if err == nil || !strings.Contains(err.Error(), "start n1: no binary") {
 		t.Errorf("HealAll = %v", err)
 	}
-	if got := plain.states(); got != "n1=stopped n2=running n3=running" {
+	if got := states(plain); got != "n1=stopped n2=running n3=running" {
 		t.Errorf("states %s", got)
+	}
+	if got, want := plain.CallStrings()[2:], []string{"start n1 -> no binary", "start n3"}; !slices.Equal(got, want) {
+		t.Errorf("calls %v, want %v", got, want)
 	}
 }
 
@@ -379,7 +389,7 @@ func TestScheduleStartsTheFaultIntervalOnceTheFaultIsInForce(t *testing.T) {
 	}
 	fs.sched = s
 	rec := history.NewRecorder(func() time.Duration { return time.Duration(clock.Load()) })
-	if err := s.Run(ctx, newFake(3), rec); err != nil {
+	if err := s.Run(ctx, fake.New(3), rec); err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range rec.Events() {

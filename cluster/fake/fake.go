@@ -5,6 +5,10 @@
 // failures, and models leadership just enough for leader-targeting faults:
 // the leader is sticky while it stays in a connected majority of running
 // nodes, otherwise the lowest-named node of such a majority takes over.
+//
+// Like a real backend, it honours contexts: every method but Close called
+// with a done context returns the context's error without any effect, and
+// BlockNext makes a call hang until its context is done.
 package fake
 
 import (
@@ -63,6 +67,12 @@ type Shaping struct{ Delay, Jitter time.Duration }
 
 type failKey struct{ op, node string }
 
+// injection is what FailNext or BlockNext queued for one call.
+type injection struct {
+	err   error // returned at once, unless block
+	block bool  // wait for the call's context to be done
+}
+
 // Cluster is the fake. All methods are safe for concurrent use; one mutex
 // guards the whole fake, so calls are totally ordered as recorded.
 type Cluster struct {
@@ -73,7 +83,7 @@ type Cluster struct {
 	shape    map[cluster.Link]Shaping
 	leader   string
 	closed   bool
-	failures map[failKey][]error
+	injected map[failKey][]injection
 }
 
 var (
@@ -90,7 +100,7 @@ func New(size int) *Cluster {
 	c := &Cluster{
 		cut:      map[cluster.Link]bool{},
 		shape:    map[cluster.Link]Shaping{},
-		failures: map[failKey][]error{},
+		injected: map[failKey][]injection{},
 	}
 	for i := 1; i <= size; i++ {
 		c.nodes = append(c.nodes, &Node{c: c, name: "n" + strconv.Itoa(i), state: cluster.Running})
@@ -102,27 +112,60 @@ func New(size int) *Cluster {
 }
 
 // FailNext makes the next call of op (a cluster.Op, or "partition", "heal",
-// "latency", "close") on node ("" for cluster-wide operations) return err
-// without any effect. Several calls queue several failures.
+// "latency", "close", "leader") on node ("" for cluster-wide operations)
+// return err without any effect. Calls of FailNext and BlockNext for the
+// same op and node queue up, one per call of op.
 func (c *Cluster) FailNext(op, node string, err error) {
+	c.inject(op, node, injection{err: err})
+}
+
+// BlockNext makes the next call of op on node (as for FailNext) hang until
+// its context is done, like a backend that does not answer, and then
+// return the context's error without any effect. Other calls proceed
+// meanwhile; the blocked call is recorded when it returns.
+func (c *Cluster) BlockNext(op, node string) {
+	c.inject(op, node, injection{block: true})
+}
+
+func (c *Cluster) inject(op, node string, in injection) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	k := failKey{op, node}
-	c.failures[k] = append(c.failures[k], err)
+	c.injected[k] = append(c.injected[k], in)
 }
 
-// injected pops a queued failure; the caller holds mu.
-func (c *Cluster) injected(op, node string) error {
+// refuse returns why a call of op on node must have no effect: what
+// FailNext or BlockNext queued for it, or its done context; nil if it may
+// proceed. The caller holds mu; a blocked call releases it while it waits.
+func (c *Cluster) refuse(ctx context.Context, op, node string) error {
+	if err := c.injectedFor(ctx, op, node); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// injectedFor pops and acts on what FailNext or BlockNext queued for a call
+// of op on node (a block ends at once if ctx is already done); the caller
+// holds mu.
+func (c *Cluster) injectedFor(ctx context.Context, op, node string) error {
 	k := failKey{op, node}
-	q := c.failures[k]
+	q := c.injected[k]
 	if len(q) == 0 {
 		return nil
 	}
-	c.failures[k] = q[1:]
-	return q[0]
+	c.injected[k] = q[1:]
+	if !q[0].block {
+		return q[0].err
+	}
+	c.mu.Unlock()
+	<-ctx.Done()
+	c.mu.Lock()
+	return ctx.Err()
 }
 
-// Calls returns every call so far, in order; the slice is the caller's.
+// Calls returns every call so far, in the order they returned (Leader,
+// WaitHealthy and the accessors are not recorded); the slice is the
+// caller's.
 func (c *Cluster) Calls() []Call {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -221,7 +264,7 @@ func (c *Cluster) Partition(ctx context.Context, cut []cluster.Link) error {
 	links, err := cluster.ValidateLinks(c, cut)
 	call := Call{Op: "partition", Links: slices.Clone(cut)}
 	if err == nil {
-		err = c.injected("partition", "")
+		err = c.refuse(ctx, "partition", "")
 	}
 	if err == nil {
 		c.cut = map[cluster.Link]bool{}
@@ -237,7 +280,7 @@ func (c *Cluster) Partition(ctx context.Context, cut []cluster.Link) error {
 func (c *Cluster) Heal(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	err := c.injected("heal", "")
+	err := c.refuse(ctx, "heal", "")
 	if err == nil {
 		c.cut = map[cluster.Link]bool{}
 	}
@@ -253,7 +296,7 @@ func (c *Cluster) SetLatency(ctx context.Context, links []cluster.Link, delay, j
 		err = fmt.Errorf("negative latency %v or jitter %v", delay, jitter)
 	}
 	if err == nil {
-		err = c.injected("latency", "")
+		err = c.refuse(ctx, "latency", "")
 	}
 	if err == nil {
 		for _, l := range ls {
@@ -267,8 +310,10 @@ func (c *Cluster) SetLatency(ctx context.Context, links []cluster.Link, delay, j
 	return c.record(Call{Op: "latency", Links: slices.Clone(links), Delay: delay, Jitter: jitter, Err: err})
 }
 
-// Close resumes paused nodes, stops all, heals and removes latency. Only the
-// first call is recorded and has effect; later calls return its result.
+// Close resumes paused nodes, stops all, heals and removes latency, even
+// when ctx is done (as cluster.Cluster requires), and even when FailNext
+// or BlockNext make it return an error. Only the first call is recorded
+// and has effect; later calls return its result.
 func (c *Cluster) Close(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -279,7 +324,7 @@ func (c *Cluster) Close(ctx context.Context) error {
 			}
 		}
 	}
-	err := c.injected("close", "")
+	err := c.injectedFor(ctx, "close", "")
 	c.closed = true
 	for _, n := range c.nodes {
 		n.state = cluster.Stopped
@@ -324,9 +369,13 @@ func (c *Cluster) leaderLocked() string {
 
 // Leader returns the leader per the package's model (see the package doc):
 // it wraps cluster.ErrNoLeader when no running node reaches a majority.
+// FailNext and BlockNext with op "leader" make it fail or hang.
 func (c *Cluster) Leader(ctx context.Context) (cluster.Node, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := c.refuse(ctx, "leader", ""); err != nil {
+		return nil, fmt.Errorf("fake leader: %w", err)
+	}
 	l := c.leaderLocked()
 	if l == "" {
 		return nil, fmt.Errorf("fake: %w: no running node reaches a majority", cluster.ErrNoLeader)
@@ -340,6 +389,9 @@ func (c *Cluster) Leader(ctx context.Context) (cluster.Node, error) {
 func (c *Cluster) WaitHealthy(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	running := 0
 	for _, n := range c.nodes {
 		if n.state == cluster.Running {
@@ -379,14 +431,14 @@ func (n *Node) Wipes() int {
 	return n.wipes
 }
 
-func (n *Node) do(op cluster.Op) error {
+func (n *Node) do(ctx context.Context, op cluster.Op) error {
 	n.c.mu.Lock()
 	defer n.c.mu.Unlock()
 	next, _, err := cluster.NextState(n.state, op)
 	if err != nil {
 		err = fmt.Errorf("%s %s: %w", op, n.name, err)
 	} else {
-		err = n.c.injected(string(op), n.name)
+		err = n.c.refuse(ctx, string(op), n.name)
 	}
 	if err == nil {
 		n.state = next
@@ -397,9 +449,9 @@ func (n *Node) do(op cluster.Op) error {
 	return n.c.record(Call{Op: string(op), Node: n.name, Err: err})
 }
 
-func (n *Node) Start(ctx context.Context) error  { return n.do(cluster.OpStart) }
-func (n *Node) Stop(ctx context.Context) error   { return n.do(cluster.OpStop) }
-func (n *Node) Kill(ctx context.Context) error   { return n.do(cluster.OpKill) }
-func (n *Node) Pause(ctx context.Context) error  { return n.do(cluster.OpPause) }
-func (n *Node) Resume(ctx context.Context) error { return n.do(cluster.OpResume) }
-func (n *Node) Wipe(ctx context.Context) error   { return n.do(cluster.OpWipe) }
+func (n *Node) Start(ctx context.Context) error  { return n.do(ctx, cluster.OpStart) }
+func (n *Node) Stop(ctx context.Context) error   { return n.do(ctx, cluster.OpStop) }
+func (n *Node) Kill(ctx context.Context) error   { return n.do(ctx, cluster.OpKill) }
+func (n *Node) Pause(ctx context.Context) error  { return n.do(ctx, cluster.OpPause) }
+func (n *Node) Resume(ctx context.Context) error { return n.do(ctx, cluster.OpResume) }
+func (n *Node) Wipe(ctx context.Context) error   { return n.do(ctx, cluster.OpWipe) }

@@ -183,3 +183,90 @@ func TestCloseStopsEverythingOnce(t *testing.T) {
 		t.Errorf("%d close calls recorded, want 1", closes)
 	}
 }
+
+func TestCallsOnADoneContextFailWithoutEffectButCloseStillCloses(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	c := New(3)
+	n1, _ := c.Node("n1")
+	for i, call := range []func() error{
+		func() error { return n1.Kill(ctx) },
+		func() error { return c.Partition(ctx, []cluster.Link{{A: "n1", B: "n2"}}) },
+		func() error { return c.Heal(ctx) },
+		func() error { return c.SetLatency(ctx, []cluster.Link{{A: "n1", B: "n2"}}, time.Second, 0) },
+		func() error { _, err := c.Leader(ctx); return err },
+		func() error { return c.WaitHealthy(ctx) },
+	} {
+		if err := call(); !errors.Is(err, context.Canceled) {
+			t.Errorf("call %d on a done context: %v, want context.Canceled", i, err)
+		}
+	}
+	if n1.State() != cluster.Running || len(c.Cut()) != 0 || len(c.Latency()) != 0 {
+		t.Fatalf("a refused call had effect: n1 %v, cut %v, latency %v", n1.State(), c.Cut(), c.Latency())
+	}
+	want := []string{"kill n1 -> context canceled", "partition [n1-n2] -> context canceled",
+		"heal -> context canceled", "latency [n1-n2] 1s±0s -> context canceled"}
+	if got := c.CallStrings(); !slices.Equal(got, want) {
+		t.Fatalf("calls:\n got %q\nwant %q", got, want)
+	}
+	if err := c.Close(ctx); err != nil || n1.State() != cluster.Stopped {
+		t.Fatalf("Close on a done context: %v, n1 %v", err, n1.State())
+	}
+}
+
+func TestBlockNextHangsOneCallUntilItsContextIsDone(t *testing.T) {
+	c := New(3)
+	c.BlockNext(string(cluster.OpPause), "n2")
+	n2, _ := c.Node("n2")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- n2.Pause(ctx) }()
+	// Other calls proceed while the pause hangs, and are recorded first.
+	n1, _ := c.Node("n1")
+	if err := n1.Kill(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("blocked pause returned %v before its context was done", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) || n2.State() != cluster.Running {
+		t.Fatalf("blocked pause: %v, n2 %v; want context.Canceled and no effect", err, n2.State())
+	}
+	if err := n2.Pause(context.Background()); err != nil || n2.State() != cluster.Paused {
+		t.Fatalf("second pause: %v, n2 %v", err, n2.State())
+	}
+	want := []string{"kill n1", "pause n2 -> context canceled", "pause n2"}
+	if got := c.CallStrings(); !slices.Equal(got, want) {
+		t.Fatalf("calls:\n got %q\nwant %q", got, want)
+	}
+
+	c = New(3)
+	c.BlockNext("leader", "")
+	lctx, lcancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer lcancel()
+	if l, err := c.Leader(lctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("blocked Leader = %v, %v; want DeadlineExceeded", l, err)
+	}
+	if l, err := c.Leader(context.Background()); err != nil || l.Name() != "n1" {
+		t.Fatalf("Leader after the block = %v, %v; want n1", l, err)
+	}
+}
+
+func TestFailNextMakesLeaderFailOnce(t *testing.T) {
+	ctx := context.Background()
+	c := New(3)
+	c.FailNext("leader", "", cluster.ErrNoLeader)
+	if l, err := c.Leader(ctx); !errors.Is(err, cluster.ErrNoLeader) {
+		t.Fatalf("Leader = %v, %v; want the injected ErrNoLeader", l, err)
+	}
+	if l, err := c.Leader(ctx); err != nil || l.Name() != "n1" {
+		t.Fatalf("second Leader = %v, %v; want n1", l, err)
+	}
+	if len(c.Calls()) != 0 {
+		t.Errorf("Leader recorded calls %v", c.CallStrings())
+	}
+}
