@@ -15,7 +15,7 @@ import (
 // has a leader.
 func (s *Server) healthLoop(hs *health.Server) {
 	set := func() {
-		if s.lead.Load() != 0 {
+		if s.status.leader() != 0 {
 			hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 		} else {
 			hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
@@ -24,7 +24,7 @@ func (s *Server) healthLoop(hs *health.Server) {
 	set()
 	for {
 		select {
-		case <-s.leaderChangedC():
+		case <-s.status.leaderChanged():
 			set()
 		case <-s.stopc:
 			hs.Shutdown()
@@ -48,7 +48,7 @@ func (s *Server) healthProblem(ctx context.Context, serializable bool) string {
 	if as := s.alarms(); len(as) > 0 {
 		return "ALARM " + as[0].Alarm.String()
 	}
-	if s.lead.Load() == 0 {
+	if s.status.leader() == 0 {
 		return "RAFT NO LEADER"
 	}
 	if !serializable {

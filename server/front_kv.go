@@ -128,7 +128,7 @@ func (k *kvServer) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.Co
 
 // header fills etcd's response header.
 func (s *Server) header(rev int64) *pb.ResponseHeader {
-	return &pb.ResponseHeader{ClusterId: s.cid, MemberId: s.id, Revision: rev, RaftTerm: s.term.Load()}
+	return &pb.ResponseHeader{ClusterId: s.cid, MemberId: s.id, Revision: rev, RaftTerm: s.status.term.Load()}
 }
 
 // checkQuota refuses writes once the keyspace is over --quota-backend-bytes,

@@ -1,9 +1,7 @@
 package server
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"time"
 
@@ -11,6 +9,7 @@ import (
 	"go.etcd.io/raft/v3"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/membershippb"
 )
 
 // propose replicates r through Raft and waits until this member has applied
@@ -36,8 +35,8 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (applyR
 	ch := s.wait.register(id)
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.requestTimeout())
 	defer cancel()
-	leaderChanged := s.leaderChangedC()
-	if err := s.node.Propose(cctx, data); err != nil {
+	leaderChanged := s.status.leaderChanged()
+	if err := s.raft.node.Propose(cctx, data); err != nil {
 		s.wait.cancel(id)
 		s.metrics.proposalsFailed.Inc()
 		switch {
@@ -86,11 +85,11 @@ func (s *Server) waitLeader(ctx context.Context) error {
 		}
 	}()
 	for {
-		changed := s.leaderChangedC()
-		if s.lead.Load() != 0 {
+		changed := s.status.leaderChanged()
+		if s.status.leader() != 0 {
 			return nil
 		}
-		since := time.Unix(0, s.leaderlessSince.Load())
+		since := time.Unix(0, s.status.leaderlessSince.Load())
 		left := time.Until(since.Add(electionGrace * s.cfg.ElectionTimeout))
 		if left <= 0 {
 			return rpctypes.ErrGRPCNoLeader
@@ -135,116 +134,48 @@ func clientContextError(ctx context.Context) error {
 	return rpctypes.ErrGRPCDeadlineExceeded
 }
 
-// linearizableReadNotify blocks until this member has applied everything
-// committed before the call, established through a ReadIndex round with the
-// leader. Concurrent callers share one round.
-func (s *Server) linearizableReadNotify(ctx context.Context) error {
-	s.readMu.RLock()
-	nc := s.readNotify
-	s.readMu.RUnlock()
-	select {
-	case s.readwaitc <- struct{}{}:
-	default:
+// publishAttributes proposes this member's name and client URLs through Raft
+// once a leader exists, as etcd's publish, so MemberList on every member
+// shows every member's client URLs. Retries until it is applied or the
+// member stops.
+func (s *Server) publishAttributes() {
+	urls := make([]string, len(s.cfg.AdvertiseClientURLs))
+	for i := range s.cfg.AdvertiseClientURLs {
+		urls[i] = s.cfg.AdvertiseClientURLs[i].String()
 	}
-	select {
-	case <-nc.c:
-		return nc.err
-	case <-ctx.Done():
-		return clientContextError(ctx)
-	case <-s.stopc:
-		return rpctypes.ErrGRPCStopped
-	}
-}
-
-// readLoop serves batches of linearizable reads: every read that arrives
-// while a ReadIndex round is in flight waits for the next round.
-func (s *Server) readLoop() {
-	var seq uint64
+	req := &pb.InternalRaftRequest{ClusterMemberAttrSet: &membershippb.ClusterMemberAttrSetRequest{
+		Member_ID:        s.id,
+		MemberAttributes: &membershippb.Attributes{Name: s.cfg.Name, ClientUrls: urls},
+	}}
 	for {
-		select {
-		case <-s.readwaitc:
-		case <-s.stopc:
-			return
+		if st := s.readView(); st != nil {
+			if m := st.membership.Member(s.id); m != nil && m.Name == s.cfg.Name && equalStrings(m.ClientURLs, urls) {
+				return
+			}
 		}
-		s.readMu.Lock()
-		nr := s.readNotify
-		s.readNotify = newNotifier()
-		s.readMu.Unlock()
-
-		seq++
-		idx, err := s.requestReadIndex(seq)
-		if err != nil {
-			s.metrics.readIndexFailed.Inc()
-			nr.notify(err)
-			continue
-		}
-		select {
-		case <-s.applyWait.wait(idx):
-			nr.notify(nil)
-		case <-time.After(s.cfg.requestTimeout()):
-			s.metrics.slowReadIndex.Inc()
-			nr.notify(rpctypes.ErrGRPCTimeoutWaitAppliedIndex)
-		case <-s.stopc:
-			nr.notify(rpctypes.ErrGRPCStopped)
-			return
-		}
-	}
-}
-
-const readIndexRetry = 500 * time.Millisecond
-
-// requestReadIndex runs one ReadIndex round and returns the index to wait
-// for. The request context is this member's ID and the round's sequence
-// number: the leader keys pending read requests by context and ignores a
-// duplicate, so contexts must be unique across the cluster, not just on
-// this member.
-func (s *Server) requestReadIndex(seq uint64) (uint64, error) {
-	var rctx [16]byte
-	binary.BigEndian.PutUint64(rctx[:8], s.id)
-	binary.BigEndian.PutUint64(rctx[8:], seq)
-	if err := s.waitLeader(context.Background()); err != nil {
-		return 0, err
-	}
-	leaderChanged := s.leaderChangedC()
-	if s.lead.Load() == 0 {
-		return 0, rpctypes.ErrGRPCNoLeader // lost again in between
-	}
-	send := func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.requestTimeout())
-		defer cancel()
-		return s.node.ReadIndex(ctx, rctx[:])
-	}
-	if err := send(); err != nil {
-		if errors.Is(err, raft.ErrStopped) {
-			return 0, rpctypes.ErrGRPCStopped
+		_, err := s.propose(ctx, req)
+		cancel()
+		if err == nil {
+			s.lg.Info("published member attributes", "name", s.cfg.Name, "client-urls", urls)
+			return
 		}
-		return 0, rpctypes.ErrGRPCTimeout
-	}
-	retry := time.NewTicker(readIndexRetry)
-	defer retry.Stop()
-	deadline := time.NewTimer(s.cfg.requestTimeout())
-	defer deadline.Stop()
-	for {
 		select {
-		case rs := <-s.readStatec:
-			if bytes.Equal(rs.RequestCtx, rctx[:]) {
-				return rs.Index, nil
-			}
-			// An answer to an earlier round that gave up; keep waiting.
-		case <-leaderChanged:
-			return 0, rpctypes.ErrGRPCLeaderChanged
-		case <-retry.C:
-			if s.lead.Load() == 0 {
-				return 0, rpctypes.ErrGRPCNoLeader
-			}
-			s.metrics.slowReadIndex.Inc()
-			if err := send(); err != nil {
-				return 0, rpctypes.ErrGRPCTimeout
-			}
-		case <-deadline.C:
-			return 0, rpctypes.ErrGRPCTimeout
 		case <-s.stopc:
-			return 0, rpctypes.ErrGRPCStopped
+			return
+		case <-time.After(s.cfg.HeartbeatInterval * 5):
 		}
 	}
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }

@@ -4,15 +4,6 @@ import (
 	"sync"
 )
 
-// applyResult is what the applier hands back to the member that proposed a
-// request: the response (without header), the error the request failed with,
-// and the store revision right after it was applied.
-type applyResult struct {
-	resp any
-	err  error
-	rev  int64
-}
-
 // waitRegistry delivers apply results to the proposers waiting for them,
 // by request ID. Safe for concurrent use.
 type waitRegistry struct {

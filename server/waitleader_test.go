@@ -11,18 +11,16 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 )
 
-// leaderlessServer is a Server with just what waitLeader and setLeader use,
-// leaderless since `since`.
+// leaderlessServer is a Server with just what waitLeader uses, leaderless
+// since `since`.
 func leaderlessServer(electionTimeout time.Duration, since time.Time) *Server {
-	s := &Server{
-		cfg:           Config{ElectionTimeout: electionTimeout},
-		lg:            slog.New(slog.NewTextHandler(io.Discard, nil)),
-		metrics:       newServerMetrics(),
-		leaderChanged: make(chan struct{}),
-		stopc:         make(chan struct{}),
+	lg := slog.New(slog.NewTextHandler(io.Discard, nil))
+	return &Server{
+		cfg:    Config{ElectionTimeout: electionTimeout},
+		lg:     lg,
+		status: newRaftStatus(0, since, lg, newServerMetrics()),
+		stopc:  make(chan struct{}),
 	}
-	s.leaderlessSince.Store(since.UnixNano())
-	return s
 }
 
 func TestWaitLeaderReturnsWhenElected(t *testing.T) {
@@ -34,7 +32,7 @@ func TestWaitLeaderReturnsWhenElected(t *testing.T) {
 		t.Fatalf("returned %v before any leader", err)
 	case <-time.After(50 * time.Millisecond):
 	}
-	s.setLeader(7)
+	s.status.setLeader(7)
 	select {
 	case err := <-done:
 		if err != nil {
@@ -72,8 +70,8 @@ func TestWaitLeaderGraceRestartsWhenLeaderLost(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("long leaderless: answered after %v, want at once", d)
 	}
-	s.setLeader(7)
-	s.setLeader(0) // a fresh election starts the grace again
+	s.status.setLeader(7)
+	s.status.setLeader(0) // a fresh election starts the grace again
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if err := s.waitLeader(ctx); !errors.Is(err, rpctypes.ErrGRPCDeadlineExceeded) {

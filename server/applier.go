@@ -1,0 +1,363 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/membershippb"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/quorum-kv/quorum/server/mvcc"
+)
+
+// applier is a member's state machine: it owns the MVCC store, the
+// membership, the conf state and the applied index, and decides when to
+// snapshot. Its goroutine, run, is the only writer of all of them: it
+// applies the jobs the Raft loop hands it, in log order, delivers each
+// request's result to the proposer waiting on this member (by request ID,
+// through the waitRegistry), and after every batch publishes an immutable
+// read view (readView) and the applied index (waitApplied).
+//
+// Where the next subsystems plug in:
+//   - Lease: LeaseGrant, LeaseRevoke and LeaseCheckpoint requests get their
+//     cases in applyRequest, applied to a lessor the applier owns (and whose
+//     state the snapshot codec then carries); expiry is the leader proposing
+//     LeaseRevoke, so it arrives here like any request.
+//   - Watch: applyBatch is where a batch's changes are complete; a watchable
+//     store hands the batch's events to its watchers there, before the
+//     view is published, so a watcher never lags a reader.
+type applier struct {
+	lg      *slog.Logger
+	metrics *serverMetrics
+	stopc   <-chan struct{}
+
+	raft        confChanger
+	raftStorage *raft.MemoryStorage
+	snaps       SnapshotStorage
+	releaseLog  func(index uint64)
+	results     *waitRegistry
+
+	snapshotCount  uint64
+	catchUpEntries uint64
+
+	// Owned by the applier goroutine.
+	store         *mvcc.Store
+	membership    *Membership
+	confState     raftpb.ConfState
+	appliedIndex  uint64
+	snapshotIndex uint64
+	nextSnapshot  time.Time // no snapshot starts before (duty cycle)
+
+	// The snapshotter: one goroutine at a time.
+	snapshotting atomic.Bool
+	snapshotDone chan time.Time // when the next snapshot may start
+	snapWG       sync.WaitGroup
+
+	// Published for readers.
+	state     atomic.Pointer[readState]
+	applyWait *indexWaiter
+}
+
+// confChanger is the part of raft.Node the applier needs: a conf change
+// takes effect in Raft when it is applied.
+type confChanger interface {
+	ApplyConfChange(cc raftpb.ConfChangeI) *raftpb.ConfState
+}
+
+var _ confChanger = raft.Node(nil)
+
+// appliedState is the state machine as of an applied index: at bootstrap
+// an empty store at 0, at restart what the newest snapshot holds.
+type appliedState struct {
+	store      *mvcc.Store
+	membership *Membership
+	confState  raftpb.ConfState
+	index      uint64
+}
+
+// readState is what readers see: an immutable view of the keyspace at the
+// applied index, and the membership then.
+type readState struct {
+	view       *mvcc.View
+	membership *Membership
+	applied    uint64
+}
+
+// applierConfig is what an applier is built from; every field is required.
+type applierConfig struct {
+	// State is where the applier starts; its index is also the last
+	// snapshot's.
+	State appliedState
+	Raft  confChanger
+	// RaftStorage is Raft's in-memory storage: the snapshotter registers
+	// each snapshot there and compacts the log behind it.
+	RaftStorage *raft.MemoryStorage
+	Snapshots   SnapshotStorage
+	// ReleaseLog lets the durable log drop what a snapshot covers; it may
+	// block until the Raft loop takes it or the member stops.
+	ReleaseLog func(index uint64)
+	// Results receives each request's result, by request ID.
+	Results *waitRegistry
+	// SnapshotCount is the number of applied entries between snapshots;
+	// CatchUpEntries how many the Raft log keeps behind one.
+	SnapshotCount  uint64
+	CatchUpEntries uint64
+	// Stop is closed when the member stops.
+	Stop    <-chan struct{}
+	Logger  *slog.Logger
+	Metrics *serverMetrics
+}
+
+func newApplier(c applierConfig) *applier {
+	a := &applier{
+		lg: c.Logger, metrics: c.Metrics, stopc: c.Stop,
+		raft: c.Raft, raftStorage: c.RaftStorage, snaps: c.Snapshots, releaseLog: c.ReleaseLog, results: c.Results,
+		snapshotCount: c.SnapshotCount, catchUpEntries: c.CatchUpEntries,
+		store: c.State.store, membership: c.State.membership, confState: c.State.confState,
+		appliedIndex: c.State.index, snapshotIndex: c.State.index,
+		snapshotDone: make(chan time.Time, 1),
+		applyWait:    newIndexWaiter(c.State.index),
+	}
+	a.publish()
+	return a
+}
+
+// readView is the latest published state. Any goroutine.
+func (a *applier) readView() *readState { return a.state.Load() }
+
+// waitApplied returns a channel closed once the applied index is >= idx.
+// Any goroutine.
+func (a *applier) waitApplied(idx uint64) <-chan struct{} { return a.applyWait.wait(idx) }
+
+// run applies jobs until the member stops, then waits for a snapshot in
+// progress. A snapshot from the leader that cannot be applied is fatal.
+func (a *applier) run(jobs <-chan applyJob, fatal func(error)) {
+	defer a.snapWG.Wait()
+	for {
+		select {
+		case next := <-a.snapshotDone:
+			a.nextSnapshot = next
+		case job := <-jobs:
+			if err := a.applyBatch(job); err != nil {
+				a.lg.Error("cannot apply snapshot received from the leader", "err", err)
+				fatal(err)
+				return
+			}
+		case <-a.stopc:
+			return
+		}
+	}
+}
+
+// applyBatch applies one job, publishes the result to readers and starts a
+// snapshot when one is due.
+func (a *applier) applyBatch(job applyJob) error {
+	start := time.Now()
+	if !raft.IsEmptySnap(job.snapshot) {
+		if err := a.applySnapshot(job.snapshot); err != nil {
+			return err
+		}
+	}
+	for i := range job.entries {
+		a.applyEntry(&job.entries[i])
+	}
+	// The batch is complete here: watch's events go out at this point.
+	a.publish()
+	a.applyWait.advance(a.appliedIndex)
+	a.metrics.proposalsApplied.Set(float64(a.appliedIndex))
+	a.metrics.applyDuration.Observe(time.Since(start).Seconds())
+	a.metrics.dbSize.Set(float64(a.store.Size()))
+	a.metrics.proposalsPending.Set(float64(a.results.pending()))
+	a.maybeSnapshot()
+	return nil
+}
+
+// publish makes the applier's current state visible to readers.
+func (a *applier) publish() {
+	a.state.Store(&readState{view: a.store.View(), membership: a.membership.Clone(), applied: a.appliedIndex})
+}
+
+func (a *applier) applySnapshot(sn raftpb.Snapshot) error {
+	if sn.Metadata.Index <= a.appliedIndex {
+		return nil
+	}
+	store, mem, err := decodeSnapshot(sn.Data)
+	if err != nil {
+		return fmt.Errorf("snapshot at index %d: %w", sn.Metadata.Index, err)
+	}
+	a.store, a.membership = store, mem
+	a.confState = sn.Metadata.ConfState
+	a.appliedIndex, a.snapshotIndex = sn.Metadata.Index, sn.Metadata.Index
+	a.lg.Info("restored the keyspace from a snapshot", "index", sn.Metadata.Index, "revision", store.Rev())
+	return nil
+}
+
+func (a *applier) applyEntry(e *raftpb.Entry) {
+	if e.Index <= a.appliedIndex {
+		return
+	}
+	defer func() { a.appliedIndex = e.Index }()
+	switch e.Type {
+	case raftpb.EntryNormal:
+		if len(e.Data) == 0 { // a new leader's empty entry
+			return
+		}
+		var r pb.InternalRaftRequest
+		if err := r.Unmarshal(e.Data); err != nil {
+			// Every member would fail the same way on this entry; stopping
+			// is the only answer that does not diverge.
+			panic(fmt.Sprintf("quorumd: committed entry %d does not decode: %v", e.Index, err))
+		}
+		res := a.applyRequest(&r)
+		if r.Header != nil {
+			a.results.trigger(r.Header.ID, res)
+		}
+	case raftpb.EntryConfChange:
+		var cc raftpb.ConfChange
+		if err := cc.Unmarshal(e.Data); err != nil {
+			panic(fmt.Sprintf("quorumd: conf change entry %d does not decode: %v", e.Index, err))
+		}
+		a.confState = *a.raft.ApplyConfChange(cc)
+	case raftpb.EntryConfChangeV2:
+		var cc raftpb.ConfChangeV2
+		if err := cc.Unmarshal(e.Data); err != nil {
+			panic(fmt.Sprintf("quorumd: conf change entry %d does not decode: %v", e.Index, err))
+		}
+		a.confState = *a.raft.ApplyConfChange(cc)
+	}
+}
+
+// applyResult is what the applier hands back to the member that proposed a
+// request: the response (without header), the error the request failed with,
+// and the store revision right after it was applied.
+type applyResult struct {
+	resp any
+	err  error
+	rev  int64
+}
+
+// applyRequest applies one request deterministically; every member computes
+// the same result. One case per kind of InternalRaftRequest; a kind with no
+// case (Lease*, until leases exist) fails on every member alike.
+func (a *applier) applyRequest(r *pb.InternalRaftRequest) applyResult {
+	var res applyResult
+	switch {
+	case r.Put != nil:
+		res.resp, res.err = a.store.Put(r.Put)
+	case r.DeleteRange != nil:
+		res.resp, res.err = a.store.DeleteRange(r.DeleteRange)
+	case r.Txn != nil:
+		res.resp, res.err = a.store.Txn(r.Txn)
+	case r.Compaction != nil:
+		res.err = a.store.Compact(r.Compaction.Revision)
+		res.resp = &pb.CompactionResponse{}
+	case r.ClusterMemberAttrSet != nil:
+		a.applyMemberAttrs(r.ClusterMemberAttrSet)
+		res.resp = &struct{}{}
+	default:
+		res.err = errors.New("quorumd: unsupported request in the log")
+	}
+	res.rev = a.store.Rev()
+	return res
+}
+
+func (a *applier) applyMemberAttrs(r *membershippb.ClusterMemberAttrSetRequest) {
+	m := a.membership.Member(r.Member_ID)
+	if m == nil || r.MemberAttributes == nil {
+		return
+	}
+	m.Name = r.MemberAttributes.Name
+	m.ClientURLs = append([]string(nil), r.MemberAttributes.ClientUrls...)
+}
+
+// maybeSnapshot starts a snapshot in the background once --snapshot-count
+// entries were applied since the last one. The store's view is an O(1)
+// copy-on-write clone, so the applier goes on while it is serialized.
+//
+// A snapshot costs time proportional to the whole keyspace (etcd's bolt
+// file makes its snapshots incremental; ours re-serializes), so under a
+// heavy write load the snapshotter is held to a duty cycle: after a
+// snapshot that took d, the next starts no sooner than snapshotDutyFactor*d
+// after it finished. --snapshot-count still triggers snapshots; a busy
+// member just truncates its log a little later.
+func (a *applier) maybeSnapshot() {
+	if a.appliedIndex-a.snapshotIndex < a.snapshotCount || a.snapshotting.Load() {
+		return
+	}
+	if time.Now().Before(a.nextSnapshot) {
+		return
+	}
+	a.snapshotting.Store(true)
+	view, mem, cs, idx := a.store.View(), a.membership.Clone(), a.confState, a.appliedIndex
+	a.snapshotIndex = idx
+	a.snapWG.Add(1)
+	go func() {
+		defer a.snapWG.Done()
+		start := time.Now()
+		err := a.saveSnapshot(view, mem, cs, idx)
+		took := time.Since(start)
+		select {
+		case a.snapshotDone <- time.Now().Add(snapshotDutyFactor * took):
+		case <-a.stopc:
+		}
+		a.snapshotting.Store(false)
+		if err != nil {
+			a.lg.Warn("snapshot failed; will retry after more entries", "index", idx, "err", err)
+		}
+	}()
+}
+
+// snapshotDutyFactor bounds the snapshotter to about one tenth of a core.
+const snapshotDutyFactor = 9
+
+// saveSnapshot writes the view to a snapshot at idx, streaming it straight
+// into the SnapshotStorage (Create): no copy of the keyspace is built in
+// memory, where encoding into a buffer cost four times the encoding itself
+// (allocating and faulting in the pages) and kept a whole extra keyspace on
+// the heap until the next snapshot. Raft's storage gets the snapshot's
+// metadata only; the transport reads the data back when a follower needs
+// it. Then Raft's log is compacted to catchUpEntries behind the snapshot
+// and the durable log released up to there.
+func (a *applier) saveSnapshot(view *mvcc.View, mem *Membership, cs raftpb.ConfState, idx uint64) error {
+	start := time.Now()
+	term, err := a.raftStorage.Term(idx)
+	if errors.Is(err, raft.ErrCompacted) || errors.Is(err, raft.ErrUnavailable) {
+		return nil // a newer snapshot arrived from the leader meanwhile
+	}
+	if err != nil {
+		return fmt.Errorf("snapshot at %d: term: %w", idx, err)
+	}
+	n, err := a.snaps.Create(raftpb.SnapshotMetadata{ConfState: cs, Index: idx, Term: term},
+		func(w io.Writer) error { return encodeSnapshot(w, view, mem) })
+	if err != nil {
+		return err
+	}
+	if _, err := a.raftStorage.CreateSnapshot(idx, &cs, nil); errors.Is(err, raft.ErrSnapOutOfDate) {
+		return nil // a newer snapshot arrived from the leader meanwhile
+	} else if err != nil {
+		return fmt.Errorf("create snapshot: %w", err)
+	}
+	compactTo := uint64(1)
+	if idx > a.catchUpEntries {
+		compactTo = idx - a.catchUpEntries
+	}
+	if first, _ := a.raftStorage.FirstIndex(); compactTo > first {
+		if err := a.raftStorage.Compact(compactTo); err != nil && !errors.Is(err, raft.ErrCompacted) {
+			return fmt.Errorf("compact raft log: %w", err)
+		}
+	}
+	a.releaseLog(compactTo)
+	if err := a.snaps.Purge(); err != nil {
+		a.lg.Warn("purging old snapshots", "err", err)
+	}
+	a.metrics.snapshotSave.Observe(time.Since(start).Seconds())
+	a.lg.Info("saved snapshot", "index", idx, "bytes", n, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}

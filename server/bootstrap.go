@@ -1,0 +1,205 @@
+package server
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/quorum-kv/quorum/server/mvcc"
+	"github.com/quorum-kv/quorum/server/snap"
+	"github.com/quorum-kv/quorum/server/wal"
+)
+
+// memberParts are the pieces a member is assembled from (see assemble):
+// its identity, the started raft.Node with its in-memory storage, the
+// durable log and snapshots, and the state machine to start from. openDataDir
+// makes them from the data dir; the in-process tests make them from the
+// in-memory twins.
+type memberParts struct {
+	id, cid uint64
+	node    raft.Node
+	storage *raft.MemoryStorage
+	log     LogStorage
+	snaps   SnapshotStorage
+	state   appliedState
+	// me is this member as the membership lists it.
+	me *Member
+}
+
+// openDataDir opens the member's data dir, <data-dir>/member/{meta.json,
+// wal, snap}, and starts its raft.Node: from what the dir holds when it has
+// a WAL (restart), otherwise from the --initial-* settings (bootstrap).
+func openDataDir(cfg *Config, lg *slog.Logger) (*memberParts, error) {
+	memberDir := filepath.Join(cfg.DataDir, "member")
+	if wal.Exist(filepath.Join(memberDir, "wal")) {
+		return restart(cfg, lg, memberDir)
+	}
+	return bootstrap(cfg, lg, memberDir)
+}
+
+// raftConfig is member id's Raft configuration over storage.
+func raftConfig(cfg *Config, id uint64, storage *raft.MemoryStorage, applied uint64, lg *slog.Logger) *raft.Config {
+	return &raft.Config{
+		ID:              id,
+		ElectionTick:    cfg.electionTicks(),
+		HeartbeatTick:   1,
+		Storage:         storage,
+		Applied:         applied,
+		MaxSizePerMsg:   1 << 20,
+		MaxInflightMsgs: 512,
+		// etcd's limit on uncommitted entries a leader accepts: enough for
+		// large batches, bounded so a partitioned leader cannot grow without
+		// limit.
+		MaxUncommittedEntriesSize: 1 << 30,
+		CheckQuorum:               true,
+		PreVote:                   true,
+		ReadOnlyOption:            raft.ReadOnlySafe,
+		Logger:                    newRaftLogger(lg),
+	}
+}
+
+// startRaft starts member me's raft.Node for a new cluster ("new": the
+// bootstrap entries list every member, sorted by ID, so they are identical
+// on every member) or to be caught up by the leader ("existing").
+func startRaft(cfg *Config, lg *slog.Logger, membership *Membership, me *Member, storage *raft.MemoryStorage) raft.Node {
+	rcfg := raftConfig(cfg, me.ID, storage, 0, lg)
+	if cfg.InitialClusterState == "existing" {
+		lg.Info("starting with an empty log; the leader will catch this member up", "id", idString(me.ID), "cluster", idString(membership.ClusterID))
+		return raft.RestartNode(rcfg)
+	}
+	peers := make([]raft.Peer, 0, len(membership.Members))
+	for _, m := range membership.Members {
+		peers = append(peers, raft.Peer{ID: m.ID})
+	}
+	lg.Info("bootstrapping a new cluster", "id", idString(me.ID), "cluster", idString(membership.ClusterID), "members", len(peers))
+	return raft.StartNode(rcfg, peers)
+}
+
+func bootstrap(cfg *Config, lg *slog.Logger, memberDir string) (*memberParts, error) {
+	walDir, snapDirPath := filepath.Join(memberDir, "wal"), filepath.Join(memberDir, "snap")
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("cannot create data dir %s (--data-dir): %w", cfg.DataDir, err)
+	}
+	if err := checkWritable(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	membership := NewMembership(cfg.InitialCluster, cfg.InitialClusterToken)
+	me := membership.MemberByName(cfg.Name)
+	if err := os.MkdirAll(snapDirPath, 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", snapDirPath, err)
+	}
+	if err := writeMeta(memberDir, me.ID, membership); err != nil {
+		return nil, err
+	}
+	w, err := wal.Create(walDir, lg)
+	if err != nil {
+		return nil, fmt.Errorf("create wal in %s: %w", walDir, err)
+	}
+	storage := raft.NewMemoryStorage()
+	return &memberParts{
+		id: me.ID, cid: membership.ClusterID, me: me,
+		node: startRaft(cfg, lg, membership, me, storage), storage: storage,
+		log: w, snaps: snapDir(snapDirPath),
+		state: appliedState{store: mvcc.New(), membership: membership},
+	}, nil
+}
+
+func restart(cfg *Config, lg *slog.Logger, memberDir string) (*memberParts, error) {
+	walDir, snapDirPath := filepath.Join(memberDir, "wal"), filepath.Join(memberDir, "snap")
+	id, membership, err := readMeta(memberDir)
+	if err != nil {
+		return nil, err
+	}
+	if me := membership.Member(id); me.Name != cfg.Name {
+		lg.Warn("--name differs from the name this data dir was created with; using the data dir's", "flag", cfg.Name, "datadir", me.Name)
+	}
+	if err := os.MkdirAll(snapDirPath, 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", snapDirPath, err)
+	}
+	if err := snap.RemoveTemp(snapDirPath); err != nil {
+		return nil, fmt.Errorf("clear interrupted snapshots: %w", err)
+	}
+	sn, err := snap.LoadNewest(snapDirPath)
+	if err != nil {
+		return nil, fmt.Errorf("load snapshot: %w", err)
+	}
+	w, contents, err := wal.Open(walDir, lg)
+	if err != nil {
+		return nil, fmt.Errorf("open wal: %w", err)
+	}
+	if contents.Repaired != nil {
+		lg.Warn("repaired a torn WAL tail left by a crash", "repair", fmt.Sprintf("%+v", *contents.Repaired))
+	}
+	storage := raft.NewMemoryStorage()
+	r, err := restoreState(storage, sn, contents.HardState, contents.Entries, membership, snapDirPath, walDir)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	lg.Info("restarting member from its data dir", "id", idString(id), "cluster", idString(membership.ClusterID),
+		"snapshot-index", r.state.index, "wal-entries", r.entries, "term", r.hardState.Term, "commit", r.hardState.Commit)
+	return &memberParts{
+		id: id, cid: membership.ClusterID, me: r.state.membership.Member(id),
+		node: raft.RestartNode(raftConfig(cfg, id, storage, r.state.index, lg)), storage: storage,
+		log: w, snaps: snapDir(snapDirPath), state: r.state,
+	}, nil
+}
+
+// restored is what restoreState rebuilt.
+type restored struct {
+	state     appliedState
+	hardState raftpb.HardState
+	entries   int // log entries after the snapshot
+}
+
+// restoreState rebuilds Raft's in-memory storage and the state machine to
+// start from out of what a member persisted: the newest snapshot (nil if
+// none), the hard state and the log entries read back, which may begin at
+// or before the snapshot. membership is the bootstrap membership, for when
+// there is no snapshot. snapPath and walPath name where they were read from,
+// in errors.
+func restoreState(storage *raft.MemoryStorage, sn *raftpb.Snapshot, hs raftpb.HardState, ents []raftpb.Entry,
+	membership *Membership, snapPath, walPath string) (restored, error) {
+	state := appliedState{store: mvcc.New(), membership: membership}
+	if sn != nil {
+		store, mem, err := decodeSnapshot(sn.Data)
+		if err != nil {
+			return restored{}, fmt.Errorf("snapshot %016x-%016x in %s: %w", sn.Metadata.Term, sn.Metadata.Index, snapPath, err)
+		}
+		state = appliedState{store: store, membership: mem, confState: sn.Metadata.ConfState, index: sn.Metadata.Index}
+		if err := storage.ApplySnapshot(withoutData(*sn)); err != nil {
+			return restored{}, fmt.Errorf("apply snapshot: %w", err)
+		}
+		for len(ents) > 0 && ents[0].Index <= sn.Metadata.Index {
+			ents = ents[1:]
+		}
+		if len(ents) > 0 && ents[0].Index != sn.Metadata.Index+1 {
+			return restored{}, fmt.Errorf("wal in %s starts at index %d but the newest snapshot ends at %d: entries are missing (data dir is damaged)",
+				walPath, ents[0].Index, sn.Metadata.Index)
+		}
+		if hs.Commit < sn.Metadata.Index {
+			hs.Commit = sn.Metadata.Index
+		}
+	}
+	if err := storage.SetHardState(hs); err != nil {
+		return restored{}, err
+	}
+	if err := storage.Append(ents); err != nil {
+		return restored{}, err
+	}
+	return restored{state: state, hardState: hs, entries: len(ents)}, nil
+}
+
+func checkWritable(dir string) error {
+	f, err := os.CreateTemp(dir, ".probe-*")
+	if err != nil {
+		return fmt.Errorf("data dir %s (--data-dir) is not writable: %w", dir, err)
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
+}

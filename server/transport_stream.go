@@ -1,0 +1,603 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// Peer wire protocol.
+//
+// Each member keeps one outbound stream per peer. A stream opens with an
+// HTTP/1.1 request that upgrades the connection:
+//
+//	POST /raft/stream HTTP/1.1
+//	Upgrade: quorum-raft/1
+//	X-Server-From: <sender member id, hex>     (as etcd's rafthttp)
+//	X-Raft-To: <receiver member id, hex>
+//	X-Etcd-Cluster-ID: <cluster id, hex>
+//	X-PeerURLs: <sender's advertised peer URLs>
+//
+// The receiver answers 101 Switching Protocols (or 4xx with a reason), after
+// which the sender writes frames: a 4-byte big-endian length and a
+// marshalled raftpb.Message; a zero-length frame is a keepalive. The
+// receiver writes one keepalive byte back every heartbeat. Either side
+// closes a stream that stays silent for longer than the idle timeout, so a
+// connection black-holed by the network (or by a fault proxy) is replaced
+// once the path is back. Snapshots (MsgSnap) go in a separate
+// POST /raft/snapshot request whose body is one marshalled message.
+const (
+	streamPath     = "/raft/stream"
+	snapshotPath   = "/raft/snapshot"
+	upgradeProto   = "quorum-raft/1"
+	maxFrameBytes  = 256 << 20
+	streamQueueLen = 4096
+)
+
+// streamTransport is the Transport between quorumd processes: the peer
+// wire protocol above, over the peer URLs. Its handler serves the peer
+// listeners.
+type streamTransport struct {
+	lg         *slog.Logger
+	localID    uint64
+	clusterID  uint64
+	localURLs  string
+	node       Raft
+	keepalive  time.Duration
+	idle       time.Duration
+	maxSnapRcv int64
+
+	// snapshotData returns the data of a snapshot whose MsgSnap came
+	// without it (Raft's storage keeps only the metadata).
+	snapshotData snapshotSource
+
+	peers map[uint64]*peer
+	// propc carries proposals forwarded by followers to proposalLoop.
+	propc    chan raftpb.Message
+	stopc    chan struct{}
+	propDone chan struct{}
+
+	mu      sync.Mutex
+	inbound map[net.Conn]struct{}
+	closed  bool
+
+	metrics *serverMetrics
+}
+
+var _ Transport = (*streamTransport)(nil)
+
+// newStreamTransport is member localID's transport to the other members,
+// complete: it steps what peers send into node, and reads the data of
+// snapshots sent without it from snapshots. keepalive is the heartbeat
+// interval; a stream silent for idle (the election timeout) is replaced.
+func newStreamTransport(lg *slog.Logger, localID, clusterID uint64, localURLs []string, members []*Member,
+	node Raft, snapshots snapshotSource, keepalive, idle time.Duration, m *serverMetrics) *streamTransport {
+	t := &streamTransport{
+		lg: lg, localID: localID, clusterID: clusterID, localURLs: strings.Join(localURLs, ","),
+		node: node, snapshotData: snapshots, keepalive: keepalive, idle: idle, peers: map[uint64]*peer{},
+		inbound: map[net.Conn]struct{}{}, metrics: m, maxSnapRcv: 8 << 30,
+		propc: make(chan raftpb.Message, streamQueueLen), stopc: make(chan struct{}), propDone: make(chan struct{}),
+	}
+	for _, mem := range members {
+		if mem.ID == localID {
+			continue
+		}
+		p := &peer{t: t, id: mem.ID, urls: mem.PeerURLs, queue: make(chan raftpb.Message, streamQueueLen),
+			snaps: make(chan raftpb.Message, 1), stop: make(chan struct{})}
+		t.peers[mem.ID] = p
+	}
+	return t
+}
+
+func (t *streamTransport) Start() {
+	go t.proposalLoop()
+	for _, p := range t.peers {
+		p.wg.Add(2)
+		go p.streamLoop()
+		go p.snapshotLoop()
+	}
+}
+
+// Send queues messages for their peers without blocking; see Transport.
+func (t *streamTransport) Send(msgs []raftpb.Message) {
+	for i := range msgs {
+		m := msgs[i]
+		p, ok := t.peers[m.To]
+		if !ok {
+			continue
+		}
+		if m.Type == raftpb.MsgSnap {
+			select {
+			case p.snaps <- m:
+			default:
+				t.node.ReportSnapshot(m.To, raft.SnapshotFailure)
+			}
+			continue
+		}
+		select {
+		case p.queue <- m:
+		default:
+			t.metrics.peerDropped.WithLabelValues(idString(m.To)).Inc()
+			t.node.ReportUnreachable(m.To)
+		}
+	}
+}
+
+func (t *streamTransport) Stop() {
+	t.mu.Lock()
+	t.closed = true
+	for c := range t.inbound {
+		c.Close()
+	}
+	t.mu.Unlock()
+	for _, p := range t.peers {
+		close(p.stop)
+	}
+	for _, p := range t.peers {
+		p.wg.Wait()
+	}
+	close(t.stopc)
+	<-t.propDone
+}
+
+// proposalLoop steps proposals forwarded by followers, each waiting at most
+// an election timeout for this member to know a leader; meanwhile the
+// streams go on delivering everything else.
+func (t *streamTransport) proposalLoop() {
+	defer close(t.propDone)
+	for {
+		select {
+		case m := <-t.propc:
+			ctx, cancel := context.WithTimeout(context.Background(), t.idle)
+			if err := t.node.Step(ctx, m); err != nil && !errors.Is(err, raft.ErrStopped) {
+				t.lg.Debug("dropped a forwarded proposal", "from", idString(m.From), "err", err)
+			}
+			cancel()
+		case <-t.stopc:
+			return
+		}
+	}
+}
+
+type peer struct {
+	t     *streamTransport
+	id    uint64
+	urls  []string
+	queue chan raftpb.Message
+	snaps chan raftpb.Message
+	stop  chan struct{}
+	wg    sync.WaitGroup
+}
+
+func (p *peer) stopped() bool {
+	select {
+	case <-p.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// streamLoop owns the outbound stream to one peer: it dials, writes queued
+// messages, and redials after any failure.
+func (p *peer) streamLoop() {
+	defer p.wg.Done()
+	backoff := 50 * time.Millisecond
+	var lastErr string
+	for !p.stopped() {
+		conn, br, err := p.dial()
+		if err != nil {
+			if msg := err.Error(); msg != lastErr {
+				p.t.lg.Warn("cannot reach peer", "peer", idString(p.id), "err", err)
+				lastErr = msg
+			}
+			p.t.node.ReportUnreachable(p.id)
+			p.drainQueue()
+			select {
+			case <-time.After(backoff):
+			case <-p.stop:
+				return
+			}
+			if backoff < time.Second {
+				backoff *= 2
+			}
+			continue
+		}
+		if lastErr != "" {
+			p.t.lg.Info("peer reachable again", "peer", idString(p.id))
+		}
+		lastErr = ""
+		backoff = 50 * time.Millisecond
+		err = p.writeStream(conn, br)
+		conn.Close()
+		if err != nil && !p.stopped() {
+			p.t.lg.Debug("peer stream closed", "peer", idString(p.id), "err", err)
+			p.t.node.ReportUnreachable(p.id)
+		}
+	}
+}
+
+// drainQueue drops messages queued while the peer cannot be reached, so that
+// a stale backlog is not delivered after a long outage.
+func (p *peer) drainQueue() {
+	for {
+		select {
+		case <-p.queue:
+		default:
+			return
+		}
+	}
+}
+
+func (p *peer) dial() (net.Conn, *bufio.Reader, error) {
+	var lastErr error
+	for _, raw := range p.urls {
+		u, err := url.Parse(raw)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		d := net.Dialer{Timeout: p.t.idle}
+		conn, err := d.Dial("tcp", u.Host)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		conn.SetDeadline(time.Now().Add(p.t.idle))
+		req := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: %s\r\n"+
+			"X-Server-From: %s\r\nX-Raft-To: %s\r\nX-Etcd-Cluster-ID: %s\r\nX-PeerURLs: %s\r\nContent-Length: 0\r\n\r\n",
+			streamPath, u.Host, upgradeProto, idString(p.t.localID), idString(p.id), idString(p.t.clusterID), p.t.localURLs)
+		if _, err := io.WriteString(conn, req); err != nil {
+			conn.Close()
+			lastErr = err
+			continue
+		}
+		br := bufio.NewReader(conn)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			conn.Close()
+			lastErr = fmt.Errorf("handshake with %s: %w", raw, err)
+			continue
+		}
+		if resp.StatusCode != http.StatusSwitchingProtocols {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+			conn.Close()
+			lastErr = fmt.Errorf("peer %s refused the stream: %s: %s", raw, resp.Status, strings.TrimSpace(string(body)))
+			continue
+		}
+		conn.SetDeadline(time.Time{})
+		return conn, br, nil
+	}
+	return nil, nil, lastErr
+}
+
+// writeStream writes frames until an error or stop. A reader goroutine
+// watches the peer's keepalive bytes; silence longer than idle ends the
+// stream.
+func (p *peer) writeStream(conn net.Conn, br *bufio.Reader) error {
+	readErr := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			conn.SetReadDeadline(time.Now().Add(p.t.idle))
+			if _, err := br.Read(buf); err != nil {
+				readErr <- err
+				return
+			}
+		}
+	}()
+	bw := bufio.NewWriterSize(conn, 64<<10)
+	ticker := time.NewTicker(p.t.keepalive)
+	defer ticker.Stop()
+	var hdr [4]byte
+	buf := make([]byte, 0, 4096)
+	write := func(m *raftpb.Message) error {
+		n := m.Size()
+		if cap(buf) < n {
+			buf = make([]byte, n)
+		}
+		buf = buf[:n]
+		if _, err := m.MarshalTo(buf); err != nil {
+			return err
+		}
+		binary.BigEndian.PutUint32(hdr[:], uint32(n))
+		if _, err := bw.Write(hdr[:]); err != nil {
+			return err
+		}
+		_, err := bw.Write(buf)
+		return err
+	}
+	for {
+		select {
+		case <-p.stop:
+			return nil
+		case err := <-readErr:
+			return fmt.Errorf("peer went silent or closed: %w", err)
+		case <-ticker.C:
+			binary.BigEndian.PutUint32(hdr[:], 0)
+			conn.SetWriteDeadline(time.Now().Add(p.t.idle))
+			if _, err := bw.Write(hdr[:]); err != nil {
+				return err
+			}
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+		case m := <-p.queue:
+			conn.SetWriteDeadline(time.Now().Add(p.t.idle))
+			if err := write(&m); err != nil {
+				return err
+			}
+			// Batch whatever else is queued into the same flush.
+		more:
+			for i := 0; i < 256; i++ {
+				select {
+				case m := <-p.queue:
+					if err := write(&m); err != nil {
+						return err
+					}
+				default:
+					break more
+				}
+			}
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// snapshotLoop sends MsgSnap messages, one request each, and reports the
+// outcome to Raft.
+func (p *peer) snapshotLoop() {
+	defer p.wg.Done()
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	for {
+		select {
+		case <-p.stop:
+			return
+		case m := <-p.snaps:
+			err := p.sendSnapshot(client, m)
+			if err != nil {
+				p.t.lg.Warn("sending snapshot failed", "peer", idString(p.id), "index", m.Snapshot.Metadata.Index, "err", err)
+				p.t.node.ReportUnreachable(p.id)
+				p.t.node.ReportSnapshot(p.id, raft.SnapshotFailure)
+				continue
+			}
+			p.t.lg.Info("sent snapshot", "peer", idString(p.id), "index", m.Snapshot.Metadata.Index, "bytes", len(m.Snapshot.Data))
+			p.t.node.ReportSnapshot(p.id, raft.SnapshotFinish)
+		}
+	}
+}
+
+func (p *peer) sendSnapshot(client *http.Client, m raftpb.Message) error {
+	if len(m.Snapshot.Data) == 0 {
+		d, err := p.t.snapshotData(m.Snapshot.Metadata)
+		if err != nil {
+			return fmt.Errorf("read snapshot %d: %w", m.Snapshot.Metadata.Index, err)
+		}
+		m.Snapshot.Data = d
+	}
+	data, err := m.Marshal()
+	if err != nil {
+		return err
+	}
+	var lastErr error
+	for _, raw := range p.urls {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second+time.Duration(len(data)/(1<<20))*time.Second)
+		go func() {
+			select {
+			case <-p.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, raw+snapshotPath, bytes.NewReader(data))
+		if err != nil {
+			cancel()
+			return err
+		}
+		req.Header.Set("X-Server-From", idString(p.t.localID))
+		req.Header.Set("X-Raft-To", idString(p.id))
+		req.Header.Set("X-Etcd-Cluster-ID", idString(p.t.clusterID))
+		req.Header.Set("X-PeerURLs", p.t.localURLs)
+		req.Header.Set("Content-Type", "application/octet-stream")
+		resp, err := client.Do(req)
+		if err != nil {
+			cancel()
+			lastErr = err
+			continue
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		resp.Body.Close()
+		cancel()
+		if resp.StatusCode != http.StatusNoContent {
+			lastErr = fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
+			continue
+		}
+		return nil
+	}
+	return lastErr
+}
+
+// handler serves the peer port.
+func (t *streamTransport) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc(streamPath, t.serveStream)
+	mux.HandleFunc(snapshotPath, t.serveSnapshot)
+	mux.HandleFunc("/version", serveVersion)
+	return mux
+}
+
+// checkPeerRequest verifies that a request comes from a member of this
+// cluster and is meant for this member.
+func (t *streamTransport) checkPeerRequest(r *http.Request) (uint64, int, error) {
+	if cid := r.Header.Get("X-Etcd-Cluster-ID"); cid != idString(t.clusterID) {
+		return 0, http.StatusPreconditionFailed, fmt.Errorf("cluster ID mismatch: got %q, this member belongs to %s", cid, idString(t.clusterID))
+	}
+	if to := r.Header.Get("X-Raft-To"); to != idString(t.localID) {
+		return 0, http.StatusPreconditionFailed, fmt.Errorf("request for member %q reached member %s", to, idString(t.localID))
+	}
+	from, err := strconv.ParseUint(r.Header.Get("X-Server-From"), 16, 64)
+	if err != nil {
+		return 0, http.StatusBadRequest, errors.New("missing or bad X-Server-From")
+	}
+	if _, ok := t.peers[from]; !ok {
+		return 0, http.StatusForbidden, fmt.Errorf("member %s is not in this cluster", idString(from))
+	}
+	return from, 0, nil
+}
+
+func (t *streamTransport) serveStream(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost || !strings.EqualFold(r.Header.Get("Upgrade"), upgradeProto) {
+		http.Error(w, "expected an "+upgradeProto+" upgrade", http.StatusBadRequest)
+		return
+	}
+	from, code, err := t.checkPeerRequest(r)
+	if err != nil {
+		t.lg.Warn("rejected peer stream", "remote", r.RemoteAddr, "err", err)
+		http.Error(w, err.Error(), code)
+		return
+	}
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		http.Error(w, "cannot upgrade", http.StatusInternalServerError)
+		return
+	}
+	conn, brw, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		conn.Close()
+		return
+	}
+	t.inbound[conn] = struct{}{}
+	t.mu.Unlock()
+	defer func() {
+		t.mu.Lock()
+		delete(t.inbound, conn)
+		t.mu.Unlock()
+		conn.Close()
+	}()
+	conn.SetDeadline(time.Time{})
+	if _, err := io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: "+upgradeProto+"\r\n\r\n"); err != nil {
+		return
+	}
+	done := make(chan struct{})
+	defer close(done)
+	go func() { // keepalives back to the sender
+		tk := time.NewTicker(t.keepalive)
+		defer tk.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tk.C:
+				conn.SetWriteDeadline(time.Now().Add(t.idle))
+				if _, err := conn.Write([]byte{0}); err != nil {
+					conn.Close()
+					return
+				}
+			}
+		}
+	}()
+	if err := t.readFrames(conn, brw.Reader, from); err != nil && !errors.Is(err, net.ErrClosed) {
+		t.lg.Debug("inbound peer stream ended", "peer", idString(from), "err", err)
+	}
+}
+
+func (t *streamTransport) readFrames(conn net.Conn, br *bufio.Reader, from uint64) error {
+	var hdr [4]byte
+	buf := make([]byte, 4096)
+	for {
+		conn.SetReadDeadline(time.Now().Add(t.idle))
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+			return err
+		}
+		n := binary.BigEndian.Uint32(hdr[:])
+		if n == 0 {
+			continue
+		}
+		if n > maxFrameBytes {
+			return fmt.Errorf("frame of %d bytes from %s exceeds %d", n, idString(from), maxFrameBytes)
+		}
+		if cap(buf) < int(n) {
+			buf = make([]byte, n)
+		}
+		b := buf[:n]
+		if _, err := io.ReadFull(br, b); err != nil {
+			return err
+		}
+		var m raftpb.Message
+		if err := m.Unmarshal(b); err != nil {
+			return fmt.Errorf("bad message from %s: %w", idString(from), err)
+		}
+		if m.From != from || m.To != t.localID {
+			return fmt.Errorf("message %v from %s to %s on the stream from %s", m.Type, idString(m.From), idString(m.To), idString(from))
+		}
+		// gogo's Unmarshal copies bytes fields, so buf can be reused.
+		if m.Type == raftpb.MsgProp {
+			// Never step a forwarded proposal on the stream: raft.Node.Step
+			// blocks a proposal until this member knows a leader, and the
+			// messages that would tell it (heartbeats) queue behind it on
+			// this very stream. A proposal that cannot be queued is
+			// dropped; its proposer times out, as if it were lost.
+			select {
+			case t.propc <- m:
+			default:
+			}
+			continue
+		}
+		if err := t.node.Step(context.Background(), m); err != nil && !errors.Is(err, raft.ErrStopped) {
+			t.lg.Debug("step failed", "err", err)
+		}
+	}
+}
+
+func (t *streamTransport) serveSnapshot(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		return
+	}
+	from, code, err := t.checkPeerRequest(r)
+	if err != nil {
+		t.lg.Warn("rejected snapshot", "remote", r.RemoteAddr, "err", err)
+		http.Error(w, err.Error(), code)
+		return
+	}
+	data, err := io.ReadAll(io.LimitReader(r.Body, t.maxSnapRcv))
+	if err != nil {
+		http.Error(w, "read snapshot: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	var m raftpb.Message
+	if err := m.Unmarshal(data); err != nil || m.Type != raftpb.MsgSnap || m.From != from {
+		http.Error(w, "body is not a snapshot message from "+idString(from), http.StatusBadRequest)
+		return
+	}
+	t.lg.Info("received snapshot", "from", idString(from), "index", m.Snapshot.Metadata.Index, "bytes", len(m.Snapshot.Data))
+	if err := t.node.Step(r.Context(), m); err != nil {
+		http.Error(w, "step snapshot: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func idString(id uint64) string { return strconv.FormatUint(id, 16) }
