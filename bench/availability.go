@@ -2,7 +2,9 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/quorum-kv/quorum/cluster"
+	"github.com/quorum-kv/quorum/nemesis"
 )
 
 // prober is the steady write load of the availability part: an open-loop
@@ -128,80 +131,75 @@ func (p *prober) stop() {
 	closeConns(p.conns)
 }
 
-// faultTarget is what a trial needs from a cluster: the generic interface
-// plus cutting links.
-type faultTarget interface {
-	cluster.Cluster
-	cluster.Partitioner
-}
-
 // trial runs one fault repetition on a healthy, writable cluster: it
-// finds the leader, injects the fault, waits (up to FaultWait) for a write
-// invoked after the fault to be acknowledged, heals, and waits until the
-// cluster is healthy and writable again. ok is false when the fault does
-// not apply to the cluster's size. err means the cluster was not healthy
-// before the fault (t.Leader is empty) or could not be brought back after
-// it (t is measured): the caller replaces the cluster.
-func (e *engine) trial(ctx context.Context, c faultTarget, p *prober, fault string) (t FaultTrial, ok bool, err error) {
+// finds the leader, has nem plan and inject the fault, waits (up to
+// FaultWait) for a write invoked after the fault to be acknowledged, heals,
+// and waits until the cluster is healthy and writable again. err means the
+// cluster was not healthy before the fault (t.Leader is empty) or could
+// not be brought back after it (t is measured): the caller replaces the
+// cluster.
+func (e *engine) trial(ctx context.Context, c cluster.Cluster, p *prober, fault string, nem nemesis.Nemesis) (t FaultTrial, err error) {
 	var names []string
 	for _, n := range c.Nodes() {
 		names = append(names, n.Name())
 	}
-	if _, ok := planFault(fault, names, names[0]); !ok {
-		return t, false, nil
-	}
 	if err := e.recover(ctx, c, p); err != nil {
-		return t, true, fmt.Errorf("before %s: %w", fault, err)
+		return t, fmt.Errorf("before %s: %w", fault, err)
 	}
 	leader, err := e.leader(ctx, c)
 	if err != nil {
-		return FaultTrial{}, true, fmt.Errorf("find leader before %s: %w", fault, err)
+		return FaultTrial{}, fmt.Errorf("find leader before %s: %w", fault, err)
 	}
-	plan, _ := planFault(fault, names, leader.Name())
-	t = FaultTrial{Size: len(names), Fault: fault, Targets: plan.Targets, Lost: plan.Lost, Leader: leader.Name(),
-		PredictedWritable: Predict(len(names), plan.Lost).Writable}
+	f, err := nem.(nemesis.Planner).Plan(ctx, c)
+	if err != nil {
+		return FaultTrial{}, fmt.Errorf("plan %s: %w", fault, err)
+	}
+	lost := len(names) - f.Reach(names)
+	t = FaultTrial{Size: len(names), Fault: fault, Targets: faultTargets(f, leader.Name()), Lost: lost, Leader: leader.Name(),
+		PredictedWritable: Predict(len(names), lost).Writable}
 
 	t0 := time.Now()
 	t.Start = t0
-	for _, name := range plan.Kill {
-		n, _ := c.Node(name)
-		if err := n.Kill(ctx); err != nil {
-			return t, true, fmt.Errorf("%s: kill %s: %w", fault, name, err)
+	applyErr := nem.(nemesis.Planner).Apply(ctx, c, f)
+	if applyErr == nil {
+		applied := time.Now()
+		at, writable := p.waitAck(ctx, applied, t0.Add(e.cfg.FaultWait))
+		if writable && at.Sub(t0) <= e.cfg.FaultWait {
+			t.Writable, t.Window = true, at.Sub(t0)
+		} else {
+			t.Window = e.cfg.FaultWait
 		}
+		e.cfg.Logger.Info("fault trial", "fault", fault, "size", len(names), "fault_detail", f.String(),
+			"writable", t.Writable, "window", t.Window)
 	}
-	if len(plan.Cut) > 0 {
-		if err := c.Partition(ctx, plan.Cut); err != nil {
-			return t, true, fmt.Errorf("%s: partition: %w", fault, err)
-		}
-	}
-	applied := time.Now()
-	at, writable := p.waitAck(ctx, applied, t0.Add(e.cfg.FaultWait))
-	if writable && at.Sub(t0) <= e.cfg.FaultWait {
-		t.Writable, t.Window = true, at.Sub(t0)
-	} else {
-		t.Window = e.cfg.FaultWait
-	}
-	e.cfg.Logger.Info("fault trial", "fault", fault, "size", len(names), "targets", plan.Targets,
-		"writable", t.Writable, "window", t.Window)
 
-	// Heal.
+	// Heal, whatever part of the fault is in force.
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.RecoveryTimeout)
 	defer cancel()
-	if len(plan.Cut) > 0 {
-		if err := c.Heal(hctx); err != nil {
-			return t, true, fmt.Errorf("%s: heal: %w", fault, err)
+	healErr := nem.Heal(hctx, c, f)
+	switch {
+	case applyErr != nil:
+		return t, fmt.Errorf("%s: %w", fault, errors.Join(applyErr, healErr))
+	case healErr != nil:
+		return t, fmt.Errorf("%s: heal: %w", fault, healErr)
+	case ctx.Err() != nil:
+		return t, ctx.Err()
+	}
+	return t, e.recover(ctx, c, p)
+}
+
+// faultTargets are the members a fault took away: its targets, or for a
+// split (which has none) the side of the leader.
+func faultTargets(f nemesis.Fault, leader string) []string {
+	if len(f.Targets) > 0 || len(f.Groups) == 0 {
+		return slices.Clone(f.Targets)
+	}
+	for _, g := range f.Groups {
+		if slices.Contains(g, leader) {
+			return slices.Clone(g)
 		}
 	}
-	for _, name := range plan.Kill {
-		n, _ := c.Node(name)
-		if err := n.Start(hctx); err != nil {
-			return t, true, fmt.Errorf("%s: restart %s: %w", fault, name, err)
-		}
-	}
-	if ctx.Err() != nil {
-		return t, true, ctx.Err()
-	}
-	return t, true, e.recover(ctx, c, p)
+	return slices.Clone(f.Groups[0])
 }
 
 // recover waits until every member is healthy and a write invoked after

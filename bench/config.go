@@ -2,8 +2,10 @@
 // throughput, latency and member resource use per cluster size and client
 // count, write availability under faults per cluster size (the etcd docs'
 // quorum table, measured), and A/B comparisons of several servers run
-// interleaved in one run. Run drives local clusters (cluster/local) and a
-// load generator on go.etcd.io/etcd/client/v3 and writes a run directory
+// interleaved in one run. Run starts clusters through a cluster.Backend
+// (local processes, containers), injects the faults of package nemesis,
+// drives a load generator on go.etcd.io/etcd/client/v3 and writes a run
+// directory
 // (results.json in the quorum.bench/v1 schema, report.html, plots/);
 // Compare diffs two results.json files for regression gates in CI.
 //
@@ -21,6 +23,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/quorum-kv/quorum/cluster"
 )
 
 // Workload names.
@@ -43,13 +47,10 @@ func Workloads() []string {
 	return []string{WorkloadPut, WorkloadRangeLinearizable, WorkloadRangeSerializable, WorkloadTxn, WorkloadMixed}
 }
 
-// Server is one server under test.
-type Server struct {
-	// Label names the server in results and reports ("quorumd", "etcd").
-	Label string `json:"label"`
-	// Binary is the executable; it must take etcd's flags.
-	Binary string `json:"binary"`
-}
+// Server is one server under test: its Label names it in results and
+// reports ("quorumd", "etcd"), its Binary (or, on container backends, its
+// Image) is what the members run.
+type Server = cluster.Server
 
 // ParseServer reads --server-binary's "LABEL=PATH" or "PATH" (the label is
 // then the file's base name).
@@ -93,8 +94,8 @@ type Config struct {
 	// Rounds is how many times each server runs everything, interleaved
 	// (A, B, A, B, ...) per cluster size.
 	Rounds int
-	// Faults are the availability faults (FaultNames()); empty skips the
-	// availability part.
+	// Faults are the availability faults (FaultNames(), or any nemesis
+	// name); empty skips the availability part.
 	Faults []string
 	// FaultReps is how many times each fault is repeated per round.
 	FaultReps int
@@ -111,7 +112,8 @@ type Config struct {
 	RecoveryTimeout time.Duration
 	// Store holds the runs: Store/bench/<timestamp>/, Store/latest.
 	Store string
-	// Seed seeds keys, values and the mixed workload's choices.
+	// Seed seeds every random choice: keys, values, the mixed workload's
+	// choices, the faults' targets and the backend's (ports, jitter).
 	Seed uint64
 	// Command is the command line, recorded in results.json.
 	Command string
@@ -123,19 +125,9 @@ type Config struct {
 	// Progress, when set, shows what runs and what remains (a progress bar
 	// on a terminal, lines elsewhere).
 	Progress io.Writer
-	// ConfigureCluster, when set, adjusts each cluster's local.Config
-	// fields that are not the engine's (extra server flags, timing).
-	ConfigureCluster func(ServerConfig) ServerConfig
-}
-
-// ServerConfig is what ConfigureCluster may change for a cluster.
-type ServerConfig struct {
-	// Server is the server being started (read only).
-	Server Server
-	// Size is the cluster size (read only).
-	Size int
-	// ExtraArgs are appended to every member's command line.
-	ExtraArgs []string
+	// Members are the members' flags and environment on every cluster
+	// (extra server flags, timing), whatever the backend.
+	Members cluster.MemberSettings
 }
 
 // DefaultConfig is the default run: sizes 1,3,5,7, put with 1, 100 and
@@ -174,8 +166,8 @@ func (c Config) Validate() error {
 	}
 	labels := map[string]bool{}
 	for i, s := range c.Servers {
-		if s.Label == "" || s.Binary == "" {
-			return fmt.Errorf("bench config: Servers[%d] needs a Label and a Binary", i)
+		if s.Label == "" || (s.Binary == "" && s.Image == "") {
+			return fmt.Errorf("bench config: Servers[%d] needs a Label and a Binary (or an Image)", i)
 		}
 		if labels[s.Label] {
 			return fmt.Errorf("bench config: Servers: label %q used twice", s.Label)
@@ -207,8 +199,8 @@ func (c Config) Validate() error {
 		}
 	}
 	for _, f := range c.Faults {
-		if !slices.Contains(FaultNames(), f) {
-			return fmt.Errorf("bench config: Faults: unknown fault %q (want %s)", f, strings.Join(FaultNames(), ", "))
+		if err := checkFault(f); err != nil {
+			return fmt.Errorf("bench config: Faults: %w", err)
 		}
 	}
 	switch {

@@ -235,7 +235,7 @@ func unavailabilityChart(st Settings, sum Summary, servers []Server) (*render.Ch
 	c.Plot.Add(cap)
 	c.Legend.Add(fmt.Sprintf("bound %gs: not writable", wait), cap)
 	for si, srv := range servers {
-		for fi, f := range FaultNames() {
+		for fi, f := range st.Faults {
 			var med, mx plotter.XYs
 			for _, a := range sum.Availability {
 				if a.Server != srv.Label || a.Fault != f {

@@ -1,30 +1,25 @@
 package bench
 
 import (
-	"encoding/json"
-	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
-	"github.com/quorum-kv/quorum/internal/atomicfile"
+	"github.com/quorum-kv/quorum/rundir"
 )
 
 // Schema is the version of results.json. Fields are only added within a
 // version; a change of meaning or a removal makes a new version.
 const Schema = "quorum.bench/v1"
 
-// File names in a run directory.
+// File names in a run directory (package rundir spells them).
 const (
-	ResultsFile = "results.json"
-	ReportFile  = "report.html"
-	PlotsDir    = "plots"
+	ResultsFile = rundir.ResultsFile
+	ReportFile  = rundir.ReportFile
+	PlotsDir    = rundir.PlotsDir
 )
 
 // ErrSchema is wrapped by LoadResults when a file is not a quorum.bench/v1
 // results file.
-var ErrSchema = errors.New("not a " + Schema + " results file")
+var ErrSchema = rundir.ErrSchema
 
 // Results is results.json: what ran (Run), the raw measurements (Load,
 // Availability) and what Summarize derives from them (Summary). Durations
@@ -42,12 +37,15 @@ type Results struct {
 
 // RunInfo describes the run and the machine.
 type RunInfo struct {
-	Start    time.Time     `json:"start"`
-	Elapsed  time.Duration `json:"elapsed_ns"`
-	Command  string        `json:"command,omitempty"`
-	Servers  []Server      `json:"servers"`
-	Settings Settings      `json:"settings"`
-	Machine  Machine       `json:"machine"`
+	Start   time.Time     `json:"start"`
+	Elapsed time.Duration `json:"elapsed_ns"`
+	Command string        `json:"command,omitempty"`
+	// Backend is where the clusters ran (cluster.Backend's name); empty in
+	// runs from before it was recorded, which were all local.
+	Backend  string   `json:"backend,omitempty"`
+	Servers  []Server `json:"servers"`
+	Settings Settings `json:"settings"`
+	Machine  Machine  `json:"machine"`
 }
 
 // Settings are the Config fields that shape the figures.
@@ -171,28 +169,15 @@ type FaultTrial struct {
 // WriteResults writes res as dir/results.json with Schema set, atomically.
 func WriteResults(dir string, res Results) error {
 	res.Schema = Schema
-	if err := atomicfile.WriteJSON(filepath.Join(dir, ResultsFile), res); err != nil {
-		return fmt.Errorf("write bench results: %w", err)
-	}
-	return nil
+	return rundir.WriteResults(dir, res)
 }
 
 // LoadResults reads a results.json file (a path to the file, or to a run
 // directory holding it). It wraps ErrSchema when the schema is not Schema.
 func LoadResults(path string) (Results, error) {
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		path = filepath.Join(path, ResultsFile)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return Results{}, fmt.Errorf("load bench results: %w", err)
-	}
 	var res Results
-	if err := json.Unmarshal(b, &res); err != nil {
-		return Results{}, fmt.Errorf("load bench results %s: %w", path, err)
-	}
-	if res.Schema != Schema {
-		return Results{}, fmt.Errorf("load bench results %s: schema %q, want %q: %w", path, res.Schema, Schema, ErrSchema)
+	if err := rundir.LoadResults(path, Schema, &res); err != nil {
+		return Results{}, err
 	}
 	return res, nil
 }

@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 	"time"
 
-	"github.com/quorum-kv/quorum/cluster/local"
+	"github.com/quorum-kv/quorum/cluster"
+	"github.com/quorum-kv/quorum/nemesis"
+	"github.com/quorum-kv/quorum/rundir"
 )
 
 // Outcome is a finished (or interrupted) run.
@@ -22,43 +25,58 @@ type Outcome struct {
 
 // engine is one Run's state; only Run's goroutine uses it.
 type engine struct {
-	cfg  Config
-	res  Results
-	prog *progress
-	ks   keyspace
+	cfg     Config
+	backend cluster.Backend
+	res     Results
+	prog    *progress
+	ks      keyspace
+	// nemeses holds the nemesis of each fault; they share one rand.Rand
+	// from the seed.
+	nemeses map[string]nemesis.Nemesis
 }
 
 // Run benchmarks every server on every size, interleaved: for each size,
-// for each round, each server in turn gets a fresh local cluster, runs
-// every (workload, clients) cell and then every fault FaultReps times.
-// It writes Store/bench/<timestamp>/ (results.json, report.html, plots/,
-// clusters/<server>-<size>-r<round>/logs) and points Store/latest and
-// Store/bench/latest at it.
+// for each round, each server in turn gets a fresh cluster from backend,
+// runs every (workload, clients) cell and then every fault FaultReps
+// times. It writes Store/bench/<timestamp>/ (results.json, report.html,
+// plots/, clusters/<server>-<size>-r<round>/logs) and points Store/latest
+// and Store/bench/latest at it.
 //
 // A cluster that fails to start or recover is recorded in Results.Errors
 // and the run goes on. When ctx ends, Run writes what was measured and
 // returns it with ctx's error.
-func Run(ctx context.Context, cfg Config) (*Outcome, error) {
+func Run(ctx context.Context, cfg Config, backend cluster.Backend) (*Outcome, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	start := cfg.Now()
-	dir, err := newRunDir(cfg.Store, start)
+	dir, err := rundir.Create(cfg.Store, "bench", start)
 	if err != nil {
 		return nil, err
 	}
-	e := &engine{cfg: cfg, ks: newKeyspace(cfg.KeySize, cfg.ValueSize, cfg.KeySpace, cfg.Seed)}
-	e.res.Run = RunInfo{Start: start.UTC(), Command: cfg.Command, Servers: cfg.Servers, Machine: machine(), Settings: Settings{
+	e := &engine{cfg: cfg, backend: backend, ks: newKeyspace(cfg.KeySize, cfg.ValueSize, cfg.KeySpace, cfg.Seed),
+		nemeses: map[string]nemesis.Nemesis{}}
+	nopts := nemesis.DefaultOptions()
+	nopts.Rand = rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15))
+	for _, f := range cfg.Faults {
+		if e.nemeses[f], err = nemesis.New(NemesisOf(f), nopts); err != nil {
+			return nil, fmt.Errorf("bench fault %s: %w", f, err)
+		}
+	}
+	e.res.Run = RunInfo{Start: start.UTC(), Command: cfg.Command, Backend: backend.Name(), Servers: cfg.Servers, Machine: machine(), Settings: Settings{
 		Sizes: cfg.Sizes, Workloads: cfg.Workloads, Clients: cfg.Clients, Conns: cfg.Conns, Duration: cfg.Duration,
 		Warmup: cfg.Warmup, KeySize: cfg.KeySize, ValueSize: cfg.ValueSize, KeySpace: cfg.KeySpace, OpTimeout: cfg.OpTimeout,
 		Rounds: cfg.Rounds, Faults: cfg.Faults, FaultReps: cfg.FaultReps, FaultWait: cfg.FaultWait,
 		ProbeInterval: cfg.ProbeInterval, ProbeTimeout: cfg.ProbeTimeout, Seed: cfg.Seed,
 		ElectionTimeout: "server default",
 	}}
+	if cfg.Members.ElectionTimeout > 0 {
+		e.res.Run.Settings.ElectionTimeout = cfg.Members.ElectionTimeout.String()
+	}
 	e.prog = newProgress(cfg.Progress, e.steps())
 	t0 := time.Now()
-	say(cfg.Progress, "bench %s: servers %s, sizes %v, %v x clients %v, %v per cell, %d round(s), faults %v x%d",
-		dir, labels(cfg.Servers), cfg.Sizes, cfg.Workloads, cfg.Clients, cfg.Duration, cfg.Rounds, cfg.Faults, cfg.FaultReps)
+	say(cfg.Progress, "bench %s: seed %d, %s backend, servers %s, sizes %v, %v x clients %v, %v per cell, %d round(s), faults %v x%d",
+		dir, cfg.Seed, backend.Name(), labels(cfg.Servers), cfg.Sizes, cfg.Workloads, cfg.Clients, cfg.Duration, cfg.Rounds, cfg.Faults, cfg.FaultReps)
 
 	var runErr error
 loop:
@@ -92,12 +110,8 @@ func (e *engine) steps() int {
 	n := 0
 	for _, size := range e.cfg.Sizes {
 		per := len(e.cfg.Workloads) * len(e.cfg.Clients)
-		names := make([]string, size)
-		for i := range names {
-			names[i] = fmt.Sprintf("n%d", i+1)
-		}
 		for _, f := range e.cfg.Faults {
-			if _, ok := planFault(f, names, names[0]); ok {
+			if faultApplies(f, size) {
 				per += e.cfg.FaultReps
 			}
 		}
@@ -155,12 +169,21 @@ func (e *engine) runCluster(ctx context.Context, runDir string, srv Server, size
 	}
 	defer func() { p.stop() }()
 	for _, f := range e.cfg.Faults {
+		if !faultApplies(f, size) {
+			continue
+		}
+		if err := e.nemeses[f].Check(c); err != nil {
+			msg := fmt.Sprintf("%s: %s cannot run on this cluster: %v", where, f, err)
+			e.res.Errors = append(e.res.Errors, msg)
+			e.prog.note("error: " + msg)
+			for range e.cfg.FaultReps {
+				e.prog.step()
+			}
+			continue
+		}
 		for rep := 1; rep <= e.cfg.FaultReps; rep++ {
 			e.prog.status(fmt.Sprintf("%s · %s %d/%d", where, f, rep, e.cfg.FaultReps))
-			t, applies, err := e.trial(ctx, c, p, f)
-			if !applies {
-				break
-			}
+			t, err := e.trial(ctx, c, p, f, e.nemeses[f])
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -212,22 +235,19 @@ func (e *engine) runCluster(ctx context.Context, runDir string, srv Server, size
 // startCluster starts a fresh cluster in runDir/clusters/<label>-<size>-r<round>
 // (with a -<gen> suffix for replacements); closeCluster stops it and
 // deletes its data, keeping the logs.
-func (e *engine) startCluster(ctx context.Context, runDir string, srv Server, size, round, gen int, where string) (c *local.Cluster, closeCluster func(), err error) {
+func (e *engine) startCluster(ctx context.Context, runDir string, srv Server, size, round, gen int, where string) (c cluster.Cluster, closeCluster func(), err error) {
 	name := fmt.Sprintf("%s-%d-r%d", srv.Label, size, round)
 	if gen > 0 {
 		name += fmt.Sprintf("-%d", gen)
 	}
 	cdir := filepath.Join(runDir, "clusters", name)
-	lc := local.DefaultConfig()
-	lc.Binary, lc.Size, lc.Dir, lc.Logger = srv.Binary, size, cdir, e.cfg.Logger
-	if e.cfg.ConfigureCluster != nil {
-		sc := e.cfg.ConfigureCluster(ServerConfig{Server: srv, Size: size})
-		lc.ExtraArgs = sc.ExtraArgs
-	}
 	e.prog.status(where + " · starting")
-	c, err = local.New(ctx, lc)
+	c, err = e.backend.Start(ctx, cluster.StartConfig{
+		Server: srv, Size: size, Dir: cdir, Logger: e.cfg.Logger, MemberSettings: e.cfg.Members,
+		Seed: e.cfg.Seed + uint64(round)*1_000_003 + uint64(size)*7919 + uint64(gen),
+	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("start cluster (logs in %s): %w", filepath.Join(cdir, "logs"), err)
+		return nil, nil, fmt.Errorf("start cluster (logs in %s): %w", filepath.Join(cdir, rundir.LogsDir), err)
 	}
 	var once sync.Once
 	return c, func() {
@@ -238,13 +258,22 @@ func (e *engine) startCluster(ctx context.Context, runDir string, srv Server, si
 				e.cfg.Logger.Warn("close cluster", "dir", cdir, "err", err)
 			}
 			// The data is of no use after the run; the logs stay.
-			os.RemoveAll(filepath.Join(cdir, "data"))
+			os.RemoveAll(filepath.Join(cdir, rundir.DataDir))
 		})
 	}, nil
 }
 
+// pid is the server process of n on this host, 0 when the backend does not
+// say (cluster.ProcessNode) or the member is down.
+func pid(n cluster.Node) int {
+	if pn, ok := n.(cluster.ProcessNode); ok {
+		return pn.PID()
+	}
+	return 0
+}
+
 // cell measures one (workload, clients) cell on c.
-func (e *engine) cell(ctx context.Context, c *local.Cluster, srv Server, size, round int, w string, clients int) (LoadCell, error) {
+func (e *engine) cell(ctx context.Context, c cluster.Cluster, srv Server, size, round int, w string, clients int) (LoadCell, error) {
 	nconns := e.cfg.connsFor(clients)
 	conns, err := dialConns(ctx, c.Endpoints(), nconns)
 	if err != nil {
@@ -268,7 +297,7 @@ func (e *engine) cell(ctx context.Context, c *local.Cluster, srv Server, size, r
 			defer close(measuring)
 			selfBefore = selfCPU()
 			for i, n := range nodes {
-				pid := c.LocalNode(n.Name()).PID()
+				pid := pid(n)
 				before[i].pid = pid
 				if pid != 0 {
 					before[i].cpu, _ = procCPU(pid)
@@ -289,7 +318,7 @@ func (e *engine) cell(ctx context.Context, c *local.Cluster, srv Server, size, r
 	}
 	for i, n := range nodes {
 		mu := MemberUsage{Name: n.Name(), PeakRSSReset: before[i].reset}
-		if pid := c.LocalNode(n.Name()).PID(); pid != 0 && pid == before[i].pid {
+		if pid := pid(n); pid != 0 && pid == before[i].pid {
 			if cpu, err := procCPU(pid); err == nil {
 				mu.CPU = cpu - before[i].cpu
 			}
@@ -303,37 +332,10 @@ func (e *engine) cell(ctx context.Context, c *local.Cluster, srv Server, size, r
 	return cell, nil
 }
 
-// newRunDir creates store/bench/<timestamp>/ and points store/latest and
-// store/bench/latest at it (as the test command does for its runs).
-func newRunDir(store string, now time.Time) (string, error) {
-	stamp := now.UTC().Format("20060102T150405.000Z")
-	dir := filepath.Join(store, "bench", stamp)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("create bench run directory: %w", err)
-	}
-	for _, link := range []struct{ at, to string }{
-		{filepath.Join(store, "latest"), filepath.Join("bench", stamp)},
-		{filepath.Join(store, "bench", "latest"), stamp},
-	} {
-		tmp := link.at + ".tmp"
-		os.Remove(tmp)
-		if err := os.Symlink(link.to, tmp); err != nil {
-			return "", fmt.Errorf("link %s: %w", link.at, err)
-		}
-		if err := os.Rename(tmp, link.at); err != nil {
-			return "", fmt.Errorf("link %s: %w", link.at, err)
-		}
-	}
-	return dir, nil
-}
-
 func labels(ss []Server) []string {
 	var out []string
 	for _, s := range ss {
-		out = append(out, s.Label+"="+s.Binary)
+		out = append(out, s.Label+"="+s.String())
 	}
 	return slices.Clip(out)
 }
-
-// The local backend can kill members and cut links: what trials need.
-var _ faultTarget = (*local.Cluster)(nil)

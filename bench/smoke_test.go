@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/quorum-kv/quorum/bench"
+	"github.com/quorum-kv/quorum/cluster/local"
 	"github.com/quorum-kv/quorum/internal/testbin"
 )
 
@@ -47,7 +48,7 @@ func TestSmokeBenchWritesResultsAndReport(t *testing.T) {
 	cfg.Progress = testWriter{t}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	out, err := bench.Run(ctx, cfg)
+	out, err := bench.Run(ctx, cfg, &local.Backend{})
 	if err != nil {
 		t.Fatalf("bench.Run: %v", err)
 	}

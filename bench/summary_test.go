@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quorum-kv/quorum/cluster"
 )
 
 func TestSpreadMedianOfOddAndEvenCounts(t *testing.T) {
@@ -49,39 +48,42 @@ func TestPredictIsTheEtcdQuorumTable(t *testing.T) {
 	}
 }
 
-func TestPlanFaultShapes(t *testing.T) {
-	names := []string{"n1", "n2", "n3", "n4", "n5"}
-	p, ok := planFault(FaultIsolateMinority, names, "n3")
-	if !ok || !slices.Equal(p.Targets, []string{"n3", "n1"}) || p.Lost != 2 || len(p.Cut) != 7 {
-		t.Errorf("isolate-minority of 5 led by n3: %+v", p)
-	}
-	p, ok = planFault(FaultIsolateMajority, names, "n3")
-	if !ok || p.Lost != 3 || !slices.Contains(p.Targets, "n3") || len(p.Cut) != 9 {
-		t.Errorf("isolate-majority of 5: %+v", p)
-	}
-	if _, ok := planFault(FaultSplitEven, names, "n1"); ok {
-		t.Error("split-even applies to an odd size")
-	}
-	p, ok = planFault(FaultSplitEven, names[:4], "n4")
-	if !ok || p.Lost != 2 || len(p.Cut) != 4 || !slices.Contains(p.Targets, "n4") {
-		t.Errorf("split-even of 4: %+v", p)
-	}
-	for _, l := range p.Cut {
-		if slices.Contains(p.Targets, l.A) == slices.Contains(p.Targets, l.B) {
-			t.Errorf("split cuts %v inside a half", l)
+// Bench's fault names are nemeses (aliases where bench has a name of its
+// own), and apply to the sizes the nemesis accepts; split-even only to
+// even sizes.
+func TestFaultNamesAreNemesesAndApplyWhereTheyCan(t *testing.T) {
+	for _, tc := range []struct {
+		fault, nemesis string
+		sizes          []int // sizes 1..7 it applies to
+	}{
+		{FaultKillLeader, "kill-leader", []int{1, 2, 3, 4, 5, 6, 7}},
+		{FaultIsolateLeader, "partition-leader", []int{2, 3, 4, 5, 6, 7}},
+		{FaultIsolateMinority, "isolate-minority", []int{3, 4, 5, 6, 7}},
+		{FaultIsolateMajority, "isolate-majority", []int{2, 3, 4, 5, 6, 7}},
+		{FaultSplitEven, "partition-halves", []int{2, 4, 6}},
+		{"pause-one", "pause-one", []int{1, 2, 3, 4, 5, 6, 7}},
+		{"partition-bridge", "partition-bridge", []int{3, 4, 5, 6, 7}},
+	} {
+		if got := NemesisOf(tc.fault); got != tc.nemesis {
+			t.Errorf("NemesisOf(%s) = %s, want %s", tc.fault, got, tc.nemesis)
+		}
+		if err := checkFault(tc.fault); err != nil {
+			t.Errorf("checkFault(%s): %v", tc.fault, err)
+		}
+		var sizes []int
+		for n := 1; n <= 7; n++ {
+			if faultApplies(tc.fault, n) {
+				sizes = append(sizes, n)
+			}
+		}
+		if !slices.Equal(sizes, tc.sizes) {
+			t.Errorf("%s applies to sizes %v, want %v", tc.fault, sizes, tc.sizes)
 		}
 	}
-	p, _ = planFault(FaultKillLeader, names[:1], "n1")
-	if len(p.Kill) != 1 || p.Lost != 1 || Predict(1, p.Lost).Writable {
-		t.Errorf("kill-leader of 1: %+v", p)
-	}
-	for _, f := range []string{FaultIsolateLeader, FaultIsolateMinority, FaultIsolateMajority} {
-		if _, ok := planFault(f, names[:1], "n1"); ok {
-			t.Errorf("%s applies to one member", f)
+	for _, bad := range []string{"none", "isolate-everyone", ""} {
+		if err := checkFault(bad); err == nil {
+			t.Errorf("checkFault(%q) accepted it", bad)
 		}
-	}
-	if p, _ := planFault(FaultIsolateLeader, names[:3], "n2"); !slices.Equal(p.Cut, []cluster.Link{{A: "n1", B: "n2"}, {A: "n2", B: "n3"}}) {
-		t.Errorf("isolate-leader cut %v", p.Cut)
 	}
 }
 

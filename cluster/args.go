@@ -45,3 +45,15 @@ func (f MemberFlags) Args() []string {
 	}
 	return append(args, f.Extra...)
 }
+
+// Flags returns the member flags that come from the start config: timing,
+// snapshot count and the extra arguments. The backend fills in each
+// member's name, directory, URLs, the initial cluster and the token.
+func (c StartConfig) Flags() MemberFlags {
+	return MemberFlags{
+		HeartbeatInterval: c.HeartbeatInterval,
+		ElectionTimeout:   c.ElectionTimeout,
+		SnapshotCount:     c.SnapshotCount,
+		Extra:             c.ExtraArgs,
+	}
+}

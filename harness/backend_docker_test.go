@@ -13,6 +13,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/quorum-kv/quorum/checker"
+	"github.com/quorum-kv/quorum/cluster"
 	"github.com/quorum-kv/quorum/cluster/docker"
 	"github.com/quorum-kv/quorum/harness"
 )
@@ -61,13 +62,9 @@ func TestDockerRunWithLeaderPartitionAndKillIsValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var runID string
-	backend := &harness.DockerBackend{Binary: bin, Engine: eng, Configure: func(c *docker.Config) {
-		c.HeartbeatInterval = 50 * time.Millisecond
-		c.ElectionTimeout = 500 * time.Millisecond
-		c.StopGrace = 2 * time.Second
-		runID = c.RunID
-	}}
+	backend := &docker.Backend{Engine: eng}
+	cfg.Server = cluster.Server{Label: "quorumd", Binary: bin}
+	cfg.Members = cluster.MemberSettings{HeartbeatInterval: 50 * time.Millisecond, ElectionTimeout: 500 * time.Millisecond, StopGrace: 2 * time.Second}
 	cfg.Nemeses = "partition-leader,kill-leader"
 	cfg.NemesisInterval = 2 * time.Second
 	cfg.TimeLimit = 9 * time.Second
@@ -103,12 +100,16 @@ func TestDockerRunWithLeaderPartitionAndKillIsValid(t *testing.T) {
 			t.Errorf("image %s %v appeared and is not one we built", im.ID, im.RepoTags)
 		}
 	}
-	f := client.Filters{}.Add("label", docker.LabelRun+"="+runID)
+	ids := backend.RunIDs()
+	if len(ids) != 1 {
+		t.Fatalf("backend started %d clusters (%v), want 1", len(ids), ids)
+	}
+	f := client.Filters{}.Add("label", docker.LabelRun+"="+ids[0])
 	cs, _ := eng.Client().ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
 	vs, _ := eng.Client().VolumeList(ctx, client.VolumeListOptions{Filters: f})
 	ns, _ := eng.Client().NetworkList(ctx, client.NetworkListOptions{Filters: f})
-	if runID == "" || len(cs.Items)+len(vs.Items)+len(ns.Items) != 0 {
-		t.Errorf("run %q left %d containers, %d volumes, %d networks", runID, len(cs.Items), len(vs.Items), len(ns.Items))
+	if len(cs.Items)+len(vs.Items)+len(ns.Items) != 0 {
+		t.Errorf("run %q left %d containers, %d volumes, %d networks", ids[0], len(cs.Items), len(vs.Items), len(ns.Items))
 	}
 }
 
@@ -129,8 +130,46 @@ func TestDockerRefusesLatencyUpFront(t *testing.T) {
 	}
 	cfg.Nemeses = "latency"
 	cfg.TimeLimit = 5 * time.Second
-	_, err = harness.Run(ctx, cfg, &harness.DockerBackend{Binary: bin, Engine: eng})
+	cfg.Server = cluster.Server{Label: "quorumd", Binary: bin}
+	_, err = harness.Run(ctx, cfg, &docker.Backend{Engine: eng})
 	if err == nil || !strings.Contains(err.Error(), "LinkShaper") {
 		t.Fatalf("err = %v, want the latency nemesis refused", err)
 	}
+}
+
+// The same seed gives the same operation and fault schedule in containers.
+func TestSameSeedGivesTheSameScheduleOnTheDockerBackend(t *testing.T) {
+	cfg := shortConfig(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	eng, err := docker.NewEngine(ctx, cfg.Logger, nil)
+	if err != nil {
+		t.Skipf("no Docker engine reachable: %v", err)
+	}
+	defer eng.Close()
+	bin, err := docker.BuildStatic(ctx, "github.com/quorum-kv/quorum/cmd/quorumd", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nemeses := "kill-one,pause-one"
+	if os.Geteuid() == 0 {
+		nemeses = "kill-one,partition-halves"
+	}
+	sched := func() schedule {
+		cfg := shortConfig(t)
+		cfg.Server = cluster.Server{Label: "quorumd", Binary: bin}
+		cfg.Members = cluster.MemberSettings{HeartbeatInterval: 50 * time.Millisecond, ElectionTimeout: 500 * time.Millisecond, StopGrace: 2 * time.Second}
+		cfg.Seed = 21
+		cfg.Nemeses = nemeses
+		cfg.NemesisInterval = time.Second
+		cfg.TimeLimit = 4500 * time.Millisecond
+		cfg.Workload.Rate = 200
+		out, err := harness.Run(ctx, cfg, &docker.Backend{Engine: eng})
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+		return scheduleOf(t, out, cfg.Workload.Concurrency)
+	}
+	a, b := sched(), sched()
+	a.mustEqual(t, b, 20, 2)
 }

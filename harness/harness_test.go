@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/quorum-kv/quorum/checker"
+	"github.com/quorum-kv/quorum/cluster"
+	"github.com/quorum-kv/quorum/cluster/local"
 	"github.com/quorum-kv/quorum/harness"
 	"github.com/quorum-kv/quorum/history"
 	"github.com/quorum-kv/quorum/internal/testbin"
@@ -30,7 +32,8 @@ func shortConfig(t *testing.T) harness.Config {
 	cfg.Store = t.TempDir()
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg.Progress = testWriter{t}
-	cfg.Workload.Seed = 7
+	cfg.Seed = 7
+	cfg.Server = cluster.Server{Label: "quorumd", Binary: quorumd}
 	cfg.Workload.Concurrency = 6
 	cfg.CheckTimeout = 30 * time.Second
 	cfg.RecoveryTimeout = 20 * time.Second
@@ -45,7 +48,7 @@ func run(t *testing.T, cfg harness.Config) *harness.Outcome {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out, err := harness.Run(ctx, cfg, &harness.LocalBackend{Binary: quorumd})
+	out, err := harness.Run(ctx, cfg, &local.Backend{})
 	if err != nil {
 		t.Fatalf("run: %v", err)
 	}
@@ -148,7 +151,8 @@ func TestShortRunAgainstRealEtcd(t *testing.T) {
 	cfg.TimeLimit = 9 * time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out, err := harness.Run(ctx, cfg, &harness.LocalBackend{Binary: etcd})
+	cfg.Server = cluster.Server{Label: "etcd", Binary: etcd}
+	out, err := harness.Run(ctx, cfg, &local.Backend{})
 	if err != nil {
 		t.Fatalf("run against etcd: %v", err)
 	}
@@ -158,4 +162,21 @@ func TestShortRunAgainstRealEtcd(t *testing.T) {
 	if filepath.Base(filepath.Dir(out.Dir)) != "etcd-register" {
 		t.Errorf("run stored under %s, want etcd-register", out.Dir)
 	}
+}
+
+// The same seed gives the same operation and fault schedule on real
+// processes too (the nemeses here choose their targets at random, so the
+// seed alone decides them).
+func TestSameSeedGivesTheSameScheduleOnTheLocalBackend(t *testing.T) {
+	sched := func() schedule {
+		cfg := shortConfig(t)
+		cfg.Seed = 21
+		cfg.Nemeses = "kill-one,partition-halves"
+		cfg.NemesisInterval = time.Second
+		cfg.TimeLimit = 4500 * time.Millisecond
+		cfg.Workload.Rate = 200
+		return scheduleOf(t, run(t, cfg), cfg.Workload.Concurrency)
+	}
+	a, b := sched(), sched()
+	a.mustEqual(t, b, 20, 2)
 }

@@ -16,12 +16,12 @@ import (
 // startProgress shows the run's progress on w until the returned function is
 // called: elapsed time against the time limit, ops/s and the outcome counts,
 // and the fault in force. On a terminal it is a progress bar (cheggaaa/pb);
-// elsewhere (CI logs) one line every 5 seconds.
-func startProgress(w io.Writer, limit time.Duration, p *workloads.Progress, fault func() string) (stop func()) {
+// elsewhere (CI logs) one line every 5 seconds. Times are read from now.
+func startProgress(w io.Writer, limit time.Duration, p *workloads.Progress, fault func() string, now func() time.Time) (stop func()) {
 	if w == nil {
 		return func() {}
 	}
-	start := time.Now()
+	start := now()
 	line := func(prev workloads.Stats, dt time.Duration) (string, workloads.Stats) {
 		s := p.Snapshot()
 		rate := 0.0
@@ -48,18 +48,19 @@ func startProgress(w io.Writer, limit time.Duration, p *workloads.Progress, faul
 			tk := time.NewTicker(time.Second)
 			defer tk.Stop()
 			var prev workloads.Stats
-			last := time.Now()
+			last := now()
 			for {
 				select {
 				case <-done:
 					bar.SetCurrent(int64(limit / time.Millisecond))
 					bar.Finish()
 					return
-				case now := <-tk.C:
+				case <-tk.C:
+					t := now()
 					var s string
-					s, prev = line(prev, now.Sub(last))
-					last = now
-					bar.SetCurrent(int64(time.Since(start) / time.Millisecond))
+					s, prev = line(prev, t.Sub(last))
+					last = t
+					bar.SetCurrent(int64(t.Sub(start) / time.Millisecond))
 					bar.Set("status", s)
 				}
 			}
@@ -70,16 +71,17 @@ func startProgress(w io.Writer, limit time.Duration, p *workloads.Progress, faul
 			tk := time.NewTicker(5 * time.Second)
 			defer tk.Stop()
 			var prev workloads.Stats
-			last := time.Now()
+			last := now()
 			for {
 				select {
 				case <-done:
 					return
-				case now := <-tk.C:
+				case <-tk.C:
+					t := now()
 					var s string
-					s, prev = line(prev, now.Sub(last))
-					last = now
-					fmt.Fprintf(w, "[%5.1fs / %v] %s\n", time.Since(start).Seconds(), limit, s)
+					s, prev = line(prev, t.Sub(last))
+					last = t
+					fmt.Fprintf(w, "[%5.1fs / %v] %s\n", t.Sub(start).Seconds(), limit, s)
 				}
 			}
 		}()

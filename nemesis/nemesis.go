@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -62,8 +63,11 @@ type Fault struct {
 	// Nemesis is the Name of the nemesis that made the fault.
 	Nemesis string
 	// Targets are the nodes acted on, in node order: killed or paused
-	// nodes, the isolated node of partition-one/-leader, the bridge node.
+	// nodes, the isolated nodes of partition-one/-leader and isolate-*,
+	// the bridge node.
 	Targets []string
+	// Down are the nodes the fault stops serving (killed or paused).
+	Down []string
 	// Groups are the sides a partition separates, each in node order
 	// (nil for the majorities ring, whose cut has no clean sides).
 	Groups [][]string
@@ -101,6 +105,31 @@ func (f Fault) String() string {
 		parts = append(parts, "("+f.Note+")")
 	}
 	return strings.Join(parts, " ")
+}
+
+// Reach is the most members that one serving member can talk to directly,
+// itself included, while f is in force on a cluster of the given members:
+// the largest quorum a leader could gather. A fault leaves a cluster of n
+// members writable, by Raft's arithmetic, when Reach >= n/2+1.
+func (f Fault) Reach(names []string) int {
+	cut := make(map[cluster.Link]bool, len(f.Cut))
+	for _, l := range f.Cut {
+		cut[l.Key()] = true
+	}
+	best := 0
+	for _, a := range names {
+		if slices.Contains(f.Down, a) {
+			continue
+		}
+		reach := 1
+		for _, b := range names {
+			if b != a && !slices.Contains(f.Down, b) && !cut[cluster.Link{A: a, B: b}.Key()] {
+				reach++
+			}
+		}
+		best = max(best, reach)
+	}
+	return best
 }
 
 func joinLinks(ls []cluster.Link) string {
@@ -157,12 +186,32 @@ func nodeNames(c cluster.Cluster) []string {
 	return names
 }
 
-// needNodes refuses a cluster smaller than min for the nemesis name.
-func needNodes(name string, c cluster.Cluster, min int, why string) error {
+// sized is implemented by every nemesis of this package: the smallest
+// cluster it runs on, and why.
+type sized interface {
+	Name() string
+	minNodes() (n int, why string)
+}
+
+// needNodes refuses a cluster smaller than the nemesis' minimum.
+func needNodes(nem sized, c cluster.Cluster) error {
+	min, why := nem.minNodes()
 	if n := len(c.Nodes()); n < min {
-		return fmt.Errorf("nemesis %s needs at least %d nodes (%s), the cluster has %d", name, min, why, n)
+		return fmt.Errorf("nemesis %s needs at least %d nodes (%s), the cluster has %d", nem.Name(), min, why, n)
 	}
 	return nil
+}
+
+// MinNodes is the smallest cluster size the nemesis called name runs on
+// (Check refuses smaller clusters), and why; it fails for an unknown name.
+func MinNodes(name string) (int, string, error) {
+	for _, r := range registry {
+		if r.name == name {
+			min, why := r.make(Options{}).(sized).minNodes()
+			return min, why, nil
+		}
+	}
+	return 0, "", fmt.Errorf("unknown nemesis %q; valid: %s", name, strings.Join(Names(), ", "))
 }
 
 // leaderOrRandom returns the leader's name, or when there is none within

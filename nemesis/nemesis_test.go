@@ -315,8 +315,12 @@ func TestCheckRefusesWhatTheClusterCannotDo(t *testing.T) {
 		{"latency", fake.New(1), "at least 2 nodes"},
 		{"partition-one", fake.New(1), "at least 2 nodes"},
 		{"partition-one", fake.New(2), ""},
-		{"partition-halves", fake.New(2), "at least 3 nodes"},
-		{"partition-halves", fake.New(3), ""},
+		{"partition-halves", fake.New(1), "at least 2 nodes"},
+		{"partition-halves", fake.New(2), ""},
+		{"isolate-minority", withoutNetwork(fake.New(5)), "cluster.Partitioner"},
+		{"isolate-minority", fake.New(2), "at least 3 nodes"},
+		{"isolate-majority", fake.New(1), "at least 2 nodes"},
+		{"isolate-majority", fake.New(2), ""},
 		{"partition-bridge", fake.New(2), "at least 3 nodes"},
 		{"partition-bridge", fake.New(3), ""},
 		{"partition-majorities-ring", fake.New(2), "at least 3 nodes"},
@@ -431,7 +435,7 @@ func TestParse(t *testing.T) {
 
 func TestEveryListedNameBuildsTheNemesisOfThatName(t *testing.T) {
 	names := Names()
-	if names[0] != None || len(names) != 17 {
+	if names[0] != None || len(names) != 19 {
 		t.Fatalf("Names() = %v", names)
 	}
 	for _, name := range names[1:] {

@@ -42,20 +42,22 @@ var (
 func (p *partitionNemesis) Name() string { return shapeNames[p.shape] }
 
 func (p *partitionNemesis) Check(c cluster.Cluster) error {
-	if _, ok := c.(cluster.Partitioner); !ok {
-		return fmt.Errorf("nemesis %s needs a cluster that can cut links (cluster.Partitioner); %T cannot", p.Name(), c)
+	if _, err := partitioner(p.Name(), c); err != nil {
+		return err
 	}
+	return needNodes(p, c)
+}
+
+func (p *partitionNemesis) minNodes() (int, string) {
 	switch p.shape {
-	case shapeOne, shapeLeader:
-		return needNodes(p.Name(), c, 2, "someone to be isolated from")
 	case shapeHalves:
-		return needNodes(p.Name(), c, 3, "with 2 nodes halves is partition-one")
+		return 2, "two halves"
 	case shapeRing:
-		return needNodes(p.Name(), c, 3, "with fewer every node sees the same majority")
+		return 3, "with fewer every node sees the same majority"
 	case shapeBridge:
-		return needNodes(p.Name(), c, 3, "two sides and a bridge")
+		return 3, "two sides and a bridge"
 	}
-	return nil
+	return 2, "someone to be isolated from"
 }
 
 func (p *partitionNemesis) Plan(ctx context.Context, c cluster.Cluster) (Fault, error) {
@@ -93,12 +95,27 @@ func (p *partitionNemesis) Plan(ctx context.Context, c cluster.Cluster) (Fault, 
 }
 
 func (p *partitionNemesis) Apply(ctx context.Context, c cluster.Cluster, f Fault) error {
+	return applyCut(ctx, c, p.Name(), f)
+}
+
+// partitioner is c's Partitioner, or an error naming the nemesis that
+// needs one.
+func partitioner(name string, c cluster.Cluster) (cluster.Partitioner, error) {
 	pt, ok := c.(cluster.Partitioner)
 	if !ok {
-		return p.Check(c)
+		return nil, fmt.Errorf("nemesis %s needs a cluster that can cut links (cluster.Partitioner); %T cannot", name, c)
+	}
+	return pt, nil
+}
+
+// applyCut cuts f.Cut through c's Partitioner, for the nemesis called name.
+func applyCut(ctx context.Context, c cluster.Cluster, name string, f Fault) error {
+	pt, err := partitioner(name, c)
+	if err != nil {
+		return err
 	}
 	if err := pt.Partition(ctx, f.Cut); err != nil {
-		return fmt.Errorf("%s: cut %s: %w", p.Name(), joinLinks(f.Cut), err)
+		return fmt.Errorf("%s: cut %s: %w", name, joinLinks(f.Cut), err)
 	}
 	return nil
 }
@@ -112,12 +129,17 @@ func (p *partitionNemesis) Inject(ctx context.Context, c cluster.Cluster) (Fault
 }
 
 func (p *partitionNemesis) Heal(ctx context.Context, c cluster.Cluster, f Fault) error {
-	pt, ok := c.(cluster.Partitioner)
-	if !ok {
-		return p.Check(c)
+	return healCut(ctx, c, p.Name())
+}
+
+// healCut restores every link of c, for the nemesis called name.
+func healCut(ctx context.Context, c cluster.Cluster, name string) error {
+	pt, err := partitioner(name, c)
+	if err != nil {
+		return err
 	}
 	if err := pt.Heal(ctx); err != nil {
-		return fmt.Errorf("%s: heal partition: %w", p.Name(), err)
+		return fmt.Errorf("%s: heal partition: %w", name, err)
 	}
 	return nil
 }
@@ -136,8 +158,10 @@ func (l *latencyNemesis) Check(c cluster.Cluster) error {
 	if _, ok := c.(cluster.LinkShaper); !ok {
 		return fmt.Errorf("nemesis latency needs a cluster that can delay links (cluster.LinkShaper); %T cannot", c)
 	}
-	return needNodes(l.Name(), c, 2, "a link to delay")
+	return needNodes(l, c)
 }
+
+func (l *latencyNemesis) minNodes() (int, string) { return 2, "a link to delay" }
 
 func (l *latencyNemesis) Plan(_ context.Context, c cluster.Cluster) (Fault, error) {
 	if err := l.Check(c); err != nil {

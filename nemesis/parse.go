@@ -28,6 +28,8 @@ var registry = []struct {
 	{"partition-halves", partition(shapeHalves)},
 	{"partition-majorities-ring", partition(shapeRing)},
 	{"partition-bridge", partition(shapeBridge)},
+	{"isolate-minority", func(o Options) Nemesis { return &isolateNemesis{opts: o} }},
+	{"isolate-majority", func(o Options) Nemesis { return &isolateNemesis{majority: true, opts: o} }},
 	{"latency", func(o Options) Nemesis { return &latencyNemesis{opts: o} }},
 }
 

@@ -81,11 +81,13 @@ var (
 
 func (p *processNemesis) Name() string { return p.op.verb + "-" + targetSuffix[p.target] }
 
-func (p *processNemesis) Check(c cluster.Cluster) error {
+func (p *processNemesis) Check(c cluster.Cluster) error { return needNodes(p, c) }
+
+func (p *processNemesis) minNodes() (int, string) {
 	if p.target == targetMinority {
-		return needNodes(p.Name(), c, 3, "a minority of fewer than 3 nodes is empty")
+		return 3, "a minority of fewer than 3 nodes is empty"
 	}
-	return needNodes(p.Name(), c, 1, "something to "+p.op.verb)
+	return 1, "something to " + p.op.verb
 }
 
 func (p *processNemesis) Plan(ctx context.Context, c cluster.Cluster) (Fault, error) {
@@ -93,7 +95,7 @@ func (p *processNemesis) Plan(ctx context.Context, c cluster.Cluster) (Fault, er
 		return Fault{}, err
 	}
 	targets, note := chooseTargets(ctx, c, nodeNames(c), p.target, p.opts)
-	return Fault{Nemesis: p.Name(), Targets: targets, Note: note}, nil
+	return Fault{Nemesis: p.Name(), Targets: targets, Down: targets, Note: note}, nil
 }
 
 // Apply acts on the targets in order and stops at the first failure.

@@ -11,27 +11,20 @@ package reports
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/quorum-kv/quorum/checker"
-	"github.com/quorum-kv/quorum/internal/atomicfile"
+	"github.com/quorum-kv/quorum/rundir"
 )
 
-// File names inside a run directory.
+// File names inside a run directory (package rundir spells them).
 const (
-	// HistoryFile is the history the runner saved (history.Save).
-	HistoryFile = "history.jsonl"
-	// ResultsFile is written by WriteResults.
-	ResultsFile = "results.json"
-	// ReportFile is the HTML report written by Write.
-	ReportFile = "report.html"
-	// PlotsDir is the directory of the PNG plots, relative to the run
-	// directory.
-	PlotsDir = "plots"
+	HistoryFile = rundir.HistoryFile
+	ResultsFile = rundir.ResultsFile
+	ReportFile  = rundir.ReportFile
+	PlotsDir    = rundir.PlotsDir
 )
 
 // Schema identifies the layout of results.json. It changes only when a
@@ -40,7 +33,7 @@ const Schema = "quorum.test/v1"
 
 // ErrSchema is wrapped by LoadResults' error when results.json has another
 // schema than Schema.
-var ErrSchema = errors.New("unsupported results schema")
+var ErrSchema = rundir.ErrSchema
 
 // Config is a JSON object describing a workload's or nemesis' settings, as
 // the runner chooses to record them. Numbers are json.Number, so that
@@ -73,7 +66,8 @@ type Run struct {
 	Start time.Time `json:"start"`
 	// Duration is how long the workload was configured to run.
 	Duration time.Duration `json:"duration_ns"`
-	// Backend is where the cluster ran ("process", "container", ...).
+	// Backend is where the cluster ran: the cluster.Backend's name
+	// ("local", "docker").
 	Backend string `json:"backend"`
 	// ServerBinary is the server under test (a path, or a name and version).
 	ServerBinary string `json:"server_binary,omitempty"`
@@ -114,29 +108,16 @@ type Results struct {
 // (a temporary file renamed into place). dir must exist.
 func WriteResults(dir string, res Results) error {
 	res.Schema = Schema
-	if err := atomicfile.WriteJSON(filepath.Join(dir, ResultsFile), res); err != nil {
-		return fmt.Errorf("write results: %w", err)
-	}
-	return nil
+	return rundir.WriteResults(dir, res)
 }
 
 // LoadResults reads dir/results.json and sets Dir to dir. It returns an
 // error wrapping ErrSchema if the file's schema is not Schema. Unknown
 // fields are ignored. Config numbers are json.Number.
 func LoadResults(dir string) (Results, error) {
-	path := filepath.Join(dir, ResultsFile)
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return Results{}, fmt.Errorf("load results: %w", err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
 	var res Results
-	if err := dec.Decode(&res); err != nil {
-		return Results{}, fmt.Errorf("load results %s: %w", path, err)
-	}
-	if res.Schema != Schema {
-		return Results{}, fmt.Errorf("load results %s: schema %q, want %q: %w", path, res.Schema, Schema, ErrSchema)
+	if err := rundir.LoadResults(filepath.Join(dir, ResultsFile), Schema, &res); err != nil {
+		return Results{}, err
 	}
 	res.Dir = dir
 	return res, nil

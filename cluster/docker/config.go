@@ -32,53 +32,43 @@ import (
 	"time"
 
 	"github.com/moby/moby/client"
+
+	"github.com/quorum-kv/quorum/cluster"
 )
 
 // Config configures a docker Cluster. Build one from DefaultConfig.
 type Config struct {
-	// Image is the server image (already present, or the tag returned by
-	// EnsureImage). Its entrypoint must be the server; the member's flags
-	// are passed as the command.
-	Image string
-	// Size is the number of members, named n1..nSize.
-	Size int
-	// Dir is the run directory; member logs are copied to Dir/logs.
-	Dir string
+	// StartConfig holds what every backend takes: the server, size,
+	// directory (member logs are copied to Dir/logs), logger, member flags
+	// and environment (set in every member's container). Server.Image is
+	// the image the members run (already present, or the tag returned by
+	// EnsureImage); its entrypoint must be the server, and the member's
+	// flags are passed as the command. StopGrace is rounded down to whole
+	// seconds by the engine, and must be at least 1s.
+	cluster.StartConfig
 	// RunID names and labels this run's containers, volumes and network
 	// (lower-case letters, digits and '-'); it must be unique among the
 	// runs sharing the engine.
 	RunID string
 	// ClusterToken is passed as --initial-cluster-token.
 	ClusterToken string
-	// HeartbeatInterval and ElectionTimeout are passed (in milliseconds) as
-	// --heartbeat-interval and --election-timeout; 0 keeps the server default.
-	HeartbeatInterval, ElectionTimeout time.Duration
-	// SnapshotCount is passed as --snapshot-count; 0 keeps the server default.
-	SnapshotCount int
-	// ExtraArgs are appended to every member's command line.
-	ExtraArgs []string
-	// Env entries (KEY=VALUE) are set in every member's container.
-	Env []string
 	// StartTimeout bounds New's wait for a healthy cluster.
 	StartTimeout time.Duration
-	// StopGrace is how long Stop waits after SIGTERM before SIGKILL
-	// (rounded down to whole seconds by the engine; at least 1s).
-	StopGrace time.Duration
 	// Engine is the Docker engine (see NewEngine).
 	Engine *Engine
-	// Logger receives the cluster's events.
-	Logger *slog.Logger
 }
 
-// DefaultConfig returns a 3-member configuration; Image, Dir, RunID and
-// Engine must still be set.
+// DefaultConfig returns a 3-member configuration; Server.Image, Dir, RunID
+// and Engine must still be set.
 func DefaultConfig() Config {
 	return Config{
-		Size:         3,
+		StartConfig: cluster.StartConfig{
+			Size:           3,
+			MemberSettings: cluster.MemberSettings{StopGrace: 10 * time.Second},
+			Logger:         slog.New(slog.DiscardHandler),
+		},
 		ClusterToken: "quorum",
 		StartTimeout: 90 * time.Second,
-		StopGrace:    10 * time.Second,
-		Logger:       slog.New(slog.DiscardHandler),
 	}
 }
 
@@ -86,31 +76,25 @@ var runIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,40}$`)
 
 // Validate reports the first bad field by name.
 func (c Config) Validate() error {
+	if c.Server.Image == "" {
+		return errors.New("docker config: Image is empty (build one from a static binary with EnsureImage)")
+	}
+	if err := c.StartConfig.Validate(); err != nil {
+		return fmt.Errorf("docker config: %w", err)
+	}
 	switch {
-	case c.Image == "":
-		return errors.New("docker config: Image is empty")
-	case c.Size < 1 || c.Size > 200:
+	case c.Size > 200:
 		return fmt.Errorf("docker config: Size %d is not in 1..200", c.Size)
-	case c.Dir == "":
-		return errors.New("docker config: Dir is empty")
 	case !runIDPattern.MatchString(c.RunID):
 		return fmt.Errorf("docker config: RunID %q: want 1-41 lower-case letters, digits or '-'", c.RunID)
 	case c.ClusterToken == "":
 		return errors.New("docker config: ClusterToken is empty")
-	case c.HeartbeatInterval < 0 || c.HeartbeatInterval%time.Millisecond != 0:
-		return fmt.Errorf("docker config: HeartbeatInterval %v is not a non-negative whole number of milliseconds", c.HeartbeatInterval)
-	case c.ElectionTimeout < 0 || c.ElectionTimeout%time.Millisecond != 0:
-		return fmt.Errorf("docker config: ElectionTimeout %v is not a non-negative whole number of milliseconds", c.ElectionTimeout)
-	case c.SnapshotCount < 0:
-		return fmt.Errorf("docker config: SnapshotCount %d < 0", c.SnapshotCount)
 	case c.StartTimeout <= 0:
 		return fmt.Errorf("docker config: StartTimeout %v must be positive", c.StartTimeout)
 	case c.StopGrace < time.Second:
 		return fmt.Errorf("docker config: StopGrace %v must be at least 1s", c.StopGrace)
 	case c.Engine == nil:
 		return errors.New("docker config: Engine is nil (see NewEngine)")
-	case c.Logger == nil:
-		return errors.New("docker config: Logger is nil")
 	}
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 
 	"github.com/quorum-kv/quorum/cluster"
+	"github.com/quorum-kv/quorum/rundir"
 )
 
 // Ports inside every member's container (etcd's).
@@ -67,21 +68,21 @@ var (
 //
 // and waits (up to cfg.StartTimeout, or ctx) until every member answers and
 // they agree on a leader. Member IPs are fixed for the run, so peers' URLs
-// and partition rules survive restarts. It never pulls: cfg.Image must be
+// and partition rules survive restarts. It never pulls: cfg.Server.Image must be
 // present (EnsureImage builds one). On any error every resource of the run
 // is removed again, and the error carries the failing member's log tail.
 func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Join(cfg.Dir, "logs"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(cfg.Dir, rundir.LogsDir), 0o755); err != nil {
 		return nil, fmt.Errorf("docker: create run directory: %w", err)
 	}
 	eng := cfg.Engine
-	if ok, err := eng.HasImage(ctx, cfg.Image); err != nil {
+	if ok, err := eng.HasImage(ctx, cfg.Server.Image); err != nil {
 		return nil, err
 	} else if !ok {
-		return nil, fmt.Errorf("docker: image %s is not in the engine; nothing is ever pulled: build or load it first (docker images lists what is there)", cfg.Image)
+		return nil, fmt.Errorf("docker: image %s is not in the engine; nothing is ever pulled: build or load it first (docker images lists what is there)", cfg.Server.Image)
 	}
 	life, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	c := &Cluster{
@@ -133,7 +134,7 @@ func (c *Cluster) create(ctx context.Context) error {
 			peerURL:   "http://" + netip.AddrPortFrom(ip, PeerPort).String(),
 			container: "quorum-" + c.cfg.RunID + "-" + name,
 			volume:    "quorum-" + c.cfg.RunID + "-" + name,
-			logPath:   filepath.Join(c.cfg.Dir, "logs", name+".log"),
+			logPath:   rundir.MemberLog(c.cfg.Dir, name),
 		}
 		n.args = c.memberArgs(n, strings.Join(initial, ","))
 		c.nodes = append(c.nodes, n)
@@ -184,21 +185,12 @@ func (c *Cluster) createNetwork(ctx context.Context) (netip.Prefix, netip.Addr, 
 }
 
 func (c *Cluster) memberArgs(n *Node, initialCluster string) []string {
-	cfg := c.cfg
-	return cluster.MemberFlags{
-		Name:               n.name,
-		DataDir:            dataDir + "/member",
-		ListenClientURL:    fmt.Sprintf("http://0.0.0.0:%d", ClientPort),
-		AdvertiseClientURL: n.clientURL,
-		ListenPeerURL:      fmt.Sprintf("http://0.0.0.0:%d", PeerPort),
-		AdvertisePeerURL:   n.peerURL,
-		InitialCluster:     initialCluster,
-		ClusterToken:       cfg.ClusterToken,
-		HeartbeatInterval:  cfg.HeartbeatInterval,
-		ElectionTimeout:    cfg.ElectionTimeout,
-		SnapshotCount:      cfg.SnapshotCount,
-		Extra:              cfg.ExtraArgs,
-	}.Args()
+	f := c.cfg.Flags()
+	f.Name, f.DataDir = n.name, dataDir+"/member"
+	f.ListenClientURL, f.AdvertiseClientURL = fmt.Sprintf("http://0.0.0.0:%d", ClientPort), n.clientURL
+	f.ListenPeerURL, f.AdvertisePeerURL = fmt.Sprintf("http://0.0.0.0:%d", PeerPort), n.peerURL
+	f.InitialCluster, f.ClusterToken = initialCluster, c.cfg.ClusterToken
+	return f.Args()
 }
 
 // containerRequest is the testcontainers request for n's container.
@@ -214,7 +206,7 @@ func (c *Cluster) containerRequest(n *Node) testcontainers.ContainerRequest {
 	}
 	labels["io.quorum-kv.member"] = n.name
 	return testcontainers.ContainerRequest{
-		Image:          c.cfg.Image,
+		Image:          c.cfg.Server.Image,
 		Name:           n.container,
 		Cmd:            n.args,
 		Env:            env,

@@ -95,7 +95,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 func testConfig(t *testing.T, eng *Engine) Config {
 	cfg := DefaultConfig()
-	cfg.Image = image
+	cfg.Server.Image = image
 	cfg.Engine = eng
 	cfg.Dir = t.TempDir()
 	cfg.RunID = fmt.Sprintf("test-%d-%d", os.Getpid(), time.Now().UnixNano()%1e9)
@@ -308,7 +308,7 @@ func TestStartsHealthyAndCloseRemovesEverything(t *testing.T) {
 func TestMissingImageIsRefusedWithoutPull(t *testing.T) {
 	eng := testEngine(t)
 	cfg := testConfig(t, eng)
-	cfg.Image = "quorum-local/does-not-exist:never"
+	cfg.Server.Image = "quorum-local/does-not-exist:never"
 	_, err := New(ctxFor(t, time.Minute), cfg)
 	if err == nil || !strings.Contains(err.Error(), "nothing is ever pulled") {
 		t.Fatalf("err = %v, want a refusal naming the missing image", err)
@@ -573,12 +573,12 @@ func TestNoLatencyFaults(t *testing.T) {
 
 func TestConfigValidateNamesBadField(t *testing.T) {
 	ok := DefaultConfig()
-	ok.Image, ok.Dir, ok.RunID, ok.Engine = "img", "/tmp/x", "run-1", &Engine{}
+	ok.Server.Image, ok.Dir, ok.RunID, ok.Engine = "img", "/tmp/x", "run-1", &Engine{}
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("valid config: %v", err)
 	}
 	for field, mut := range map[string]func(*Config){
-		"Image":             func(c *Config) { c.Image = "" },
+		"Image":             func(c *Config) { c.Server.Image = "" },
 		"Size":              func(c *Config) { c.Size = 0 },
 		"Dir":               func(c *Config) { c.Dir = "" },
 		"RunID":             func(c *Config) { c.RunID = "Bad_ID" },

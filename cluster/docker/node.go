@@ -114,7 +114,7 @@ func (n *Node) createContainer(ctx context.Context) error {
 	}
 	ctr, err := n.c.eng.provider.CreateContainer(ctx, n.c.containerRequest(n))
 	if err != nil {
-		return fmt.Errorf("docker: create container %s from %s: %w", n.container, n.c.cfg.Image, err)
+		return fmt.Errorf("docker: create container %s from %s: %w", n.container, n.c.cfg.Server.Image, err)
 	}
 	dc, ok := ctr.(*testcontainers.DockerContainer)
 	if !ok {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/quorum-kv/quorum/cluster"
 	"github.com/quorum-kv/quorum/cluster/faultproxy"
+	"github.com/quorum-kv/quorum/rundir"
 )
 
 // Cluster is a set of member processes and the fault proxies between them.
@@ -23,6 +24,7 @@ type Cluster struct {
 	cfg   Config
 	nodes []*Node
 	net   *faultproxy.Network
+	ports *portSet // held until Close
 
 	closeOnce sync.Once
 	closeErr  error
@@ -45,43 +47,74 @@ var (
 // they agree on a leader. If a member exits during start-up, the error
 // carries the tail of its log. On any error nothing is left running.
 //
-// Ports are found by binding :0 and releasing; another process could take
-// one in between (the member then fails to start, with a clear log).
+// Ports are drawn from cfg.Seed (see reservePorts) and reserved against
+// other harness processes until Close. A process outside Quorum could
+// still take one before the member binds it; a member that then fails to
+// bind ("address already in use") makes New start the cluster again on
+// other ports and empty data directories, up to three times.
 func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	binary, err := filepath.Abs(cfg.Binary)
+	binary, err := filepath.Abs(cfg.Server.Binary)
 	if err != nil {
 		return nil, fmt.Errorf("local: binary path: %w", err)
 	}
-	for _, d := range []string{"data", "logs"} {
+	for _, d := range []string{rundir.DataDir, rundir.LogsDir} {
 		if err := os.MkdirAll(filepath.Join(cfg.Dir, d), 0o755); err != nil {
 			return nil, fmt.Errorf("local: create run directory: %w", err)
 		}
 	}
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5eed_0f_9075))
+	const attempts = 3
+	for attempt := 1; ; attempt++ {
+		c, err := newCluster(ctx, cfg, binary, rng)
+		if err == nil {
+			return c, nil
+		}
+		if attempt == attempts || !errors.Is(err, errPortTaken) || ctx.Err() != nil {
+			return nil, err
+		}
+		cfg.Logger.Warn("local: a member port was taken before the member bound it; starting again on other ports", "attempt", attempt, "err", err)
+		for i := range cfg.Size {
+			if err := os.RemoveAll(rundir.MemberData(cfg.Dir, memberName(i))); err != nil {
+				return nil, fmt.Errorf("local: clear data of a failed start: %w", err)
+			}
+		}
+	}
+}
+
+// errPortTaken is wrapped by start when a member exited because one of its
+// ports was in use.
+var errPortTaken = errors.New("member port taken")
+
+func memberName(i int) string { return "n" + strconv.Itoa(i+1) }
+
+// newCluster makes one attempt at starting the cluster, on ports from rng.
+func newCluster(ctx context.Context, cfg Config, binary string, rng *rand.Rand) (*Cluster, error) {
 	// Member ports are picked below the kernel's ephemeral range, so that
 	// neither the proxies' ":0" listeners nor any outgoing connection's
 	// source port can take one between the pick and the member's bind.
-	ports, err := freePorts(cfg.Host, 2*cfg.Size)
+	ports, err := reservePorts(cfg.Host, 2*cfg.Size, rng)
 	if err != nil {
 		return nil, err
 	}
 	names := make([]string, cfg.Size)
 	members := make([]faultproxy.Member, cfg.Size)
 	for i := range names {
-		names[i] = "n" + strconv.Itoa(i+1)
+		names[i] = memberName(i)
 		members[i] = faultproxy.Member{
 			Name:   names[i],
 			Listen: net.JoinHostPort(cfg.Host, "0"),
-			Target: net.JoinHostPort(cfg.Host, strconv.Itoa(ports[2*i+1])),
+			Target: net.JoinHostPort(cfg.Host, strconv.Itoa(ports.ports[2*i+1])),
 		}
 	}
 	nw, err := faultproxy.New(faultproxy.Config{Members: members, Seed: cfg.Seed, Logger: cfg.Logger})
 	if err != nil {
+		ports.release()
 		return nil, fmt.Errorf("local: fault proxies: %w", err)
 	}
-	c := &Cluster{cfg: cfg, net: nw}
+	c := &Cluster{cfg: cfg, net: nw, ports: ports}
 	initial := make([]string, cfg.Size)
 	for i, name := range names {
 		initial[i] = name + "=" + nw.URL(name)
@@ -89,11 +122,11 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	for i, name := range names {
 		n := &Node{
 			name:          name,
-			clientURL:     "http://" + net.JoinHostPort(cfg.Host, strconv.Itoa(ports[2*i])),
+			clientURL:     "http://" + net.JoinHostPort(cfg.Host, strconv.Itoa(ports.ports[2*i])),
 			peerURL:       nw.URL(name),
 			listenPeerURL: "http://" + members[i].Target,
-			dataDir:       filepath.Join(cfg.Dir, "data", name),
-			logPath:       filepath.Join(cfg.Dir, "logs", name+".log"),
+			dataDir:       rundir.MemberData(cfg.Dir, name),
+			logPath:       rundir.MemberLog(cfg.Dir, name),
 			binary:        binary,
 			env:           append([]string(nil), cfg.Env...),
 			grace:         cfg.StopGrace,
@@ -110,20 +143,12 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 }
 
 func memberArgs(cfg Config, n *Node, initialCluster string) []string {
-	return cluster.MemberFlags{
-		Name:               n.name,
-		DataDir:            n.dataDir,
-		ListenClientURL:    n.clientURL,
-		AdvertiseClientURL: n.clientURL,
-		ListenPeerURL:      n.listenPeerURL,
-		AdvertisePeerURL:   n.peerURL,
-		InitialCluster:     initialCluster,
-		ClusterToken:       cfg.ClusterToken,
-		HeartbeatInterval:  cfg.HeartbeatInterval,
-		ElectionTimeout:    cfg.ElectionTimeout,
-		SnapshotCount:      cfg.SnapshotCount,
-		Extra:              cfg.ExtraArgs,
-	}.Args()
+	f := cfg.Flags()
+	f.Name, f.DataDir = n.name, n.dataDir
+	f.ListenClientURL, f.AdvertiseClientURL = n.clientURL, n.clientURL
+	f.ListenPeerURL, f.AdvertisePeerURL = n.listenPeerURL, n.peerURL
+	f.InitialCluster, f.ClusterToken = initialCluster, cfg.ClusterToken
+	return f.Args()
 }
 
 // start launches every member at once (a member may not listen before its
@@ -142,7 +167,11 @@ func (c *Cluster) start(ctx context.Context) error {
 	for {
 		for _, n := range c.nodes {
 			if p := n.proc.Load(); p.hasExited() {
-				return n.exitError(p)
+				err := n.exitError(p)
+				if strings.Contains(LogTail(n.logPath, 20), "address already in use") {
+					err = fmt.Errorf("%w: %w", errPortTaken, err)
+				}
+				return err
 			}
 		}
 		sts := cluster.Statuses(ctx, c, cluster.WithRequestTimeout(time.Second))
@@ -159,56 +188,6 @@ func (c *Cluster) start(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
-}
-
-// freePorts returns k distinct ports free on host, chosen at random below
-// the kernel's ephemeral port range (which it uses for ":0" listeners and
-// for the source ports of outgoing connections), so nothing on this machine
-// takes them by chance before the members bind them. The choice is random
-// per process (not from the run's seed) so that concurrent runs, such as
-// test packages in parallel, do not pick the same ports. If the ephemeral
-// range leaves too little room below it, it falls back to ":0".
-func freePorts(host string, k int) ([]int, error) {
-	lns := make([]net.Listener, 0, k)
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	ports := make([]int, 0, k)
-	lo, hi := 10000, ephemeralLow()
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid())))
-	for tries := 0; len(ports) < k && hi-lo >= 1000 && tries < 100*k; tries++ {
-		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(lo+rng.IntN(hi-lo))))
-		if err != nil {
-			continue // taken: try another
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	for len(ports) < k {
-		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-		if err != nil {
-			return nil, fmt.Errorf("local: find a free port on %s: %w", host, err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
-
-// ephemeralLow is the first port of the kernel's ephemeral range (Linux's
-// default 32768 when it cannot be read).
-func ephemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return 32768
-	}
-	var lo, hi int
-	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil || lo <= 0 {
-		return 32768
-	}
-	return lo
 }
 
 // Nodes returns the nodes in name order; the slice is the caller's.
@@ -298,6 +277,7 @@ func (c *Cluster) Close(ctx context.Context) error {
 		wg.Wait()
 		c.net.Heal()
 		errs[len(c.nodes)] = c.net.Close()
+		c.ports.release()
 		c.closeErr = errors.Join(errs...)
 		c.cfg.Logger.Info("cluster closed", "dir", c.cfg.Dir, "err", c.closeErr)
 	})

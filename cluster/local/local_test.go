@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -45,7 +48,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 func testConfig(t *testing.T, binary string) Config {
 	cfg := DefaultConfig()
-	cfg.Binary = binary
+	cfg.Server.Binary = binary
 	cfg.Dir = t.TempDir()
 	cfg.HeartbeatInterval = 50 * time.Millisecond
 	cfg.ElectionTimeout = 500 * time.Millisecond
@@ -454,7 +457,7 @@ func waitFor(t *testing.T, ctx context.Context, cond func() bool, what string) {
 func TestConfigValidateNamesBadField(t *testing.T) {
 	exe, _ := os.Executable()
 	good := DefaultConfig()
-	good.Binary, good.Dir = exe, t.TempDir()
+	good.Server.Binary, good.Dir = exe, t.TempDir()
 	if err := good.Validate(); err != nil {
 		t.Fatalf("good config: %v", err)
 	}
@@ -462,9 +465,10 @@ func TestConfigValidateNamesBadField(t *testing.T) {
 		field string
 		mod   func(*Config)
 	}{
-		{"Binary", func(c *Config) { c.Binary = "" }},
-		{"Binary", func(c *Config) { c.Binary = "/nonexistent/etcd" }},
-		{"Binary", func(c *Config) { c.Binary = os.TempDir() }},
+		{"Binary", func(c *Config) { c.Server.Binary = "" }},
+		{"Image", func(c *Config) { c.Server.Image = "etcd:v3.6" }},
+		{"Binary", func(c *Config) { c.Server.Binary = "/nonexistent/etcd" }},
+		{"Binary", func(c *Config) { c.Server.Binary = os.TempDir() }},
 		{"Size", func(c *Config) { c.Size = 0 }},
 		{"Dir", func(c *Config) { c.Dir = "" }},
 		{"Host", func(c *Config) { c.Host = "localhost" }},
@@ -518,21 +522,62 @@ func TestBuildQuorumd(t *testing.T) {
 
 // Member ports come from below the kernel's ephemeral range, so a proxy's
 // ":0" listener or an outgoing connection cannot take one before the member
-// binds it (it happened: "address already in use" at start-up).
-func TestFreePortsAreDistinctAndBelowTheEphemeralRange(t *testing.T) {
+// binds it (it happened: "address already in use" at start-up). They are a
+// function of the seed, and a reservation keeps a second cluster (here in
+// the same process; the lock is the same across processes) off the first
+// one's ports until they are released.
+func TestReservedPortsFollowTheSeedAndAreNotHandedOutTwice(t *testing.T) {
 	low := ephemeralLow()
 	if low-10000 < 1000 {
 		t.Skipf("ephemeral range starts at %d: no room below it", low)
 	}
-	ports, err := freePorts("127.0.0.1", 14)
+	seeded := func() *rand.Rand { return rand.New(rand.NewPCG(42, 7)) }
+	a, err := reservePorts("127.0.0.1", 14, seeded())
 	if err != nil {
 		t.Fatal(err)
 	}
 	seen := map[int]bool{}
-	for _, p := range ports {
+	for _, p := range a.ports {
 		if p < 10000 || p >= low || seen[p] {
-			t.Fatalf("ports %v: %d is outside [10000, %d) or repeated", ports, p, low)
+			t.Fatalf("ports %v: %d is outside [10000, %d) or repeated", a.ports, p, low)
 		}
 		seen[p] = true
+	}
+	b, err := reservePorts("127.0.0.1", 14, seeded())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range b.ports {
+		if seen[p] {
+			t.Fatalf("port %d handed out twice while reserved: %v and %v", p, a.ports, b.ports)
+		}
+	}
+	a.release()
+	b.release()
+	c, err := reservePorts("127.0.0.1", 14, seeded())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.release()
+	if slices.Equal(c.ports, a.ports) {
+		return
+	}
+	// Only a port that something else took meanwhile (a test package in
+	// parallel) may differ.
+	for _, p := range a.ports {
+		if slices.Contains(c.ports, p) {
+			continue
+		}
+		lock, ok := lockPort(p)
+		if ok {
+			ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+			if err == nil {
+				ln.Close()
+				t.Errorf("same seed: port %d was free, yet not drawn again (%v, first time %v)", p, c.ports, a.ports)
+			}
+			if lock != nil {
+				lock.Close()
+			}
+		}
 	}
 }

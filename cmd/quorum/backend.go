@@ -5,96 +5,104 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/quorum-kv/quorum/cluster"
 	"github.com/quorum-kv/quorum/cluster/docker"
 	"github.com/quorum-kv/quorum/cluster/local"
-	"github.com/quorum-kv/quorum/harness"
 	"github.com/quorum-kv/quorum/nemesis"
 )
 
-// newBackend returns the backend --backend names, building quorumd from
-// this checkout when no --server-binary (or, for docker, --image) is given.
-func newBackend(ctx context.Context, name, serverBinary, image, store string, lg *slog.Logger, progress io.Writer) (harness.Backend, error) {
+// backendNames are the values of --backend.
+var backendNames = []string{"local", "docker"}
+
+// newBackend returns the backend --backend names; `quorum test` and
+// `quorum bench` both start their clusters through it.
+func newBackend(name string) (cluster.Backend, error) {
 	switch name {
 	case "local":
-		if image != "" {
-			return nil, errors.New("--image needs --backend docker")
-		}
+		return &local.Backend{}, nil
 	case "docker":
-		return newDockerBackend(ctx, serverBinary, image, store, progress)
-	default:
-		return nil, fmt.Errorf("--backend %q: want local or docker", name)
+		return &docker.Backend{}, nil
 	}
-	bin := serverBinary
-	if bin == "" {
-		var err error
-		if bin, err = buildQuorumd(ctx, store, progress); err != nil {
-			return nil, err
-		}
-	} else {
-		st, err := os.Stat(bin)
-		if err != nil {
-			return nil, fmt.Errorf("--server-binary: %w", err)
-		}
-		if st.IsDir() || st.Mode()&0o111 == 0 {
-			return nil, fmt.Errorf("--server-binary %s is not an executable file", bin)
-		}
-		if bin, err = filepath.Abs(bin); err != nil {
-			return nil, err
-		}
-	}
-	return &harness.LocalBackend{Binary: bin}, nil
+	return nil, fmt.Errorf("--backend %q: want local or docker", name)
 }
 
-// newDockerBackend runs --image, or --server-binary (static) in a locally
-// built image, or quorumd built static from this checkout.
-func newDockerBackend(ctx context.Context, serverBinary, image, store string, progress io.Writer) (harness.Backend, error) {
+// resolveServer makes srv runnable on the backend called backend: an image
+// is for docker only; a binary must be an executable file (static, for
+// docker) and is made absolute; neither means quorumd built from this
+// checkout (static for docker) into STORE/.bin.
+func resolveServer(ctx context.Context, backend string, srv cluster.Server, store string, progress io.Writer) (cluster.Server, error) {
 	switch {
-	case image != "" && serverBinary != "":
-		return nil, errors.New("--image and --server-binary exclude each other")
-	case image != "":
-		return &harness.DockerBackend{Image: image}, nil
-	case serverBinary != "":
-		if err := docker.CheckStatic(serverBinary); err != nil {
-			return nil, fmt.Errorf("--server-binary: %w", err)
+	case srv.Image != "" && srv.Binary != "":
+		return srv, errors.New("--image and --server-binary exclude each other")
+	case srv.Image != "":
+		if backend != "docker" {
+			return srv, errors.New("--image needs --backend docker")
 		}
-		bin, err := filepath.Abs(serverBinary)
+		return srv, nil
+	case srv.Binary == "":
+		bin, err := buildQuorumd(ctx, backend, store, progress)
 		if err != nil {
-			return nil, err
+			return srv, err
 		}
-		return &harness.DockerBackend{Binary: bin}, nil
+		srv.Binary = bin
+		if srv.Label == "" {
+			srv.Label = "quorumd"
+		}
+		return srv, nil
 	}
-	dir, err := filepath.Abs(filepath.Join(store, ".bin", "static"))
+	st, err := os.Stat(srv.Binary)
 	if err != nil {
-		return nil, err
+		return srv, fmt.Errorf("--server-binary: %w", err)
 	}
-	fmt.Fprintf(progress, "building quorumd (static) from this checkout into %s ...\n", dir)
-	bctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	defer cancel()
-	bin, err := docker.BuildStatic(bctx, "github.com/quorum-kv/quorum/cmd/quorumd", dir)
-	if err != nil {
-		return nil, fmt.Errorf("build quorumd (run from the repository, or pass --image or --server-binary): %w", err)
+	if st.IsDir() || st.Mode()&0o111 == 0 {
+		return srv, fmt.Errorf("--server-binary %s is not an executable file", srv.Binary)
 	}
-	return &harness.DockerBackend{Binary: bin}, nil
+	if backend == "docker" {
+		if err := docker.CheckStatic(srv.Binary); err != nil {
+			return srv, fmt.Errorf("--server-binary: %w", err)
+		}
+	}
+	if srv.Binary, err = filepath.Abs(srv.Binary); err != nil {
+		return srv, err
+	}
+	if srv.Label == "" {
+		srv.Label = filepath.Base(srv.Binary)
+	}
+	return srv, nil
 }
 
 func nemesisNames() []string { return nemesis.Names() }
 
-// buildQuorumd builds quorumd from this checkout into STORE/.bin, the
-// default server of both `quorum test` and `quorum bench`.
-func buildQuorumd(ctx context.Context, store string, progress io.Writer) (string, error) {
-	dir, err := filepath.Abs(filepath.Join(store, ".bin"))
+// buildQuorumd builds quorumd from this checkout into STORE/.bin (static,
+// into STORE/.bin/static, for the docker backend), the default server of
+// both `quorum test` and `quorum bench`.
+func buildQuorumd(ctx context.Context, backend, store string, progress io.Writer) (string, error) {
+	static := backend == "docker"
+	sub := ".bin"
+	if static {
+		sub = filepath.Join(".bin", "static")
+	}
+	dir, err := filepath.Abs(filepath.Join(store, sub))
 	if err != nil {
 		return "", err
 	}
-	fmt.Fprintf(progress, "building quorumd from this checkout into %s ...\n", dir)
+	kind := ""
+	if static {
+		kind = " (static)"
+	}
+	fmt.Fprintf(progress, "building quorumd%s from this checkout into %s ...\n", kind, dir)
 	bctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	bin, err := local.BuildQuorumd(bctx, dir)
+	var bin string
+	if static {
+		bin, err = docker.BuildStatic(bctx, "github.com/quorum-kv/quorum/cmd/quorumd", dir)
+	} else {
+		bin, err = local.BuildQuorumd(bctx, dir)
+	}
 	if err != nil {
 		return "", fmt.Errorf("build quorumd (run from the repository, or pass --server-binary): %w", err)
 	}

@@ -16,14 +16,16 @@ import (
 func newBenchCmd(stdout, stderr io.Writer) *cobra.Command {
 	cfg := bench.DefaultConfig()
 	var (
-		servers  []string
-		faults   string
-		logLevel string
+		servers     []string
+		images      []string
+		backendName string
+		faults      string
+		logLevel    string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Benchmark throughput, latency and availability per cluster size; A/B against another server",
-		Long: `Benchmark local clusters of each size: throughput, latency (p50..max),
+		Long: `Benchmark clusters of each size: throughput, latency (p50..max),
 errors, members' CPU and peak RSS per (workload, clients) cell, then each
 fault repeated under a steady write load (unavailability window, writable
 or not, the quorum table measured beside predicted).
@@ -40,6 +42,11 @@ etcd's published benchmark shape, A/B against etcd, 3 rounds interleaved:
     --sizes 3 --workload put,range-linearizable --clients 1,1000 --duration 30s --rounds 3
 
 The first --server-binary is the baseline of the ratios (other/first).
+With --backend docker every member is a container (nothing is pulled:
+quorumd is built static from this checkout, a --server-binary must be
+static, or --image LABEL=IMAGE names an image already in the engine),
+with the same flags and figures; member CPU and RSS are read from the
+host's /proc.
 The run is stored in STORE/bench/<timestamp>/ (STORE/latest points at it):
 results.json (schema quorum.bench/v1), report.html, plots/, clusters/*/logs.
 
@@ -59,11 +66,15 @@ Exit code: 0 done, 2 harness error (or a cluster failed; results are partial).`,
 					cfg.Faults = append(cfg.Faults, strings.TrimSpace(f))
 				}
 			}
-			cfg.Servers, err = benchServers(cmd.Context(), servers, cfg.Store, stderr)
+			backend, err := newBackend(backendName)
 			if err != nil {
 				return &exitError{2, err}
 			}
-			out, err := bench.Run(cmd.Context(), cfg)
+			cfg.Servers, err = benchServers(cmd.Context(), backendName, servers, images, cfg.Store, stderr)
+			if err != nil {
+				return &exitError{2, err}
+			}
+			out, err := bench.Run(cmd.Context(), cfg, backend)
 			if out != nil {
 				fmt.Fprint(stdout, bench.FormatSummary(out.Results, out.Dir))
 			}
@@ -91,7 +102,9 @@ Exit code: 0 done, 2 harness error (or a cluster failed; results are partial).`,
 	f.StringVar(&faults, "faults", strings.Join(cfg.Faults, ","), "availability faults, or none: "+strings.Join(bench.FaultNames(), ", "))
 	f.IntVar(&cfg.FaultReps, "fault-reps", cfg.FaultReps, "repetitions of each fault per round (0: no availability part)")
 	f.DurationVar(&cfg.FaultWait, "fault-wait", cfg.FaultWait, "bounded wait for a write after a fault; none acknowledged = not writable")
-	f.StringArrayVar(&servers, "server-binary", nil, "LABEL=PATH of a server taking etcd's flags; repeat for A/B (default: quorumd built from this checkout)")
+	f.StringArrayVar(&servers, "server-binary", nil, "LABEL=PATH of a server taking etcd's flags; repeat for A/B (default: quorumd built from this checkout; static for --backend docker)")
+	f.StringArrayVar(&images, "image", nil, "with --backend docker: LABEL=IMAGE of a server image already in the engine; repeat for A/B")
+	f.StringVar(&backendName, "backend", "local", "where members run: local (processes on loopback) or docker (containers on a Docker network of the run's own; nothing is pulled)")
 	f.StringVar(&cfg.Store, "store", cfg.Store, "directory holding the runs")
 	f.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of keys, values and mixed choices")
 	f.StringVar(&logLevel, "log-level", "warn", "log level: debug, info, warn, error")
@@ -99,30 +112,34 @@ Exit code: 0 done, 2 harness error (or a cluster failed; results are partial).`,
 	return cmd
 }
 
-// benchServers parses --server-binary values, building quorumd from this
-// checkout when there are none.
-func benchServers(ctx context.Context, specs []string, store string, progress io.Writer) ([]bench.Server, error) {
-	if len(specs) == 0 {
-		bin, err := buildQuorumd(ctx, store, progress)
-		if err != nil {
-			return nil, err
-		}
-		return []bench.Server{{Label: "quorumd", Binary: bin}}, nil
-	}
-	var out []bench.Server
-	for _, s := range specs {
+// benchServers parses --server-binary and --image values (in that order),
+// building quorumd from this checkout when there are none.
+func benchServers(ctx context.Context, backend string, binaries, images []string, store string, progress io.Writer) ([]bench.Server, error) {
+	var specs []bench.Server
+	for _, s := range binaries {
 		srv, err := bench.ParseServer(s)
 		if err != nil {
 			return nil, fmt.Errorf("--server-binary: %w", err)
 		}
-		st, err := os.Stat(srv.Binary)
+		specs = append(specs, srv)
+	}
+	for _, s := range images {
+		srv, err := bench.ParseServer(s)
 		if err != nil {
-			return nil, fmt.Errorf("--server-binary %s: %w", srv.Label, err)
+			return nil, fmt.Errorf("--image: %w", err)
 		}
-		if st.IsDir() || st.Mode()&0o111 == 0 {
-			return nil, fmt.Errorf("--server-binary %s: %s is not an executable file", srv.Label, srv.Binary)
+		specs = append(specs, bench.Server{Label: srv.Label, Image: srv.Binary})
+	}
+	if len(specs) == 0 {
+		specs = []bench.Server{{}}
+	}
+	out := make([]bench.Server, 0, len(specs))
+	for _, spec := range specs {
+		srv, err := resolveServer(ctx, backend, spec, store, progress)
+		if err != nil && spec.Label != "" {
+			err = fmt.Errorf("server %s: %w", spec.Label, err)
 		}
-		if srv.Binary, err = filepath.Abs(srv.Binary); err != nil {
+		if err != nil {
 			return nil, err
 		}
 		out = append(out, srv)

@@ -23,9 +23,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/quorum-kv/quorum/checker"
+	"github.com/quorum-kv/quorum/cluster"
 	"github.com/quorum-kv/quorum/harness"
 	"github.com/quorum-kv/quorum/history"
 	"github.com/quorum-kv/quorum/reports"
+	"github.com/quorum-kv/quorum/rundir"
 	"github.com/quorum-kv/quorum/workloads"
 )
 
@@ -111,7 +113,7 @@ Exit code: 0 valid, 1 invalid, 2 unknown or harness error.`,
 			if !seedSet {
 				seed = time.Now().UnixNano() % 1_000_000_000
 			}
-			cfg.Workload.Seed = seed
+			cfg.Seed = seed
 			if err := parseMix(mix, &cfg.Workload.Mix); err != nil {
 				return &exitError{2, err}
 			}
@@ -122,7 +124,11 @@ Exit code: 0 valid, 1 invalid, 2 unknown or harness error.`,
 			cfg.Logger = lg
 			cfg.Progress = stderr
 			cfg.Command = reproduce(os.Args, seed)
-			backend, err := newBackend(cmd.Context(), backendName, serverBinary, image, cfg.Store, lg, stderr)
+			backend, err := newBackend(backendName)
+			if err != nil {
+				return &exitError{2, err}
+			}
+			cfg.Server, err = resolveServer(cmd.Context(), backendName, cluster.Server{Binary: serverBinary, Image: image}, cfg.Store, stderr)
 			if err != nil {
 				return &exitError{2, err}
 			}
@@ -168,13 +174,14 @@ func newCheckCmd(stdout io.Writer) *cobra.Command {
 		Use:   "check RUN_DIR",
 		Short: "Re-check a saved run's history.jsonl offline and print the verdict",
 		Long: `Re-check RUN_DIR/history.jsonl with the same checker as 'quorum test'
-and print the verdict as JSON. When the history is not linearizable the
-visualization is written to RUN_DIR/linearizability.html.
+and print the verdict, its reason and the linearizability figures. When
+the history is not linearizable the visualization is written to
+RUN_DIR/linearizability.html.
 Exit code: 0 valid, 1 invalid, 2 unknown or error.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := args[0]
-			events, err := history.Load(filepath.Join(dir, "history.jsonl"))
+			events, err := history.Load(filepath.Join(dir, rundir.HistoryFile))
 			if err != nil {
 				return &exitError{2, err}
 			}
@@ -206,7 +213,7 @@ func newReportCmd(stdout io.Writer) *cobra.Command {
 			if err := reports.Rebuild(args[0]); err != nil {
 				return &exitError{2, err}
 			}
-			fmt.Fprintln(stdout, filepath.Join(args[0], "report.html"))
+			fmt.Fprintln(stdout, filepath.Join(args[0], rundir.ReportFile))
 			return nil
 		},
 	}
