@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -152,7 +153,7 @@ Exit code: 0 valid, 1 invalid, 2 unknown or harness error.`,
 	f.IntVar(&cfg.Workload.Concurrency, "concurrency", cfg.Workload.Concurrency, "logical clients, one operation in flight each")
 	f.Float64Var(&cfg.Workload.Rate, "rate", cfg.Workload.Rate, "total operations per second (0: unlimited)")
 	f.IntVar(&cfg.Workload.Keys, "keys", cfg.Workload.Keys, "register keys")
-	f.StringVar(&mix, "mix", fmt.Sprintf("read=%g,write=%g,cas=%g", cfg.Workload.Mix.Read, cfg.Workload.Mix.Write, cfg.Workload.Mix.CAS), "register op mix as weights")
+	f.StringVar(&mix, "mix", fmt.Sprintf("read=%g,write=%g,cas=%g", cfg.Workload.Mix.Read, cfg.Workload.Mix.Write, cfg.Workload.Mix.CAS), "register op mix as relative weights; an operation left out weighs 0")
 	f.StringVar(&cfg.Workload.ReadConsistency, "read-consistency", cfg.Workload.ReadConsistency, "reads during the workload: linearizable or serializable")
 	f.DurationVar(&cfg.Workload.Timeout, "timeout", cfg.Workload.Timeout, "per-operation timeout (an operation that times out has an unknown outcome)")
 	f.Int64Var(&seed, "seed", 0, "seed for every random choice (default: from the clock, printed at the start)")
@@ -192,6 +193,15 @@ Exit code: 0 valid, 1 invalid, 2 unknown or error.`,
 			}
 			if l := res.Linearizability; l != nil {
 				fmt.Fprintf(stdout, "linearizability: %s, %d keys, %d operations checked in %v\n", l.Verdict, l.Keys, l.Operations, l.Duration)
+				if len(l.FailingKeys) > 0 {
+					fmt.Fprintf(stdout, "not linearizable: %s\n", strings.Join(l.FailingKeys, ", "))
+				}
+				if len(l.UnknownKeys) > 0 {
+					fmt.Fprintf(stdout, "not decided within --check-timeout %v: %s\n", timeout, strings.Join(l.UnknownKeys, ", "))
+				}
+			}
+			if s := res.Set; s != nil && s.Verdict == checker.Invalid {
+				fmt.Fprintf(stdout, "set: lost %v, unexpected %v, failed but present %v\n", s.Lost, s.Unexpected, s.FailedPresent)
 			}
 			if code := res.Verdict.ExitCode(); code != 0 {
 				return &exitError{code: code}
@@ -227,12 +237,14 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
 }
 
-// parseMix reads "read=0.5,write=0.25,cas=0.25".
+// parseMix reads "read=0.5,write=0.25,cas=0.25" into m; an operation not
+// named has weight 0.
 func parseMix(s string, m *workloads.Mix) error {
+	*m = workloads.Mix{}
 	for _, part := range strings.Split(s, ",") {
 		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-		var x float64
-		if _, err := fmt.Sscan(v, &x); !ok || err != nil {
+		x, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if !ok || err != nil {
 			return fmt.Errorf("--mix %q: want read=W,write=W,cas=W", s)
 		}
 		switch k {
