@@ -62,8 +62,13 @@ func checkFault(fault string) error {
 		return fmt.Errorf("unknown fault %q (to skip faults, give none alone)", fault)
 	}
 	if _, _, err := nemesis.MinNodes(NemesisOf(fault)); err != nil {
-		return fmt.Errorf("unknown fault %q: want %s, or a nemesis: %s", fault, strings.Join(FaultNames(), ", "),
-			strings.Join(nemesis.Names()[1:], ", "))
+		valid := FaultNames()
+		for _, n := range nemesis.Names()[1:] {
+			if !slices.Contains(valid, n) {
+				valid = append(valid, n)
+			}
+		}
+		return fmt.Errorf("unknown fault %q; valid: %s", fault, strings.Join(valid, ", "))
 	}
 	return nil
 }

@@ -119,8 +119,8 @@ const reportTemplate = `{{define "title"}}quorum bench {{.Res.Run.Start.Format "
 {{define "style"}}.note { background: #fff8e1; border-left: 4px solid #e8a200; padding: 0.4em 0.8em; }
 {{end}}
 {{define "body"}}<h1>quorum bench</h1>
-<p>{{range $i, $s := .Res.Run.Servers}}{{if $i}} vs {{end}}<b>{{$s.Label}}</b> <span class="muted">({{$s.Binary}})</span>{{end}}
-· started {{.Res.Run.Start.Format "2006-01-02 15:04:05 MST"}} · took {{dur .Res.Run.Elapsed}}</p>
+<p>{{range $i, $s := .Res.Run.Servers}}{{if $i}} vs {{end}}<b>{{$s.Label}}</b> <span class="muted">({{$s}})</span>{{end}}
+· {{or .Res.Run.Backend "local"}} backend · started {{.Res.Run.Start.Format "2006-01-02 15:04:05 MST"}} · took {{dur .Res.Run.Elapsed}}</p>
 <p class="note">Machine: {{.Res.Run.Machine.CPUs}} CPUs{{with .Res.Run.Machine.CPUModel}} ({{.}}){{end}}{{with .Res.Run.Machine.Kernel}}, Linux {{.}}{{end}}, {{.Res.Run.Machine.GoVersion}}.
 Every member and the load generator share these CPUs (the "load generator CPU" column says how much the generator took), so absolute figures are this machine's; compare servers through the per-round ratios.</p>
 {{with .Res.Errors}}<h2 class="bad">Errors</h2><ul>{{range .}}<li class="bad">{{.}}</li>{{end}}</ul>{{end}}

@@ -1,6 +1,5 @@
-// Package checker decides whether a recorded history (package
-// harness/history) shows a bug: Check is a function from a history to a
-// three-way Verdict, valid, invalid or unknown, with the evidence for each
+// Package checker decides whether a recorded history (package history)
+// shows a bug: Check is a function from a history to a three-way Verdict, valid, invalid or unknown, with the evidence for each
 // sub-check in a JSON-stable Result. The register workload is checked for
 // linearizability with porcupine, one key at a time; the set workload for
 // lost and unexpected elements; final reads for agreement between members.

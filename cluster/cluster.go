@@ -1,12 +1,17 @@
 // Package cluster is the seam between Quorum's harness and the servers it
-// tests: a Cluster of Nodes running any server that takes etcd's flags and
-// speaks etcd's v3 API. Nemeses and workloads are written against these
-// interfaces only; backends (cluster/local for processes on loopback, a
-// container backend later, cluster/fake for unit tests) implement them.
+// tests: a Backend starts a Cluster of Nodes running any server that takes
+// etcd's flags and speaks etcd's v3 API. The harness and the benchmark
+// start clusters through Backend (with a StartConfig: server, size,
+// directory, seed, logger, member settings); nemeses and workloads are
+// written against Cluster and Node only. The backends are cluster/local
+// (processes on loopback, with fault proxies on the peer links),
+// cluster/docker (containers on a network of the run's own) and
+// cluster/fake (in memory, for unit tests).
 //
-// Optional capabilities (Partitioner, LinkShaper) are separate small
-// interfaces that callers discover with a type assertion at run time, so a
-// backend that cannot cut links simply does not implement Partitioner.
+// Optional capabilities (Partitioner, LinkShaper, ProcessNode,
+// HealthWaiter, LeaderFinder) are separate small interfaces that callers
+// discover with a type assertion at run time, so a backend that cannot cut
+// links simply does not implement Partitioner.
 package cluster
 
 import (

@@ -5,7 +5,9 @@
 // opens offline. Everything is rendered from files in the run directory
 // (history.jsonl and results.json), so `quorum report DIR` can rebuild a
 // report long after the run. Analyze is a pure function of the history;
-// Write and Rebuild are the only functions that touch the filesystem.
+// Write and Rebuild are the only functions that touch the filesystem. The
+// look of the charts and the page is shared with the benchmark's report
+// (package reports/render); the run directory's layout is package rundir's.
 package reports
 
 import (

@@ -1,6 +1,6 @@
-// Package fake is an in-memory cluster.Cluster for unit tests of code
-// written against the cluster interfaces (nemeses, schedulers): no
-// processes, no network. It follows the same state table as the real
+// Package fake is an in-memory cluster.Cluster, and a cluster.Backend that
+// starts such clusters, for unit tests of code written against the cluster
+// interfaces (nemeses, schedules, the harness): no processes, no network. It follows the same state table as the real
 // backends (cluster.NextState), records every call, lets tests inject
 // failures, and models leadership just enough for leader-targeting faults:
 // the leader is sticky while it stays in a connected majority of running

@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/quorum-kv/quorum/bench"
 	"github.com/quorum-kv/quorum/nemesis"
 	"github.com/quorum-kv/quorum/workloads"
 )
@@ -199,7 +198,9 @@ func TestBadFlagsAreRefusedBeforeAnythingRuns(t *testing.T) {
 		{"bench log-level", []string{"bench", "--log-level", "loud"}, `--log-level "loud": want debug, info, warn or error`},
 		{"bench duration without unit", []string{"bench", "--duration", "10"}, `invalid argument "10" for "--duration" flag: time: missing unit in duration "10"`},
 		{"bench fault unknown", []string{"bench", "--server-binary=x=/bin/true", "--faults", "kill-leader,flood"},
-			`bench config: Faults: unknown fault "flood": want ` + strings.Join(bench.FaultNames(), ", ") + `, or a nemesis: ` + strings.Join(nemesis.Names()[1:], ", ")},
+			`bench config: Faults: unknown fault "flood"; valid: kill-leader, isolate-leader, isolate-minority, isolate-majority, split-even, ` +
+				`kill-one, kill-minority, kill-majority, kill-all, pause-one, pause-leader, pause-minority, pause-majority, pause-all, ` +
+				`partition-one, partition-leader, partition-halves, partition-majorities-ring, partition-bridge, latency`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,8 +1,12 @@
-// Command quorum is Quorum's test harness.
+// Command quorum is Quorum's test harness and benchmark.
 //
 //	quorum test    run a Jepsen-style correctness test (default: 3 local quorumd members, register, kill+partition, 60s)
 //	quorum check   re-check a saved run's history offline
 //	quorum report  rebuild a saved run's report
+//	quorum bench   benchmark throughput, latency and availability per cluster size (bench compare, bench report)
+//
+// Flags map onto harness.Config and bench.Config here only; --backend
+// picks the cluster.Backend both start their clusters through.
 //
 // Exit codes: 0 valid, 1 invalid, 2 unknown or harness error.
 package main
