@@ -52,7 +52,7 @@ func startCluster(t *testing.T, n int, extra ...string) *testCluster {
 	}
 	dir := t.TempDir()
 	cfg := local.DefaultConfig()
-	cfg.Binary = quorumdBinary
+	cfg.Server.Binary = quorumdBinary
 	cfg.Size = n
 	cfg.Dir = dir
 	cfg.ExtraArgs = extra

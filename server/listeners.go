@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/soheilhy/cmux"
@@ -26,23 +27,32 @@ type listeners struct {
 // before anything is written to the data dir. On error nothing stays bound.
 func listen(cfg *Config, lg *slog.Logger) (*listeners, error) {
 	l := &listeners{lg: lg}
-	for _, u := range cfg.ListenPeerURLs {
-		ln, err := net.Listen("tcp", u.Host)
-		if err != nil {
-			l.close()
-			return nil, fmt.Errorf("cannot listen for peers on %s (--listen-peer-urls): %w", u.String(), err)
-		}
-		l.peer = append(l.peer, ln)
+	var err error
+	if l.peer, err = bind(cfg.ListenPeerURLs, "peers", "--listen-peer-urls"); err != nil {
+		return nil, err
 	}
-	for _, u := range cfg.ListenClientURLs {
-		ln, err := net.Listen("tcp", u.Host)
-		if err != nil {
-			l.close()
-			return nil, fmt.Errorf("cannot listen for clients on %s (--listen-client-urls): %w", u.String(), err)
-		}
-		l.client = append(l.client, ln)
+	if l.client, err = bind(cfg.ListenClientURLs, "clients", "--listen-client-urls"); err != nil {
+		l.close()
+		return nil, err
 	}
 	return l, nil
+}
+
+// bind listens on every URL of urls, or on none: on error it closes what
+// it bound. who and flag name them in the error.
+func bind(urls []url.URL, who, flag string) ([]net.Listener, error) {
+	var lns []net.Listener
+	for _, u := range urls {
+		ln, err := net.Listen("tcp", u.Host)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return nil, fmt.Errorf("cannot listen for %s on %s (%s): %w", who, u.String(), flag, err)
+		}
+		lns = append(lns, ln)
+	}
+	return lns, nil
 }
 
 // servePeers serves h on every peer listener; fatal receives a listener's

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -149,7 +150,7 @@ func (s *Server) publishAttributes() {
 	}}
 	for {
 		if st := s.readView(); st != nil {
-			if m := st.membership.Member(s.id); m != nil && m.Name == s.cfg.Name && equalStrings(m.ClientURLs, urls) {
+			if m := st.membership.Member(s.id); m != nil && m.Name == s.cfg.Name && slices.Equal(m.ClientURLs, urls) {
 				return
 			}
 		}
@@ -166,16 +167,4 @@ func (s *Server) publishAttributes() {
 		case <-time.After(s.cfg.HeartbeatInterval * 5):
 		}
 	}
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
