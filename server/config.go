@@ -75,6 +75,13 @@ type Config struct {
 	// EnablePprof serves /debug/pprof on the client URLs, as etcd's flag.
 	EnablePprof bool
 
+	// ListenMetricsURLs are extra listeners serving only /metrics and the
+	// health endpoints, as etcd's --listen-metrics-urls.
+	ListenMetricsURLs []url.URL
+	// Metrics is "basic" or "extensive", as etcd's --metrics: extensive
+	// adds the per-method gRPC latency histograms.
+	Metrics string
+
 	// Logger receives every log line; required.
 	Logger *slog.Logger
 }
@@ -97,6 +104,7 @@ func DefaultConfig() Config {
 		MaxRequestBytes:          DefaultMaxRequestBytes,
 		MaxTxnOps:                DefaultMaxTxnOps,
 		QuotaBackendBytes:        DefaultQuotaBackendBytes,
+		Metrics:                  "basic",
 		Logger:                   slog.Default(),
 	}
 	c.DataDir = c.Name + ".etcd"
@@ -212,6 +220,8 @@ func (c *Config) Validate() error {
 		return errors.New("--quota-backend-bytes must not be negative")
 	case c.InitialClusterState != "new" && c.InitialClusterState != "existing":
 		return fmt.Errorf("--initial-cluster-state is %q; want new or existing", c.InitialClusterState)
+	case c.Metrics != "basic" && c.Metrics != "extensive":
+		return fmt.Errorf("--metrics is %q; want basic or extensive", c.Metrics)
 	case c.Logger == nil:
 		return errors.New("Config.Logger is nil")
 	}
