@@ -218,3 +218,46 @@ func SortLinks(ls []Link) []Link {
 	})
 	return slices.Compact(ls)
 }
+
+// Members is a cluster's nodes in name order, with the lookups every
+// backend implements alike; a backend keeps its own node type in one and
+// answers Nodes, Node and Endpoints from it. Not safe for concurrent
+// modification: backends fill it once, before the cluster is shared.
+type Members[N Node] []N
+
+// Nodes returns the nodes as cluster.Nodes, in a fresh slice the caller owns.
+func (m Members[N]) Nodes() []Node {
+	out := make([]Node, len(m))
+	for i, n := range m {
+		out[i] = n
+	}
+	return out
+}
+
+// Get returns the named node with its backend type.
+func (m Members[N]) Get(name string) (N, bool) {
+	for _, n := range m {
+		if n.Name() == name {
+			return n, true
+		}
+	}
+	var zero N
+	return zero, false
+}
+
+// Node returns the named node.
+func (m Members[N]) Node(name string) (Node, bool) {
+	if n, ok := m.Get(name); ok {
+		return n, true
+	}
+	return nil, false
+}
+
+// Endpoints returns every node's client URL in node order, in a fresh slice.
+func (m Members[N]) Endpoints() []string {
+	out := make([]string, len(m))
+	for i, n := range m {
+		out[i] = n.ClientURL()
+	}
+	return out
+}

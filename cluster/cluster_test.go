@@ -115,3 +115,35 @@ func TestCheckHealthyAndMajorityLeader(t *testing.T) {
 		})
 	}
 }
+
+type namedNode struct {
+	cluster.Node
+	name string
+}
+
+func (n namedNode) Name() string      { return n.name }
+func (n namedNode) ClientURL() string { return "http://" + n.name }
+
+func TestMembersAnswerTheClusterLookups(t *testing.T) {
+	m := cluster.Members[namedNode]{{name: "n1"}, {name: "n2"}}
+	if got := m.Nodes(); len(got) != 2 || got[1].Name() != "n2" {
+		t.Errorf("Nodes() = %v", got)
+	}
+	if n, ok := m.Node("n2"); !ok || n.Name() != "n2" {
+		t.Errorf("Node(n2) = %v, %v", n, ok)
+	}
+	if _, ok := m.Node("n3"); ok {
+		t.Error("Node(n3) found a node")
+	}
+	if n, ok := m.Get("n1"); !ok || n.name != "n1" {
+		t.Errorf("Get(n1) = %v, %v", n, ok)
+	}
+	if got := m.Endpoints(); len(got) != 2 || got[0] != "http://n1" {
+		t.Errorf("Endpoints() = %v", got)
+	}
+	eps := m.Endpoints()
+	eps[0] = "x"
+	if m.Endpoints()[0] != "http://n1" {
+		t.Error("Endpoints shares its slice")
+	}
+}

@@ -36,7 +36,7 @@ type Cluster struct {
 	eng     *Engine
 	netName string
 	labels  map[string]string
-	nodes   []*Node
+	nodes   cluster.Members[*Node]
 
 	// life is cancelled by Close; member exit watchers run under it.
 	life   context.Context
@@ -266,41 +266,19 @@ func (c *Cluster) start(ctx context.Context) error {
 }
 
 // Nodes returns the nodes in name order; the slice is the caller's.
-func (c *Cluster) Nodes() []cluster.Node {
-	out := make([]cluster.Node, len(c.nodes))
-	for i, n := range c.nodes {
-		out[i] = n
-	}
-	return out
-}
+func (c *Cluster) Nodes() []cluster.Node { return c.nodes.Nodes() }
 
 // Node returns the named node.
-func (c *Cluster) Node(name string) (cluster.Node, bool) {
-	n := c.DockerNode(name)
-	if n == nil {
-		return nil, false
-	}
-	return n, true
-}
+func (c *Cluster) Node(name string) (cluster.Node, bool) { return c.nodes.Node(name) }
 
 // DockerNode returns the named node with its backend-specific methods, or nil.
 func (c *Cluster) DockerNode(name string) *Node {
-	for _, n := range c.nodes {
-		if n.name == name {
-			return n
-		}
-	}
-	return nil
+	n, _ := c.nodes.Get(name)
+	return n
 }
 
 // Endpoints returns every node's client URL in node order.
-func (c *Cluster) Endpoints() []string {
-	out := make([]string, len(c.nodes))
-	for i, n := range c.nodes {
-		out[i] = n.clientURL
-	}
-	return out
-}
+func (c *Cluster) Endpoints() []string { return c.nodes.Endpoints() }
 
 // Network is the name of the run's Docker network.
 func (c *Cluster) Network() string { return c.netName }

@@ -77,7 +77,7 @@ type injection struct {
 // guards the whole fake, so calls are totally ordered as recorded.
 type Cluster struct {
 	mu       sync.Mutex
-	nodes    []*Node
+	nodes    cluster.Members[*Node]
 	calls    []Call
 	cut      map[cluster.Link]bool
 	shape    map[cluster.Link]Shaping
@@ -225,32 +225,13 @@ func (c *Cluster) SetLeader(name string) {
 }
 
 // Nodes returns the nodes in name order; the slice is the caller's.
-func (c *Cluster) Nodes() []cluster.Node {
-	out := make([]cluster.Node, len(c.nodes))
-	for i, n := range c.nodes {
-		out[i] = n
-	}
-	return out
-}
+func (c *Cluster) Nodes() []cluster.Node { return c.nodes.Nodes() }
 
 // Node returns the named node.
-func (c *Cluster) Node(name string) (cluster.Node, bool) {
-	for _, n := range c.nodes {
-		if n.name == name {
-			return n, true
-		}
-	}
-	return nil, false
-}
+func (c *Cluster) Node(name string) (cluster.Node, bool) { return c.nodes.Node(name) }
 
 // Endpoints returns "fake://nK" per node.
-func (c *Cluster) Endpoints() []string {
-	out := make([]string, len(c.nodes))
-	for i, n := range c.nodes {
-		out[i] = n.ClientURL()
-	}
-	return out
-}
+func (c *Cluster) Endpoints() []string { return c.nodes.Endpoints() }
 
 func (c *Cluster) record(call Call) error {
 	c.calls = append(c.calls, call)

@@ -22,7 +22,7 @@ import (
 // Cluster is a set of member processes and the fault proxies between them.
 type Cluster struct {
 	cfg   Config
-	nodes []*Node
+	nodes cluster.Members[*Node]
 	net   *faultproxy.Network
 	ports *portSet // held until Close
 
@@ -191,41 +191,19 @@ func (c *Cluster) start(ctx context.Context) error {
 }
 
 // Nodes returns the nodes in name order; the slice is the caller's.
-func (c *Cluster) Nodes() []cluster.Node {
-	out := make([]cluster.Node, len(c.nodes))
-	for i, n := range c.nodes {
-		out[i] = n
-	}
-	return out
-}
+func (c *Cluster) Nodes() []cluster.Node { return c.nodes.Nodes() }
 
 // Node returns the named node.
-func (c *Cluster) Node(name string) (cluster.Node, bool) {
-	n := c.LocalNode(name)
-	if n == nil {
-		return nil, false
-	}
-	return n, true
-}
+func (c *Cluster) Node(name string) (cluster.Node, bool) { return c.nodes.Node(name) }
 
 // LocalNode returns the named node with its backend-specific methods, or nil.
 func (c *Cluster) LocalNode(name string) *Node {
-	for _, n := range c.nodes {
-		if n.name == name {
-			return n
-		}
-	}
-	return nil
+	n, _ := c.nodes.Get(name)
+	return n
 }
 
 // Endpoints returns every node's client URL in node order.
-func (c *Cluster) Endpoints() []string {
-	out := make([]string, len(c.nodes))
-	for i, n := range c.nodes {
-		out[i] = n.clientURL
-	}
-	return out
-}
+func (c *Cluster) Endpoints() []string { return c.nodes.Endpoints() }
 
 // Dir is the run directory.
 func (c *Cluster) Dir() string { return c.cfg.Dir }
