@@ -60,11 +60,15 @@ func (st *raftStatus) setLeader(lead uint64) {
 	if old == lead {
 		return
 	}
+	// At info and warn the raft library's own lines say this, as in etcd's
+	// log ("raft.node: … elected leader … at term …", "… lost leader …").
 	if lead == 0 {
-		st.lg.Warn("lost the leader", "previous", idString(old))
+		st.lg.Debug("lost the leader", "local-member-id", idString(st.self), "previous-leader-member-id", idString(old))
 		st.metrics.hasLeader.Set(0)
 	} else {
-		st.lg.Info("leader changed", "leader", idString(lead), "previous", idString(old), "self", lead == st.self)
+		st.lg.Debug("leader changed", "local-member-id", idString(st.self), "leader-member-id", idString(lead),
+			"previous-leader-member-id", idString(old))
+
 		st.metrics.hasLeader.Set(1)
 	}
 	if lead == st.self {

@@ -277,7 +277,7 @@ func (w *WAL) recover() (Contents, error) {
 			}
 			c.Repaired = rep
 			w.lg.Warn("wal: truncated torn tail",
-				"file", rep.File, "offset", rep.Offset, "dropped_bytes", rep.Dropped, "reason", rep.Reason)
+				"file", rep.File, "offset", rep.Offset, "dropped-bytes", rep.Dropped, "reason", rep.Reason)
 		}
 		if last {
 			w.size = end
