@@ -56,7 +56,7 @@ func raftConfig(cfg *Config, id uint64, storage *raft.MemoryStorage, applied uin
 		// limit.
 		MaxUncommittedEntriesSize: 1 << 30,
 		CheckQuorum:               true,
-		PreVote:                   true,
+		PreVote:                   !cfg.DisablePreVote,
 		ReadOnlyOption:            raft.ReadOnlySafe,
 		Logger:                    newRaftLogger(lg),
 	}

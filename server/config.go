@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/url"
 	"sort"
 	"strings"
@@ -16,8 +17,14 @@ const (
 	APIVersion = "3.6"
 	// ReportedServerVersion is what Maintenance.Status and /version report as
 	// the server version, so that clients gating features on etcd's version
-	// treat quorumd as a 3.6 server.
-	ReportedServerVersion = "3.6.0"
+	// treat quorumd as a 3.6 server: the etcd release whose flags, config
+	// file and API quorumd follows, as etcd reports its own.
+	// Equal to go.etcd.io/etcd/api/v3/version.Version of the etcd module in
+	// go.mod (cmd/quorumd's TestVersionIsEtcds checks).
+	ReportedServerVersion = "3.6.16"
+	// ReportedClusterVersion is /version's etcdcluster, as etcd 3.6 reports
+	// it (major.minor.0).
+	ReportedClusterVersion = "3.6.0"
 )
 
 // Defaults, as etcd's.
@@ -33,6 +40,9 @@ const (
 	DefaultMaxRequestBytes        = 1.5 * 1024 * 1024
 	DefaultMaxTxnOps              = 128
 	DefaultQuotaBackendBytes      = 2 * 1024 * 1024 * 1024
+	DefaultGRPCKeepAliveMinTime   = 5 * time.Second
+	DefaultGRPCKeepAliveInterval  = 2 * time.Hour
+	DefaultGRPCKeepAliveTimeout   = 20 * time.Second
 	// grpcOverheadBytes is what etcd adds to --max-request-bytes for the gRPC
 	// receive limit, so that a request slightly over the limit gets etcd's
 	// "request is too large" rather than a transport error.
@@ -75,6 +85,19 @@ type Config struct {
 	// EnablePprof serves /debug/pprof on the client URLs, as etcd's flag.
 	EnablePprof bool
 
+	// DisablePreVote turns Raft's PreVote off, as etcd's --pre-vote=false
+	// (the zero value is etcd's default, PreVote on).
+	DisablePreVote bool
+
+	// GRPCKeepAliveMinTime, GRPCKeepAliveInterval and GRPCKeepAliveTimeout
+	// are etcd's --grpc-keepalive-min-time, -interval and -timeout;
+	// MaxConcurrentStreams is --max-concurrent-streams (0: unlimited, as
+	// etcd's default math.MaxUint32).
+	GRPCKeepAliveMinTime  time.Duration
+	GRPCKeepAliveInterval time.Duration
+	GRPCKeepAliveTimeout  time.Duration
+	MaxConcurrentStreams  uint32
+
 	// ListenMetricsURLs are extra listeners serving only /metrics and the
 	// health endpoints, as etcd's --listen-metrics-urls.
 	ListenMetricsURLs []url.URL
@@ -104,6 +127,9 @@ func DefaultConfig() Config {
 		MaxRequestBytes:          DefaultMaxRequestBytes,
 		MaxTxnOps:                DefaultMaxTxnOps,
 		QuotaBackendBytes:        DefaultQuotaBackendBytes,
+		GRPCKeepAliveMinTime:     DefaultGRPCKeepAliveMinTime,
+		GRPCKeepAliveInterval:    DefaultGRPCKeepAliveInterval,
+		GRPCKeepAliveTimeout:     DefaultGRPCKeepAliveTimeout,
 		Metrics:                  "basic",
 		Logger:                   slog.Default(),
 	}
@@ -284,6 +310,15 @@ func (c *Config) electionTicks() int {
 // with etcd's "request timed out": etcd's 5s plus two election timeouts.
 func (c *Config) requestTimeout() time.Duration {
 	return 5*time.Second + 2*c.ElectionTimeout
+}
+
+// maxConcurrentStreams is --max-concurrent-streams, 0 meaning etcd's
+// default (math.MaxUint32).
+func (c *Config) maxConcurrentStreams() uint32 {
+	if c.MaxConcurrentStreams == 0 {
+		return math.MaxUint32
+	}
+	return c.MaxConcurrentStreams
 }
 
 func (c *Config) catchUpEntries() uint64 {

@@ -33,7 +33,7 @@ func (m *maintenanceServer) Status(ctx context.Context, r *pb.StatusRequest) (*p
 		RaftIndex:        s.status.committed.Load(),
 		RaftTerm:         s.status.term.Load(),
 		RaftAppliedIndex: st.applied,
-		StorageVersion:   ReportedServerVersion,
+		StorageVersion:   ReportedClusterVersion,
 		DbSizeQuota:      s.cfg.QuotaBackendBytes,
 	}
 	for _, a := range s.alarms() {

@@ -1,6 +1,10 @@
 // Command quorumd is the Quorum key-value server: an etcd v3 API compatible
-// member of a Raft-replicated cluster. It takes etcd's flags and ETCD_*
-// environment variables, so existing etcd manifests start it unchanged.
+// member of a Raft-replicated cluster, started as etcd 3.6 is. Its flag set
+// is etcd's own (embed.Config's AddFlags and etcdmain's flags), parsed as
+// etcdmain parses it: ETCD_* variables, --config-file in etcd's YAML
+// schema, etcd's validation and messages. flagTable (flags.go, rendered as
+// docs/flags.md) says for every flag whether quorumd honours it, accepts it
+// with no effect, or refuses a non-default value at start-up.
 //
 //	quorumd --name n1 --initial-cluster n1=http://10.0.0.1:2380,... \
 //	        --listen-client-urls http://0.0.0.0:2379 --advertise-client-urls http://10.0.0.1:2379 ...
@@ -8,18 +12,21 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
-	"runtime"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
 
+	"go.uber.org/zap"
+
+	"go.etcd.io/etcd/client/pkg/v3/types"
+	"go.etcd.io/etcd/server/v3/embed"
+
+	"github.com/quorum-kv/quorum/internal/etcdlog"
 	"github.com/quorum-kv/quorum/server"
 )
 
@@ -27,33 +34,28 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
 }
 
-// run is main without the process: it returns the exit code.
+// run is main without the process: it returns the exit code, which is
+// etcd's: 0 after --help or --version, 2 for a flag that does not parse,
+// 1 for a configuration that does not validate or a member that cannot
+// start or fails.
 func run(args, environ []string, stdout, stderr io.Writer) int {
-	cfg, showVersion, err := parseConfig(args, environ, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
+	cfg, lg, code := configure(args, environ, stdout, stderr)
+	if cfg == nil {
+		return code
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "quorumd: %v\n", err)
-		return 2
-	}
-	if showVersion {
-		fmt.Fprintf(stdout, "quorumd Version: %s\nAPI Version: %s\nGo Version: %s\nGo OS/Arch: %s/%s\n",
-			server.Version, server.APIVersion, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-		return 0
-	}
-	lg := cfg.Logger
+	defer lg.Sync() //nolint:errcheck // nothing to do about a failed flush
 	s, err := server.New(*cfg)
 	if err != nil {
-		fmt.Fprintf(stderr, "quorumd: %v\n", err)
+		lg.Warn("failed to start", zap.Error(err))
 		return 1
 	}
 	s.Start()
 	sigc := make(chan os.Signal, 2)
 	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigc)
 	select {
 	case sig := <-sigc:
-		lg.Info("received signal; shutting down", "signal", sig.String())
+		lg.Info("received signal; shutting down", zap.String("signal", sig.String()))
 		go func() { // a second signal means "now"
 			<-sigc
 			os.Exit(1)
@@ -61,156 +63,138 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		s.Stop()
 		return 0
 	case err := <-s.Err():
-		lg.Error("fatal error; stopping", "err", err)
-		fmt.Fprintf(stderr, "quorumd: %v\n", err)
+		lg.Error("fatal error; stopping", zap.Error(err))
 		s.Stop()
 		return 1
 	}
 }
 
-// parseConfig maps etcd's flags, then the ETCD_* variables for flags not
-// given on the command line (as etcd does), onto a server.Config.
-func parseConfig(args, environ []string, stderr io.Writer) (*server.Config, bool, error) {
-	def := server.DefaultConfig()
-	fs := flag.NewFlagSet("quorumd", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var (
-		name                = fs.String("name", def.Name, "Human-readable name for this member.")
-		dataDir             = fs.String("data-dir", "", "Path to the data directory (default ${name}.etcd).")
-		listenClientURLs    = fs.String("listen-client-urls", server.DefaultListenClientURL, "List of URLs to listen on for client traffic.")
-		advertiseClientURLs = fs.String("advertise-client-urls", server.DefaultListenClientURL, "List of this member's client URLs to advertise to the rest of the cluster.")
-		listenPeerURLs      = fs.String("listen-peer-urls", server.DefaultListenPeerURL, "List of URLs to listen on for peer traffic.")
-		advertisePeerURLs   = fs.String("initial-advertise-peer-urls", server.DefaultListenPeerURL, "List of this member's peer URLs to advertise to the rest of the cluster.")
-		initialCluster      = fs.String("initial-cluster", "", "Initial cluster configuration for bootstrapping (default ${name}=${initial-advertise-peer-urls}).")
-		initialToken        = fs.String("initial-cluster-token", def.InitialClusterToken, "Initial cluster token for the etcd cluster during bootstrap.")
-		initialState        = fs.String("initial-cluster-state", def.InitialClusterState, "Initial cluster state ('new' or 'existing').")
-		heartbeat           = fs.Uint("heartbeat-interval", uint(def.HeartbeatInterval/time.Millisecond), "Time (in milliseconds) of a heartbeat interval.")
-		election            = fs.Uint("election-timeout", uint(def.ElectionTimeout/time.Millisecond), "Time (in milliseconds) for an election to timeout.")
-		snapshotCount       = fs.Uint64("snapshot-count", def.SnapshotCount, "Number of committed transactions to trigger a snapshot to disk.")
-		catchUp             = fs.Uint64("snapshot-catchup-entries", def.SnapshotCatchUpEntries, "Number of entries for a slow follower to catch up after compacting the raft storage entries.")
-		maxRequestBytes     = fs.Uint("max-request-bytes", def.MaxRequestBytes, "Maximum client request size in bytes the server will accept.")
-		maxTxnOps           = fs.Uint("max-txn-ops", def.MaxTxnOps, "Maximum number of operations permitted in a transaction.")
-		quota               = fs.Int64("quota-backend-bytes", 0, "Raise alarms when the keyspace size exceeds the given quota. 0 means use the default quota (2 GiB).")
-		logLevel            = fs.String("log-level", "info", "Configures log level. Only supports debug, info, warn, error.")
-		enablePprof         = fs.Bool("enable-pprof", false, "Enable runtime profiling data via HTTP server. Address is at client URL + \"/debug/pprof/\"")
-		version             = fs.Bool("version", false, "Print the version and exit.")
-	)
-	if err := fs.Parse(args); err != nil {
-		return nil, false, err
+// configure parses and checks the invocation as etcd's startEtcdOrProxyV2
+// does up to starting the server (etcdmain/etcd.go), then refuses the
+// flags quorumd does not support, logs those it accepts with no effect,
+// and returns the member's server.Config and etcd's logger. A nil config
+// means stop with the returned exit code; what went wrong is on stderr.
+func configure(args, environ []string, stdout, stderr io.Writer) (*server.Config, *zap.Logger, int) {
+	cfg := newConfig(environ, stdout, stderr)
+	defaultInitialCluster := cfg.ec.InitialCluster
+
+	err := cfg.parse(args)
+	var exit errExit
+	if errors.As(err, &exit) {
+		return nil, nil, exit.code
 	}
-	if fs.NArg() > 0 {
-		return nil, false, fmt.Errorf("unexpected argument %q (flags are --name value or --name=value)", fs.Arg(0))
+	lg := cfg.ec.GetLogger()
+	if lg == nil {
+		var zerr error
+		if lg, zerr = defaultLogger(stderr); zerr != nil {
+			fmt.Fprintf(stderr, "error creating zap logger %v", zerr)
+			return nil, nil, 1
+		}
 	}
-	if err := setFlagsFromEnv(fs, environ, stderr); err != nil {
-		return nil, false, err
-	}
-	if *version {
-		return &def, true, nil
+	lg.Info("Running: ", zap.Strings("args", append([]string{"quorumd"}, args...)))
+	if err != nil {
+		lg.Warn("failed to verify flags", zap.Error(err))
+		if errors.Is(err, embed.ErrUnsetAdvertiseClientURLsFlag) {
+			lg.Warn("advertise client URLs are not set", zap.Error(err))
+		}
+		return nil, nil, 1
 	}
 
-	var level slog.Level
-	switch *logLevel {
-	case "debug":
-		level = slog.LevelDebug
-	case "info":
-		level = slog.LevelInfo
-	case "warn":
-		level = slog.LevelWarn
-	case "error":
-		level = slog.LevelError
-	default:
-		return nil, false, fmt.Errorf("--log-level is %q; want debug, info, warn or error", *logLevel)
+	defaultHost, dhErr := cfg.ec.UpdateDefaultClusterFromName(defaultInitialCluster)
+	if defaultHost != "" {
+		lg.Info("detected default host for advertise", zap.String("host", defaultHost))
 	}
-	cfg := def
-	cfg.Logger = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
-	cfg.Name = *name
-	cfg.DataDir = *dataDir
-	if cfg.DataDir == "" {
-		cfg.DataDir = cfg.Name + ".etcd"
+	if dhErr != nil {
+		lg.Info("failed to detect default host", zap.Error(dhErr))
 	}
+	if cfg.ec.Dir == "" {
+		cfg.ec.Dir = fmt.Sprintf("%v.etcd", cfg.ec.Name)
+		lg.Warn("'data-dir' was empty; using default", zap.String("data-dir", cfg.ec.Dir))
+	}
+
+	set := nonDefault(&cfg.ec)
+	var refused []string
+	for _, f := range set {
+		if f.Class == unsupported {
+			refused = append(refused, fmt.Sprintf("--%s=%v is not supported by quorumd: %s", f.Name, f.Value, f.Reason))
+		}
+	}
+	if len(refused) > 0 {
+		lg.Warn("failed to verify flags", zap.Error(errors.New(strings.Join(refused, "; "))))
+		return nil, nil, 1
+	}
+	for _, f := range set {
+		lg.Warn("flag has no effect in quorumd", zap.String("flag", "--"+f.Name),
+			zap.String("value", fmt.Sprint(f.Value)), zap.String("reason", f.Reason))
+	}
+
+	sc, err := serverConfig(&cfg.ec, lg)
+	if err != nil {
+		lg.Warn("failed to verify flags", zap.Error(err))
+		return nil, nil, 1
+	}
+	return sc, lg, 0
+}
+
+// serverConfig translates a validated embed.Config into quorumd's
+// server.Config: the flags of class asEtcd (flagTable).
+func serverConfig(ec *embed.Config, lg *zap.Logger) (*server.Config, error) {
+	c := server.DefaultConfig()
+	c.Logger = etcdlog.Slog(lg)
+	c.Name = ec.Name
+	c.DataDir = ec.Dir
 	var err error
-	if cfg.ListenClientURLs, err = server.ParseURLs(*listenClientURLs); err != nil {
-		return nil, false, fmt.Errorf("--listen-client-urls: %w", err)
+	urls := []struct {
+		flag string
+		in   []url.URL
+		out  *[]url.URL
+	}{
+		{"listen-client-urls", ec.ListenClientUrls, &c.ListenClientURLs},
+		{"advertise-client-urls", ec.AdvertiseClientUrls, &c.AdvertiseClientURLs},
+		{"listen-peer-urls", ec.ListenPeerUrls, &c.ListenPeerURLs},
+		{"initial-advertise-peer-urls", ec.AdvertisePeerUrls, &c.InitialAdvertisePeerURLs},
 	}
-	if cfg.AdvertiseClientURLs, err = server.ParseURLs(*advertiseClientURLs); err != nil {
-		return nil, false, fmt.Errorf("--advertise-client-urls: %w", err)
+	for _, u := range urls {
+		if *u.out, err = server.ParseURLs(fmtURLs(u.in)); err != nil {
+			return nil, fmt.Errorf("--%s: %w", u.flag, err)
+		}
 	}
-	if cfg.ListenPeerURLs, err = server.ParseURLs(*listenPeerURLs); err != nil {
-		return nil, false, fmt.Errorf("--listen-peer-urls: %w", err)
+	c.ListenMetricsURLs = nil
+	if len(ec.ListenMetricsUrls) > 0 {
+		if c.ListenMetricsURLs, err = server.ParseURLs(fmtURLs(ec.ListenMetricsUrls)); err != nil {
+			return nil, fmt.Errorf("--listen-metrics-urls: %w", err)
+		}
 	}
-	if cfg.InitialAdvertisePeerURLs, err = server.ParseURLs(*advertisePeerURLs); err != nil {
-		return nil, false, fmt.Errorf("--initial-advertise-peer-urls: %w", err)
+	if c.InitialCluster, err = server.ParseInitialCluster(ec.InitialCluster); err != nil {
+		return nil, fmt.Errorf("--initial-cluster: %w", err)
 	}
-	if *initialCluster == "" {
-		// etcd's default: this member alone, at its advertised peer URLs.
-		*initialCluster = cfg.Name + "=" + server.FormatURLs(cfg.InitialAdvertisePeerURLs)
+	c.InitialClusterToken = ec.InitialClusterToken
+	c.InitialClusterState = ec.ClusterState
+	c.HeartbeatInterval = time.Duration(ec.TickMs) * time.Millisecond
+	c.ElectionTimeout = time.Duration(ec.ElectionMs) * time.Millisecond
+	c.SnapshotCount = ec.SnapshotCount
+	c.SnapshotCatchUpEntries = ec.SnapshotCatchUpEntries
+	c.MaxRequestBytes = ec.MaxRequestBytes
+	c.MaxTxnOps = ec.MaxTxnOps
+	if ec.QuotaBackendBytes != 0 {
+		c.QuotaBackendBytes = ec.QuotaBackendBytes
 	}
-	if cfg.InitialCluster, err = server.ParseInitialCluster(*initialCluster); err != nil {
-		return nil, false, fmt.Errorf("--initial-cluster: %w", err)
+	c.EnablePprof = ec.EnablePprof
+	c.Metrics = ec.Metrics
+	c.DisablePreVote = !ec.PreVote
+	c.GRPCKeepAliveMinTime = ec.GRPCKeepAliveMinTime
+	c.GRPCKeepAliveInterval = ec.GRPCKeepAliveInterval
+	c.GRPCKeepAliveTimeout = ec.GRPCKeepAliveTimeout
+	c.MaxConcurrentStreams = ec.MaxConcurrentStreams
+	if err := c.Validate(); err != nil {
+		return nil, err
 	}
-	cfg.InitialClusterToken = *initialToken
-	cfg.InitialClusterState = *initialState
-	cfg.HeartbeatInterval = time.Duration(*heartbeat) * time.Millisecond
-	cfg.ElectionTimeout = time.Duration(*election) * time.Millisecond
-	cfg.SnapshotCount = *snapshotCount
-	cfg.SnapshotCatchUpEntries = *catchUp
-	cfg.MaxRequestBytes = *maxRequestBytes
-	cfg.MaxTxnOps = *maxTxnOps
-	if *quota != 0 {
-		cfg.QuotaBackendBytes = *quota
-	}
-	cfg.EnablePprof = *enablePprof
-	if err := cfg.Validate(); err != nil {
-		return nil, false, err
-	}
-	return &cfg, false, nil
+	return &c, nil
 }
 
-// setFlagsFromEnv sets every flag not given on the command line from its
-// ETCD_ variable (--initial-cluster-state ← ETCD_INITIAL_CLUSTER_STATE), as
-// etcd does; a variable for a flag also given on the command line is
-// ignored with a warning, and an ETCD_ variable that names no flag is
-// reported, as etcd does.
-func setFlagsFromEnv(fs *flag.FlagSet, environ []string, stderr io.Writer) error {
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	env := map[string]string{}
-	for _, kv := range environ {
-		k, v, ok := strings.Cut(kv, "=")
-		if ok && strings.HasPrefix(k, "ETCD_") {
-			env[k] = v
-		}
+func fmtURLs(us []url.URL) string {
+	if len(us) == 0 {
+		return ""
 	}
-	known := map[string]bool{}
-	var firstErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		key := "ETCD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		known[key] = true
-		v, ok := env[key]
-		if !ok {
-			return
-		}
-		if set[f.Name] {
-			fmt.Fprintf(stderr, "quorumd: ignoring environment variable %s: --%s is set on the command line\n", key, f.Name)
-			return
-		}
-		if err := fs.Set(f.Name, v); err != nil && firstErr == nil {
-			firstErr = fmt.Errorf("environment variable %s=%q: %w", key, v, err)
-		}
-	})
-	var unknown []string
-	for k := range env {
-		if !known[k] && !ignoredEnv[k] {
-			unknown = append(unknown, k)
-		}
-	}
-	sort.Strings(unknown)
-	for _, k := range unknown {
-		fmt.Fprintf(stderr, "quorumd: unrecognized environment variable %s (no flag --%s)\n", k,
-			strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(k, "ETCD_"), "_", "-")))
-	}
-	return firstErr
+	return types.URLs(us).String()
 }
-
-// ignoredEnv are ETCD_ variables etcd itself reads for other purposes.
-var ignoredEnv = map[string]bool{"ETCD_UNSUPPORTED_ARCH": true}

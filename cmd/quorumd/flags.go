@@ -1,0 +1,333 @@
+package main
+
+import (
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/rafthttp"
+	"go.etcd.io/etcd/server/v3/features"
+)
+
+// flagClass is what quorumd does with one of etcd's flags.
+type flagClass int
+
+const (
+	// asEtcd: honoured with etcd's meaning.
+	asEtcd flagClass = iota
+	// noEffect: accepted and validated as etcd does; set to a value other
+	// than the default it is logged once at start-up as having no effect.
+	noEffect
+	// unsupported: accepted at its default; any other value stops
+	// start-up with one line naming the flag and why.
+	unsupported
+	// ignoredAsEtcd: one of etcd's pre-v3 flags, which etcd itself
+	// accepts and ignores with a warning (not in etcd's --help).
+	ignoredAsEtcd
+)
+
+func (c flagClass) String() string {
+	switch c {
+	case asEtcd:
+		return "as etcd"
+	case noEffect:
+		return "no effect"
+	case unsupported:
+		return "not supported"
+	case ignoredAsEtcd:
+		return "ignored, as etcd"
+	}
+	return fmt.Sprintf("flagClass(%d)", int(c))
+}
+
+// flagInfo is one row of flagTable.
+type flagInfo struct {
+	Name   string
+	Class  flagClass
+	Reason string // why it differs from etcd, or a note on how it is honoured
+	// value reads the flag's effective value from a parsed embed.Config
+	// (flag, environment or config file alike); a flag is "set" when this
+	// differs from its value in embed.NewConfig(). Required for noEffect
+	// and unsupported.
+	value func(*embed.Config) any
+}
+
+const (
+	whyTLS       = "TLS is not implemented in quorumd yet: it serves plain http only (issue 15's TLS part)"
+	whyTLSOnly   = "used by etcd only with TLS, which quorumd does not serve yet (the certificate flags are refused)"
+	whyDiscovery = "discovery is not implemented in quorumd: list the members in --initial-cluster"
+	whyBolt      = "bbolt tuning: quorumd's keyspace is not a bbolt file (server/mvcc keeps it in memory, durable through the WAL and snapshots)"
+	whyNoWatch   = "quorumd has no Watch service yet"
+	whyNoLease   = "quorumd has no Lease service yet"
+	whyNoAuth    = "quorumd has no Auth service yet; every request is served without authentication"
+	whyNoCorrupt = "quorumd does not run etcd's corruption checks (HashKV) yet"
+	whyTracing   = "distributed tracing is not implemented in quorumd"
+	whyTraceOnly = "used by etcd only with --enable-distributed-tracing, which quorumd refuses"
+	whyStatic    = "quorumd's membership is static (MemberAdd/Remove/Promote answer Unimplemented)"
+	whyNoSlowLog = "quorumd does not log slow requests yet"
+	whyRetention = "quorumd keeps the newest 3 snapshot files and releases WAL segments behind each snapshot (server/storage.go)"
+	whyNoDefrag  = "quorumd has no bbolt file to defragment (Defragment answers Unimplemented)"
+	whyNoCompact = "auto compaction is not implemented in quorumd yet (Compact requests are served)"
+	whyRaftHTTP  = "quorumd's peer transport (server/transport_stream.go) is not etcd's rafthttp and keeps its own timeouts"
+)
+
+// flagTable lists every flag of etcd 3.6.16 (embed.Config's AddFlags and
+// etcdmain's own) with what quorumd does with it. docs/flags.md is
+// generated from it (TestDocsFlagsIsGenerated) and its flag set is
+// checked against etcd's --help (TestFlagSetIsEtcds).
+var flagTable = append(etcdFlags, ignoredRows()...)
+
+var etcdFlags = []flagInfo{
+	// Member
+	{Name: "name", Class: asEtcd},
+	{Name: "data-dir", Class: asEtcd},
+	{Name: "wal-dir", Class: unsupported, Reason: "quorumd keeps its WAL under --data-dir; a dedicated WAL directory is not implemented", value: func(c *embed.Config) any { return c.WalDir }},
+	{Name: "snapshot-count", Class: asEtcd},
+	{Name: "heartbeat-interval", Class: asEtcd},
+	{Name: "election-timeout", Class: asEtcd},
+	{Name: "initial-election-tick-advance", Class: noEffect, Reason: "quorumd's Raft node does not fast-forward its first election ticks; a restarted member waits a full election timeout either way", value: func(c *embed.Config) any { return c.InitialElectionTickAdvance }},
+	{Name: "listen-peer-urls", Class: asEtcd, Reason: "http only until TLS lands"},
+	{Name: "listen-client-urls", Class: asEtcd, Reason: "http only until TLS lands"},
+	{Name: "listen-client-http-urls", Class: unsupported, Reason: "quorumd serves gRPC and HTTP on the same client listeners; separate HTTP-only listeners are not implemented", value: func(c *embed.Config) any { return fmtURLs(c.ListenClientHttpUrls) }},
+	{Name: "max-snapshots", Class: noEffect, Reason: whyRetention, value: func(c *embed.Config) any { return c.MaxSnapFiles }},
+	{Name: "max-wals", Class: noEffect, Reason: whyRetention, value: func(c *embed.Config) any { return c.MaxWalFiles }},
+	{Name: "memory-mlock", Class: noEffect, Reason: whyBolt, value: func(c *embed.Config) any { return c.MemoryMlock }},
+	{Name: "quota-backend-bytes", Class: asEtcd, Reason: "the quota applies to quorumd's keyspace size"},
+	{Name: "backend-bbolt-freelist-type", Class: noEffect, Reason: whyBolt, value: func(c *embed.Config) any { return c.BackendFreelistType }},
+	{Name: "backend-batch-interval", Class: noEffect, Reason: whyBolt, value: func(c *embed.Config) any { return c.BackendBatchInterval }},
+	{Name: "backend-batch-limit", Class: noEffect, Reason: whyBolt, value: func(c *embed.Config) any { return c.BackendBatchLimit }},
+	{Name: "max-txn-ops", Class: asEtcd},
+	{Name: "max-request-bytes", Class: asEtcd},
+	{Name: "max-concurrent-streams", Class: asEtcd},
+	{Name: "grpc-keepalive-min-time", Class: asEtcd},
+	{Name: "grpc-keepalive-interval", Class: asEtcd},
+	{Name: "grpc-keepalive-timeout", Class: asEtcd},
+	{Name: "socket-reuse-port", Class: unsupported, Reason: "quorumd's listeners do not set SO_REUSEPORT", value: func(c *embed.Config) any { return c.SocketOpts.ReusePort }},
+	{Name: "socket-reuse-address", Class: unsupported, Reason: "quorumd's listeners do not set SO_REUSEADDR", value: func(c *embed.Config) any { return c.SocketOpts.ReuseAddress }},
+	{Name: "enable-grpc-gateway", Class: noEffect, Reason: "quorumd serves no grpc-gateway (JSON over HTTP, /v3/...): clients use gRPC; turning it off changes nothing", value: func(c *embed.Config) any { return c.EnableGRPCGateway }},
+	{Name: "raft-read-timeout", Class: noEffect, Reason: whyRaftHTTP, value: func(*embed.Config) any { return rafthttp.ConnReadTimeout }},
+	{Name: "raft-write-timeout", Class: noEffect, Reason: whyRaftHTTP, value: func(*embed.Config) any { return rafthttp.ConnWriteTimeout }},
+	{Name: "feature-gates", Class: noEffect, Reason: "none of etcd's feature gates (CompactHashCheck, InitialCorruptCheck, LeaseCheckpoint, LeaseCheckpointPersist, SetMemberLocalAddr, StopGRPCServiceOnDefrag, TxnModeWriteWithSharedBuffer) has a counterpart in quorumd yet", value: featureGatesSet},
+
+	// Clustering
+	{Name: "initial-advertise-peer-urls", Class: asEtcd},
+	{Name: "initial-cluster", Class: asEtcd},
+	{Name: "initial-cluster-state", Class: asEtcd},
+	{Name: "initial-cluster-token", Class: asEtcd},
+	{Name: "advertise-client-urls", Class: asEtcd},
+	{Name: "discovery", Class: unsupported, Reason: whyDiscovery, value: func(c *embed.Config) any { return c.Durl }},
+	{Name: "discovery-token", Class: unsupported, Reason: whyDiscovery, value: func(c *embed.Config) any { return c.DiscoveryCfg.Token }},
+	{Name: "discovery-endpoints", Class: unsupported, Reason: whyDiscovery, value: func(c *embed.Config) any { return strings.Join(c.DiscoveryCfg.Endpoints, ",") }},
+	{Name: "discovery-dial-timeout", Class: unsupported, Reason: whyDiscovery, value: func(c *embed.Config) any { return c.DiscoveryCfg.DialTimeout }},
+	{Name: "discovery-request-timeout", Class: unsupported, Reason: whyDiscovery, value: func(c *embed.Config) any { return c.DiscoveryCfg.RequestTimeout }},
+	{Name: "discovery-keepalive-time", Class: unsupported, Reason: whyDiscovery, value: func(c *embed.Config) any { return c.DiscoveryCfg.KeepAliveTime }},
+	{Name: "discovery-keepalive-timeout", Class: unsupported, Reason: whyDiscovery, value: func(c *embed.Config) any { return c.DiscoveryCfg.KeepAliveTimeout }},
+	{Name: "discovery-insecure-transport", Class: unsupported, Reason: whyDiscovery, value: func(c *embed.Config) any { return c.DiscoveryCfg.Secure.InsecureTransport }},
+	{Name: "discovery-insecure-skip-tls-verify", Class: unsupported, Reason: whyDiscovery, value: func(c *embed.Config) any { return c.DiscoveryCfg.Secure.InsecureSkipVerify }},
+	{Name: "discovery-cert", Class: unsupported, Reason: whyDiscovery, value: func(c *embed.Config) any { return c.DiscoveryCfg.Secure.Cert }},
+	{Name: "discovery-key", Class: unsupported, Reason: whyDiscovery, value: func(c *embed.Config) any { return c.DiscoveryCfg.Secure.Key }},
+	{Name: "discovery-cacert", Class: unsupported, Reason: whyDiscovery, value: func(c *embed.Config) any { return c.DiscoveryCfg.Secure.Cacert }},
+	{Name: "discovery-user", Class: unsupported, Reason: whyDiscovery, value: func(c *embed.Config) any { return c.DiscoveryCfg.Auth.Username }},
+	{Name: "discovery-password", Class: unsupported, Reason: whyDiscovery, value: func(c *embed.Config) any { return c.DiscoveryCfg.Auth.Password != "" }},
+	{Name: "discovery-fallback", Class: asEtcd, Reason: "'exit' is the only value etcd 3.6 accepts"},
+	{Name: "discovery-proxy", Class: unsupported, Reason: whyDiscovery, value: func(c *embed.Config) any { return c.Dproxy }},
+	{Name: "discovery-srv", Class: unsupported, Reason: whyDiscovery, value: func(c *embed.Config) any { return c.DNSCluster }},
+	{Name: "discovery-srv-name", Class: unsupported, Reason: whyDiscovery, value: func(c *embed.Config) any { return c.DNSClusterServiceName }},
+	{Name: "strict-reconfig-check", Class: noEffect, Reason: whyStatic + ", so no reconfiguration can cost quorum", value: func(c *embed.Config) any { return c.StrictReconfigCheck }},
+	{Name: "pre-vote", Class: asEtcd},
+	{Name: "auto-compaction-retention", Class: unsupported, Reason: whyNoCompact, value: func(c *embed.Config) any { return c.AutoCompactionRetention }},
+	{Name: "auto-compaction-mode", Class: noEffect, Reason: "used only with --auto-compaction-retention, which quorumd refuses", value: func(c *embed.Config) any { return c.AutoCompactionMode }},
+	{Name: "v2-deprecation", Class: asEtcd, Reason: "etcd 3.6 enforces the default; quorumd has no v2 store at all"},
+
+	// Security
+	{Name: "cert-file", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return c.ClientTLSInfo.CertFile }},
+	{Name: "key-file", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return c.ClientTLSInfo.KeyFile }},
+	{Name: "client-cert-auth", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return c.ClientTLSInfo.ClientCertAuth }},
+	{Name: "client-cert-file", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return c.ClientTLSInfo.ClientCertFile }},
+	{Name: "client-key-file", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return c.ClientTLSInfo.ClientKeyFile }},
+	{Name: "client-crl-file", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return c.ClientTLSInfo.CRLFile }},
+	{Name: "client-cert-allowed-hostname", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return strings.Join(c.ClientTLSInfo.AllowedHostnames, ",") }},
+	{Name: "trusted-ca-file", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return c.ClientTLSInfo.TrustedCAFile }},
+	{Name: "auto-tls", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return c.ClientAutoTLS }},
+	{Name: "peer-cert-file", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return c.PeerTLSInfo.CertFile }},
+	{Name: "peer-key-file", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return c.PeerTLSInfo.KeyFile }},
+	{Name: "peer-client-cert-auth", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return c.PeerTLSInfo.ClientCertAuth }},
+	{Name: "peer-client-cert-file", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return c.PeerTLSInfo.ClientCertFile }},
+	{Name: "peer-client-key-file", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return c.PeerTLSInfo.ClientKeyFile }},
+	{Name: "peer-trusted-ca-file", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return c.PeerTLSInfo.TrustedCAFile }},
+	{Name: "peer-cert-allowed-cn", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return strings.Join(c.PeerTLSInfo.AllowedCNs, ",") }},
+	{Name: "peer-cert-allowed-hostname", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return strings.Join(c.PeerTLSInfo.AllowedHostnames, ",") }},
+	{Name: "peer-auto-tls", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return c.PeerAutoTLS }},
+	{Name: "self-signed-cert-validity", Class: noEffect, Reason: whyTLSOnly, value: func(c *embed.Config) any { return c.SelfSignedCertValidity }},
+	{Name: "peer-crl-file", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return c.PeerTLSInfo.CRLFile }},
+	{Name: "cipher-suites", Class: noEffect, Reason: whyTLSOnly, value: func(c *embed.Config) any { return strings.Join(c.CipherSuites, ",") }},
+	{Name: "cors", Class: noEffect, Reason: "quorumd serves no browser-facing HTTP API (no grpc-gateway), so there is no CORS header to send", value: func(c *embed.Config) any { return sortedKeys(c.CORS) }},
+	{Name: "host-whitelist", Class: unsupported, Reason: "quorumd does not check the Host header of HTTP requests", value: func(c *embed.Config) any { return sortedKeys(c.HostWhitelist) }},
+	{Name: "tls-min-version", Class: noEffect, Reason: whyTLSOnly, value: func(c *embed.Config) any { return c.TlsMinVersion }},
+	{Name: "tls-max-version", Class: noEffect, Reason: whyTLSOnly, value: func(c *embed.Config) any { return c.TlsMaxVersion }},
+	{Name: "experimental-peer-skip-client-san-verification", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return c.ExperimentalPeerSkipClientSanVerification }},
+	{Name: "peer-skip-client-san-verification", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return c.PeerTLSInfo.SkipClientSANVerify }},
+
+	// Auth
+	{Name: "auth-token", Class: unsupported, Reason: whyNoAuth, value: func(c *embed.Config) any { return c.AuthToken }},
+	{Name: "bcrypt-cost", Class: noEffect, Reason: whyNoAuth, value: func(c *embed.Config) any { return c.BcryptCost }},
+	{Name: "auth-token-ttl", Class: noEffect, Reason: whyNoAuth, value: func(c *embed.Config) any { return c.AuthTokenTTL }},
+
+	// Profiling and monitoring
+	{Name: "enable-pprof", Class: asEtcd},
+	{Name: "metrics", Class: asEtcd},
+	{Name: "listen-metrics-urls", Class: asEtcd, Reason: "http only until TLS lands"},
+
+	// Logging
+	{Name: "logger", Class: asEtcd, Reason: "etcd's own logger set-up (embed.Config)"},
+	{Name: "log-outputs", Class: asEtcd, Reason: "etcd's own logger set-up (embed.Config)"},
+	{Name: "log-level", Class: asEtcd, Reason: "an unknown level is refused with the message of etcd's panic, without the panic"},
+	{Name: "log-format", Class: asEtcd, Reason: "etcd's own logger set-up (embed.Config)"},
+	{Name: "enable-log-rotation", Class: asEtcd, Reason: "etcd's own logger set-up (embed.Config)"},
+	{Name: "log-rotation-config-json", Class: asEtcd, Reason: "etcd's own logger set-up (embed.Config)"},
+	{Name: "warning-unary-request-duration", Class: noEffect, Reason: whyNoSlowLog, value: func(c *embed.Config) any {
+		if c.WarningUnaryRequestDuration == 0 { // etcdmain's parse sets the default
+			return embed.DefaultWarningUnaryRequestDuration
+		}
+		return c.WarningUnaryRequestDuration
+	}},
+	{Name: "experimental-warning-unary-request-duration", Class: noEffect, Reason: whyNoSlowLog, value: func(c *embed.Config) any { return c.ExperimentalWarningUnaryRequestDuration }},
+
+	// Distributed tracing
+	{Name: "experimental-enable-distributed-tracing", Class: unsupported, Reason: whyTracing, value: func(c *embed.Config) any { return c.ExperimentalEnableDistributedTracing }},
+	{Name: "enable-distributed-tracing", Class: unsupported, Reason: whyTracing, value: func(c *embed.Config) any { return c.EnableDistributedTracing }},
+	{Name: "experimental-distributed-tracing-address", Class: noEffect, Reason: whyTraceOnly, value: func(c *embed.Config) any { return c.ExperimentalDistributedTracingAddress }},
+	{Name: "distributed-tracing-address", Class: noEffect, Reason: whyTraceOnly, value: func(c *embed.Config) any { return c.DistributedTracingAddress }},
+	{Name: "experimental-distributed-tracing-service-name", Class: noEffect, Reason: whyTraceOnly, value: func(c *embed.Config) any { return c.ExperimentalDistributedTracingServiceName }},
+	{Name: "distributed-tracing-service-name", Class: noEffect, Reason: whyTraceOnly, value: func(c *embed.Config) any { return c.DistributedTracingServiceName }},
+	{Name: "experimental-distributed-tracing-instance-id", Class: noEffect, Reason: whyTraceOnly, value: func(c *embed.Config) any { return c.ExperimentalDistributedTracingServiceInstanceID }},
+	{Name: "distributed-tracing-instance-id", Class: noEffect, Reason: whyTraceOnly, value: func(c *embed.Config) any { return c.DistributedTracingServiceInstanceID }},
+	{Name: "experimental-distributed-tracing-sampling-rate", Class: noEffect, Reason: whyTraceOnly, value: func(c *embed.Config) any { return c.ExperimentalDistributedTracingSamplingRatePerMillion }},
+	{Name: "distributed-tracing-sampling-rate", Class: noEffect, Reason: whyTraceOnly, value: func(c *embed.Config) any { return c.DistributedTracingSamplingRatePerMillion }},
+
+	// Experimental features
+	{Name: "experimental-initial-corrupt-check", Class: noEffect, Reason: whyNoCorrupt + "; accepted so that kubeadm's manifest starts", value: func(c *embed.Config) any { return c.ExperimentalInitialCorruptCheck }},
+	{Name: "experimental-corrupt-check-time", Class: noEffect, Reason: whyNoCorrupt, value: func(c *embed.Config) any { return c.ExperimentalCorruptCheckTime }},
+	{Name: "corrupt-check-time", Class: noEffect, Reason: whyNoCorrupt, value: func(c *embed.Config) any { return c.CorruptCheckTime }},
+	{Name: "experimental-compact-hash-check-enabled", Class: noEffect, Reason: whyNoCorrupt, value: func(c *embed.Config) any { return c.ExperimentalCompactHashCheckEnabled }},
+	{Name: "experimental-compact-hash-check-time", Class: noEffect, Reason: whyNoCorrupt, value: func(c *embed.Config) any { return c.ExperimentalCompactHashCheckTime }},
+	{Name: "compact-hash-check-time", Class: noEffect, Reason: whyNoCorrupt, value: func(c *embed.Config) any { return c.CompactHashCheckTime }},
+	{Name: "experimental-enable-lease-checkpoint", Class: noEffect, Reason: whyNoLease, value: func(c *embed.Config) any { return c.ExperimentalEnableLeaseCheckpoint }},
+	{Name: "experimental-enable-lease-checkpoint-persist", Class: noEffect, Reason: whyNoLease, value: func(c *embed.Config) any { return c.ExperimentalEnableLeaseCheckpointPersist }},
+	{Name: "experimental-compaction-batch-limit", Class: noEffect, Reason: "quorumd compacts its in-memory keyspace in one step", value: func(c *embed.Config) any { return c.ExperimentalCompactionBatchLimit }},
+	{Name: "compaction-batch-limit", Class: noEffect, Reason: "quorumd compacts its in-memory keyspace in one step", value: func(c *embed.Config) any { return c.CompactionBatchLimit }},
+	{Name: "experimental-compaction-sleep-interval", Class: noEffect, Reason: "quorumd compacts its in-memory keyspace in one step", value: func(c *embed.Config) any { return c.ExperimentalCompactionSleepInterval }},
+	{Name: "compaction-sleep-interval", Class: noEffect, Reason: "quorumd compacts its in-memory keyspace in one step", value: func(c *embed.Config) any { return c.CompactionSleepInterval }},
+	{Name: "experimental-watch-progress-notify-interval", Class: noEffect, Reason: whyNoWatch + "; accepted so that kubeadm's manifest starts", value: func(c *embed.Config) any { return c.ExperimentalWatchProgressNotifyInterval }},
+	{Name: "watch-progress-notify-interval", Class: noEffect, Reason: whyNoWatch, value: func(c *embed.Config) any { return c.WatchProgressNotifyInterval }},
+	{Name: "experimental-warning-apply-duration", Class: noEffect, Reason: whyNoSlowLog, value: func(c *embed.Config) any { return c.ExperimentalWarningApplyDuration }},
+	{Name: "warning-apply-duration", Class: noEffect, Reason: whyNoSlowLog, value: func(c *embed.Config) any { return c.WarningApplyDuration }},
+	{Name: "experimental-txn-mode-write-with-shared-buffer", Class: noEffect, Reason: whyBolt, value: func(c *embed.Config) any { return c.ExperimentalTxnModeWriteWithSharedBuffer }},
+	{Name: "experimental-bootstrap-defrag-threshold-megabytes", Class: noEffect, Reason: whyNoDefrag, value: func(c *embed.Config) any { return c.ExperimentalBootstrapDefragThresholdMegabytes }},
+	{Name: "bootstrap-defrag-threshold-megabytes", Class: noEffect, Reason: whyNoDefrag, value: func(c *embed.Config) any { return c.BootstrapDefragThresholdMegabytes }},
+	{Name: "max-learners", Class: noEffect, Reason: whyStatic + ", so there are no learners to limit", value: func(c *embed.Config) any { return c.MaxLearners }},
+	{Name: "experimental-downgrade-check-time", Class: noEffect, Reason: "quorumd does not implement etcd's cluster downgrade", value: func(c *embed.Config) any { return c.ExperimentalDowngradeCheckTime }},
+	{Name: "downgrade-check-time", Class: noEffect, Reason: "quorumd does not implement etcd's cluster downgrade", value: func(c *embed.Config) any { return c.DowngradeCheckTime }},
+	{Name: "experimental-memory-mlock", Class: noEffect, Reason: whyBolt, value: func(c *embed.Config) any { return c.ExperimentalMemoryMlock }},
+	{Name: "experimental-snapshot-catchup-entries", Class: asEtcd},
+	{Name: "snapshot-catchup-entries", Class: asEtcd},
+	{Name: "experimental-stop-grpc-service-on-defrag", Class: noEffect, Reason: whyNoDefrag, value: func(c *embed.Config) any { return c.ExperimentalStopGRPCServiceOnDefrag }},
+
+	// Unsafe
+	{Name: "force-new-cluster", Class: unsupported, Reason: "quorumd cannot yet rewrite its membership to a one-member cluster", value: func(c *embed.Config) any { return c.ForceNewCluster }},
+	{Name: "unsafe-no-fsync", Class: unsupported, Reason: "quorumd always fsyncs its WAL; running without fsync is not implemented", value: func(c *embed.Config) any { return c.UnsafeNoFsync }},
+
+	// etcdmain's own
+	{Name: "config-file", Class: asEtcd, Reason: "etcd's YAML schema and precedence (embed.ConfigFromFile)"},
+	{Name: "version", Class: asEtcd, Reason: "etcd's lines, then a quorumd Version line"},
+}
+
+func ignoredRows() []flagInfo {
+	rows := make([]flagInfo, len(ignoredFlags))
+	for i, name := range ignoredFlags {
+		rows[i] = flagInfo{Name: name, Class: ignoredAsEtcd, Reason: "etcd's pre-v3 flag; etcd ignores it with a warning"}
+	}
+	return rows
+}
+
+// lookupFlag returns the row for name.
+func lookupFlag(name string) (flagInfo, bool) {
+	for _, f := range flagTable {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return flagInfo{}, false
+}
+
+// setFlag is a flag of class noEffect or unsupported whose value differs
+// from etcd's default.
+type setFlag struct {
+	flagInfo
+	Value any
+}
+
+// nonDefault returns, in table order, the noEffect and unsupported flags
+// whose effective value in ec differs from their default. A new flag that a
+// deprecated experimental flag maps onto is left out when only the
+// experimental one was given, so that each setting is reported once.
+func nonDefault(ec *embed.Config) []setFlag {
+	def := embed.NewConfig()
+	var out []setFlag
+	for _, f := range flagTable {
+		if f.value == nil || (f.Class != noEffect && f.Class != unsupported) {
+			continue
+		}
+		v := f.value(ec)
+		var d any
+		switch f.Name {
+		case "raft-read-timeout":
+			d = rafthttp.DefaultConnReadTimeout
+		case "raft-write-timeout":
+			d = rafthttp.DefaultConnWriteTimeout
+		default:
+			d = f.value(def)
+		}
+		if reflect.DeepEqual(v, d) {
+			continue
+		}
+		if old := "experimental-" + f.Name; ec.FlagsExplicitlySet[old] && !ec.FlagsExplicitlySet[f.Name] {
+			if _, ok := lookupFlag(old); ok {
+				continue
+			}
+		}
+		out = append(out, setFlag{f, v})
+	}
+	return out
+}
+
+// featureGatesSet lists the feature gates that differ from etcd's
+// defaults, leaving out those set through their deprecated experimental
+// flag (reported under that flag).
+func featureGatesSet(c *embed.Config) any {
+	viaFlag := map[string]bool{}
+	for flagName, gate := range features.ExperimentalFlagToFeatureMap {
+		if c.FlagsExplicitlySet[flagName] {
+			viaFlag[string(gate)] = true
+		}
+	}
+	var out []string
+	for gate, spec := range features.DefaultEtcdServerFeatureGates {
+		if on := c.ServerFeatureGate.Enabled(gate); on != spec.Default && !viaFlag[string(gate)] {
+			out = append(out, fmt.Sprintf("%s=%v", gate, on))
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, ",")
+}
+
+func sortedKeys(m map[string]struct{}) string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return strings.Join(ks, ",")
+}
