@@ -68,7 +68,6 @@ func (st *raftStatus) setLeader(lead uint64) {
 	} else {
 		st.lg.Debug("leader changed", "local-member-id", idString(st.self), "leader-member-id", idString(lead),
 			"previous-leader-member-id", idString(old))
-
 		st.metrics.hasLeader.Set(1)
 	}
 	if lead == st.self {
