@@ -28,6 +28,7 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/rafthttp"
 
+	"github.com/quorum-kv/quorum/internal/etcdlog"
 	"github.com/quorum-kv/quorum/server"
 )
 
@@ -450,44 +451,14 @@ func (cfg *config) useStderr() {
 	if err != nil {
 		return // Validate reports it
 	}
-	lg, err := newZapLogger(cfg.stderr, logutil.ConvertToZapLevel(cfg.ec.LogLevel), format)
-	if err != nil {
-		return
-	}
+	lg := etcdlog.NewWithEncoding(zapcore.Lock(zapcore.AddSync(cfg.stderr)), logutil.ConvertToZapLevel(cfg.ec.LogLevel), format)
 	cfg.ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(lg)
-}
-
-// newZapLogger builds the logger etcd builds from
-// logutil.DefaultZapLoggerConfig (its encoder, sampling, caller and
-// stack traces at error level), writing to w.
-func newZapLogger(w io.Writer, level zapcore.Level, format string) (*zap.Logger, error) {
-	zc := logutil.DefaultZapLoggerConfig
-	zc.Level = zap.NewAtomicLevelAt(level)
-	zc.Encoding = format
-	zc.OutputPaths, zc.ErrorOutputPaths = nil, nil
-	sink := zapcore.Lock(zapcore.AddSync(w))
-	return zc.Build(
-		zap.WrapCore(func(zapcore.Core) zapcore.Core {
-			var enc zapcore.Encoder
-			if format == logutil.ConsoleLogFormat {
-				enc = zapcore.NewConsoleEncoder(zc.EncoderConfig)
-			} else {
-				enc = zapcore.NewJSONEncoder(zc.EncoderConfig)
-			}
-			core := zapcore.NewCore(enc, sink, zc.Level)
-			if zc.Sampling != nil {
-				core = zapcore.NewSamplerWithOptions(core, time.Second, zc.Sampling.Initial, zc.Sampling.Thereafter)
-			}
-			return core
-		}),
-		zap.ErrorOutput(sink),
-	)
 }
 
 // defaultLogger is etcd's logger for the time before the configured one
 // exists (logutil.CreateDefaultZapLogger(zap.InfoLevel)), writing to w.
 func defaultLogger(w io.Writer) (*zap.Logger, error) {
-	return newZapLogger(w, zap.InfoLevel, logutil.JSONLogFormat)
+	return etcdlog.New(zapcore.Lock(zapcore.AddSync(w)), zap.InfoLevel), nil
 }
 
 func (cfg *config) parseWarningUnaryRequestDuration() (time.Duration, error) {
