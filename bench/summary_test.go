@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
 )
 
 func TestSpreadMedianOfOddAndEvenCounts(t *testing.T) {
