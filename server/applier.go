@@ -146,7 +146,7 @@ func (a *applier) run(jobs <-chan applyJob, fatal func(error)) {
 			a.nextSnapshot = next
 		case job := <-jobs:
 			if err := a.applyBatch(job); err != nil {
-				a.lg.Error("cannot apply snapshot received from the leader", "err", err)
+				a.lg.Error("cannot apply snapshot received from the leader", "error", err)
 				fatal(err)
 				return
 			}
@@ -159,7 +159,6 @@ func (a *applier) run(jobs <-chan applyJob, fatal func(error)) {
 // applyBatch applies one job, publishes the result to readers and starts a
 // snapshot when one is due.
 func (a *applier) applyBatch(job applyJob) error {
-	start := time.Now()
 	if !raft.IsEmptySnap(job.snapshot) {
 		if err := a.applySnapshot(job.snapshot); err != nil {
 			return err
@@ -172,8 +171,6 @@ func (a *applier) applyBatch(job applyJob) error {
 	a.publish()
 	a.applyWait.advance(a.appliedIndex)
 	a.metrics.proposalsApplied.Set(float64(a.appliedIndex))
-	a.metrics.applyDuration.Observe(time.Since(start).Seconds())
-	a.metrics.dbSize.Set(float64(a.store.Size()))
 	a.metrics.proposalsPending.Set(float64(a.results.pending()))
 	a.maybeSnapshot()
 	return nil
@@ -195,7 +192,7 @@ func (a *applier) applySnapshot(sn raftpb.Snapshot) error {
 	a.store, a.membership = store, mem
 	a.confState = sn.Metadata.ConfState
 	a.appliedIndex, a.snapshotIndex = sn.Metadata.Index, sn.Metadata.Index
-	a.lg.Info("restored the keyspace from a snapshot", "index", sn.Metadata.Index, "revision", store.Rev())
+	a.lg.Info("restored the keyspace from a snapshot", "snapshot-index", sn.Metadata.Index, "current-rev", store.Rev())
 	return nil
 }
 
@@ -248,23 +245,37 @@ type applyResult struct {
 // case (Lease*, until leases exist) fails on every member alike.
 func (a *applier) applyRequest(r *pb.InternalRaftRequest) applyResult {
 	var res applyResult
+	start := time.Now()
+	op := applyOpUnknown
 	switch {
 	case r.Put != nil:
+		op = applyOpPut
 		res.resp, res.err = a.store.Put(r.Put)
+		a.metrics.putTotal.Inc()
 	case r.DeleteRange != nil:
+		op = applyOpDeleteRange
 		res.resp, res.err = a.store.DeleteRange(r.DeleteRange)
+		a.metrics.deleteTotal.Inc()
 	case r.Txn != nil:
+		op = applyOpTxn
 		res.resp, res.err = a.store.Txn(r.Txn)
+		if res.err == nil {
+			a.metrics.countTxn(res.resp.(*pb.TxnResponse))
+		}
 	case r.Compaction != nil:
+		op = applyOpCompaction
 		res.err = a.store.Compact(r.Compaction.Revision)
 		res.resp = &pb.CompactionResponse{}
 	case r.ClusterMemberAttrSet != nil:
+		op = applyOpMemberAttrSet
 		a.applyMemberAttrs(r.ClusterMemberAttrSet)
 		res.resp = &struct{}{}
 	default:
 		res.err = errors.New("quorumd: unsupported request in the log")
 	}
 	res.rev = a.store.Rev()
+	// etcd counts a compacted revision as success (apply/uber_applier.go).
+	a.metrics.observeApply(op, res.err == nil || errors.Is(res.err, mvcc.ErrCompacted), time.Since(start).Seconds())
 	return res
 }
 
@@ -309,7 +320,7 @@ func (a *applier) maybeSnapshot() {
 		}
 		a.snapshotting.Store(false)
 		if err != nil {
-			a.lg.Warn("snapshot failed; will retry after more entries", "index", idx, "err", err)
+			a.lg.Warn("snapshot failed; will retry after more entries", "applied-index", idx, "error", err)
 		}
 	}()
 }
@@ -355,9 +366,9 @@ func (a *applier) saveSnapshot(view *mvcc.View, mem *Membership, cs raftpb.ConfS
 	}
 	a.releaseLog(compactTo)
 	if err := a.snaps.Purge(); err != nil {
-		a.lg.Warn("purging old snapshots", "err", err)
+		a.lg.Warn("failed to purge old snapshots", "error", err)
 	}
 	a.metrics.snapshotSave.Observe(time.Since(start).Seconds())
-	a.lg.Info("saved snapshot", "index", idx, "bytes", n, "took", time.Since(start).Round(time.Millisecond))
+	a.lg.Info("saved snapshot", "snapshot-index", idx, "bytes", n, "took", time.Since(start))
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -33,12 +34,15 @@ type memberParts struct {
 // openDataDir opens the member's data dir, <data-dir>/member/{meta.json,
 // wal, snap}, and starts its raft.Node: from what the dir holds when it has
 // a WAL (restart), otherwise from the --initial-* settings (bootstrap).
-func openDataDir(cfg *Config, lg *slog.Logger) (*memberParts, error) {
+// The WAL reports each fdatasync's duration to onFsync (may be nil).
+func openDataDir(cfg *Config, lg *slog.Logger, onFsync func(time.Duration)) (*memberParts, error) {
 	memberDir := filepath.Join(cfg.DataDir, "member")
+	walOpts := wal.DefaultOptions()
+	walOpts.OnFsync = onFsync
 	if wal.Exist(filepath.Join(memberDir, "wal")) {
-		return restart(cfg, lg, memberDir)
+		return restart(cfg, lg, memberDir, walOpts)
 	}
-	return bootstrap(cfg, lg, memberDir)
+	return bootstrap(cfg, lg, memberDir, walOpts)
 }
 
 // raftConfig is member id's Raft configuration over storage.
@@ -68,18 +72,20 @@ func raftConfig(cfg *Config, id uint64, storage *raft.MemoryStorage, applied uin
 func startRaft(cfg *Config, lg *slog.Logger, membership *Membership, me *Member, storage *raft.MemoryStorage) raft.Node {
 	rcfg := raftConfig(cfg, me.ID, storage, 0, lg)
 	if cfg.InitialClusterState == "existing" {
-		lg.Info("starting with an empty log; the leader will catch this member up", "id", idString(me.ID), "cluster", idString(membership.ClusterID))
+		// etcd's line for a member joining an existing cluster; quorumd
+		// starts with an empty log that the leader catches up.
+		lg.Info("starting local member", "local-member-id", idString(me.ID), "cluster-id", idString(membership.ClusterID))
 		return raft.RestartNode(rcfg)
 	}
 	peers := make([]raft.Peer, 0, len(membership.Members))
 	for _, m := range membership.Members {
 		peers = append(peers, raft.Peer{ID: m.ID})
 	}
-	lg.Info("bootstrapping a new cluster", "id", idString(me.ID), "cluster", idString(membership.ClusterID), "members", len(peers))
+	lg.Info("starting local member", "local-member-id", idString(me.ID), "cluster-id", idString(membership.ClusterID))
 	return raft.StartNode(rcfg, peers)
 }
 
-func bootstrap(cfg *Config, lg *slog.Logger, memberDir string) (*memberParts, error) {
+func bootstrap(cfg *Config, lg *slog.Logger, memberDir string, walOpts wal.Options) (*memberParts, error) {
 	walDir, snapDirPath := filepath.Join(memberDir, "wal"), filepath.Join(memberDir, "snap")
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("cannot create data dir %s (--data-dir): %w", cfg.DataDir, err)
@@ -95,7 +101,7 @@ func bootstrap(cfg *Config, lg *slog.Logger, memberDir string) (*memberParts, er
 	if err := writeMeta(memberDir, me.ID, membership); err != nil {
 		return nil, err
 	}
-	w, err := wal.Create(walDir, lg)
+	w, err := wal.CreateWithOptions(walDir, lg, walOpts)
 	if err != nil {
 		return nil, fmt.Errorf("create wal in %s: %w", walDir, err)
 	}
@@ -108,14 +114,14 @@ func bootstrap(cfg *Config, lg *slog.Logger, memberDir string) (*memberParts, er
 	}, nil
 }
 
-func restart(cfg *Config, lg *slog.Logger, memberDir string) (*memberParts, error) {
+func restart(cfg *Config, lg *slog.Logger, memberDir string, walOpts wal.Options) (*memberParts, error) {
 	walDir, snapDirPath := filepath.Join(memberDir, "wal"), filepath.Join(memberDir, "snap")
 	id, membership, err := readMeta(memberDir)
 	if err != nil {
 		return nil, err
 	}
 	if me := membership.Member(id); me.Name != cfg.Name {
-		lg.Warn("--name differs from the name this data dir was created with; using the data dir's", "flag", cfg.Name, "datadir", me.Name)
+		lg.Warn("--name differs from the name this data dir was created with; using the data dir's", "name", cfg.Name, "data-dir-name", me.Name)
 	}
 	if err := os.MkdirAll(snapDirPath, 0o700); err != nil {
 		return nil, fmt.Errorf("create %s: %w", snapDirPath, err)
@@ -127,7 +133,7 @@ func restart(cfg *Config, lg *slog.Logger, memberDir string) (*memberParts, erro
 	if err != nil {
 		return nil, fmt.Errorf("load snapshot: %w", err)
 	}
-	w, contents, err := wal.Open(walDir, lg)
+	w, contents, err := wal.OpenWithOptions(walDir, lg, walOpts)
 	if err != nil {
 		return nil, fmt.Errorf("open wal: %w", err)
 	}
@@ -140,8 +146,8 @@ func restart(cfg *Config, lg *slog.Logger, memberDir string) (*memberParts, erro
 		w.Close()
 		return nil, err
 	}
-	lg.Info("restarting member from its data dir", "id", idString(id), "cluster", idString(membership.ClusterID),
-		"snapshot-index", r.state.index, "wal-entries", r.entries, "term", r.hardState.Term, "commit", r.hardState.Commit)
+	lg.Info("restarting local member", "cluster-id", idString(membership.ClusterID), "local-member-id", idString(id),
+		"commit-index", r.hardState.Commit, "snapshot-index", r.state.index, "wal-entries", r.entries, "term", r.hardState.Term)
 	return &memberParts{
 		id: id, cid: membership.ClusterID, me: r.state.membership.Member(id),
 		node: raft.RestartNode(raftConfig(cfg, id, storage, r.state.index, lg)), storage: storage,

@@ -27,10 +27,17 @@ type front struct {
 	grpc   *grpc.Server
 	http   http.Handler
 	health *health.Server
+	// metricsHTTP serves the --listen-metrics-urls listeners: /metrics and
+	// the health endpoints, as etcd's serveMetrics (embed/etcd.go).
+	metricsHTTP http.Handler
 }
 
 func newFront(s *Server) *front {
+	gm := s.metrics.grpcServerMetrics(s.cfg.Metrics == "extensive")
 	g := grpc.NewServer(
+		grpc.ForceServerCodecV2(newCountingCodec(s.metrics)),
+		grpc.ChainUnaryInterceptor(gm.UnaryServerInterceptor()),
+		grpc.ChainStreamInterceptor(gm.StreamServerInterceptor()),
 		grpc.MaxRecvMsgSize(int(s.cfg.MaxRequestBytes)+grpcOverheadBytes),
 		grpc.MaxSendMsgSize(math.MaxInt32),
 		grpc.MaxConcurrentStreams(s.cfg.maxConcurrentStreams()),
@@ -42,12 +49,17 @@ func newFront(s *Server) *front {
 	pb.RegisterClusterServer(g, &clusterServer{s: s})
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)
+	// Every method's grpc_server_* series from the start, as etcd.
+	gm.InitializeMetrics(g)
 
+	metricsMux := http.NewServeMux()
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/health", s.serveHealth)
-	mux.HandleFunc("/readyz", s.serveReadyz)
-	mux.HandleFunc("/livez", s.serveLivez)
+	for _, m := range []*http.ServeMux{mux, metricsMux} {
+		m.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+		m.HandleFunc("/health", s.serveHealth)
+		m.HandleFunc("/readyz", s.serveReadyz)
+		m.HandleFunc("/livez", s.serveLivez)
+	}
 	mux.HandleFunc("/version", serveVersion)
 	if s.cfg.EnablePprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -56,7 +68,7 @@ func newFront(s *Server) *front {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	return &front{grpc: g, http: mux, health: hs}
+	return &front{grpc: g, http: mux, health: hs, metricsHTTP: metricsMux}
 }
 
 // stop lets the RPCs in flight finish, for at most two seconds.

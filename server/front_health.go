@@ -37,6 +37,11 @@ func (s *Server) healthLoop(hs *health.Server) {
 // an alarm, or when a read (linearizable unless ?serializable=true) fails.
 func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 	reason := s.healthProblem(r.Context(), r.URL.Query().Get("serializable") == "true")
+	if reason == "" {
+		s.metrics.healthSuccess.Inc()
+	} else {
+		s.metrics.healthFailures.Inc()
+	}
 	w.Header().Set("Content-Type", "application/json")
 	if reason != "" {
 		w.WriteHeader(http.StatusServiceUnavailable)

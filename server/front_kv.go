@@ -32,6 +32,7 @@ func (k *kvServer) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResp
 		}
 	}
 	st := k.s.readView()
+	k.s.metrics.rangeTotal.Inc()
 	resp, err := st.view.Range(r)
 	if err != nil {
 		return nil, togRPCError(err)
@@ -95,6 +96,7 @@ func (k *kvServer) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, 
 		if err != nil {
 			return nil, togRPCError(err)
 		}
+		k.s.metrics.countTxn(resp)
 		resp.Header = k.s.header(st.view.Rev())
 		return resp, nil
 	}

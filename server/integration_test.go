@@ -508,7 +508,7 @@ func TestSIGTERMTransfersLeadershipBeforeExit(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := tc.logOf(old.Name())
-	if !strings.Contains(log, "leadership transferred") {
+	if !strings.Contains(log, `"msg":"leadership transfer finished"`) {
 		t.Fatalf("%s stopped without transferring leadership; its log:\n%s", old.Name(), log[max(0, len(log)-2000):])
 	}
 	var rest []string

@@ -14,12 +14,14 @@ import (
 
 // listeners are a member's bound sockets and the HTTP servers on them: the
 // peer URLs serve the transport's handler, the client URLs serve the front
-// (gRPC and HTTP on the same port, told apart by cmux). They are bound in
+// (gRPC and HTTP on the same port, told apart by cmux), the metrics URLs
+// serve /metrics and the health endpoints. They are bound in
 // New, before anything is written to the data dir, and served in Start.
 type listeners struct {
 	lg       *slog.Logger
 	client   []net.Listener
 	peer     []net.Listener
+	metrics  []net.Listener // --listen-metrics-urls
 	httpSrvs []*http.Server
 }
 
@@ -28,10 +30,22 @@ type listeners struct {
 func listen(cfg *Config, lg *slog.Logger) (*listeners, error) {
 	l := &listeners{lg: lg}
 	var err error
+	lg.Info("configuring peer listeners", "listen-peer-urls", urlStrings(cfg.ListenPeerURLs))
 	if l.peer, err = bind(cfg.ListenPeerURLs, "peers", "--listen-peer-urls"); err != nil {
 		return nil, err
 	}
+	lg.Info("configuring client listeners", "listen-client-urls", urlStrings(cfg.ListenClientURLs))
 	if l.client, err = bind(cfg.ListenClientURLs, "clients", "--listen-client-urls"); err != nil {
+		l.close()
+		return nil, err
+	}
+	for _, u := range cfg.ListenMetricsURLs {
+		if u.Scheme != "http" {
+			l.close()
+			return nil, fmt.Errorf("cannot listen for metrics on %s (--listen-metrics-urls): only http is supported (quorumd has no client TLS yet)", u.String())
+		}
+	}
+	if l.metrics, err = bind(cfg.ListenMetricsURLs, "metrics", "--listen-metrics-urls"); err != nil {
 		l.close()
 		return nil, err
 	}
@@ -66,6 +80,7 @@ func (l *listeners) servePeers(h http.Handler, fatal func(error)) {
 			ErrorLog:          slog.NewLogLogger(l.lg.Handler(), slog.LevelDebug),
 		}
 		l.httpSrvs = append(l.httpSrvs, srv)
+		l.lg.Info("serving peer traffic", "address", ln.Addr().String())
 		go func(ln net.Listener) {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 				fatal(fmt.Errorf("peer listener %s: %w", ln.Addr(), err))
@@ -94,6 +109,22 @@ func (l *listeners) serveClients(f *front, fatal func(error)) {
 	}
 }
 
+// serveMetrics serves h (/metrics and the health endpoints, as etcd's
+// serveMetrics) on every --listen-metrics-urls listener.
+func (l *listeners) serveMetrics(h http.Handler, fatal func(error)) {
+	for _, ln := range l.metrics {
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: slog.NewLogLogger(l.lg.Handler(), slog.LevelDebug)}
+		l.httpSrvs = append(l.httpSrvs, srv)
+		go func(ln net.Listener) {
+			l.lg.Info("serving metrics", "address", "http://"+ln.Addr().String())
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+				fatal(fmt.Errorf("metrics listener %s: %w", ln.Addr(), err))
+			}
+		}(ln)
+	}
+}
+
 // closeHTTP closes the HTTP servers (peer streams and client HTTP) at once.
 func (l *listeners) closeHTTP() {
 	for _, h := range l.httpSrvs {
@@ -103,7 +134,7 @@ func (l *listeners) closeHTTP() {
 
 // close closes every bound socket.
 func (l *listeners) close() {
-	for _, ln := range append(l.client, l.peer...) {
+	for _, ln := range append(append(l.client, l.peer...), l.metrics...) {
 		ln.Close()
 	}
 }

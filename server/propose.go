@@ -3,7 +3,9 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -138,7 +140,10 @@ func clientContextError(ctx context.Context) error {
 // publishAttributes proposes this member's name and client URLs through Raft
 // once a leader exists, as etcd's publish, so MemberList on every member
 // shows every member's client URLs. Retries until it is applied or the
-// member stops.
+// member stops. Once applied it closes readyc and logs etcd's "published
+// local member to cluster through raft". Like etcd it proposes on every
+// start, restarts included; after a failed attempt it checks whether that
+// attempt was applied anyway.
 func (s *Server) publishAttributes() {
 	urls := make([]string, len(s.cfg.AdvertiseClientURLs))
 	for i := range s.cfg.AdvertiseClientURLs {
@@ -148,22 +153,47 @@ func (s *Server) publishAttributes() {
 		Member_ID:        s.id,
 		MemberAttributes: &membershippb.Attributes{Name: s.cfg.Name, ClientUrls: urls},
 	}}
-	for {
-		if st := s.readView(); st != nil {
+	timeout := s.cfg.requestTimeout()
+	fields := []any{
+		"local-member-id", idString(s.id),
+		"local-member-attributes", fmt.Sprintf("{Name:%s ClientURLs:[%s]}", s.cfg.Name, strings.Join(urls, " ")),
+	}
+	published := func() {
+		// Logged before readyc closes, so that "ready to serve client
+		// requests" always comes after it (etcd closes first, and its
+		// lines may come out either way).
+		s.lg.Info("published local member to cluster through raft",
+			append(fields, "cluster-id", idString(s.cid), "publish-timeout", timeout)...)
+		close(s.readyc)
+	}
+	for attempt := 0; ; attempt++ {
+		select {
+		case <-s.stopc:
+			s.lg.Warn("stopped publish because server is stopping", append(fields, "publish-timeout", timeout)...)
+			return
+		default:
+		}
+		if st := s.readView(); attempt > 0 && st != nil {
 			if m := st.membership.Member(s.id); m != nil && m.Name == s.cfg.Name && slices.Equal(m.ClientURLs, urls) {
+				published()
 				return
 			}
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.requestTimeout())
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		_, err := s.propose(ctx, req)
 		cancel()
 		if err == nil {
-			s.lg.Info("published member attributes", "name", s.cfg.Name, "client-urls", urls)
+			published()
 			return
 		}
 		select {
 		case <-s.stopc:
-			return
+			continue // reported at the top
+		default:
+		}
+		s.lg.Warn("failed to publish local member to cluster through raft", append(fields, "publish-timeout", timeout, "error", err)...)
+		select {
+		case <-s.stopc:
 		case <-time.After(s.cfg.HeartbeatInterval * 5):
 		}
 	}

@@ -3,8 +3,11 @@ package server
 import (
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/quorum-kv/quorum/server/wal"
 )
 
 // Server is one quorumd member, assembled from owned parts:
@@ -52,6 +55,13 @@ type Server struct {
 	lns   *listeners // nil for a member assembled without the network
 	front *front
 
+	// readyc is closed once this member's attributes are published
+	// through Raft (etcd's ReadyNotify): the moment etcd logs "ready to
+	// serve client requests".
+	readyc chan struct{}
+	// initialized: the data dir held a member when New opened it.
+	initialized bool
+
 	stopc    chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
@@ -66,22 +76,26 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	started := time.Now()
-	lg := cfg.Logger.With("member", cfg.Name)
+	lg := cfg.Logger
 	lns, err := listen(&cfg, lg)
 	if err != nil {
 		return nil, err
 	}
-	p, err := openDataDir(&cfg, lg)
+	memberDir := filepath.Join(cfg.DataDir, "member")
+	initialized := wal.Exist(filepath.Join(memberDir, "wal"))
+	logStarting(lg, &cfg, memberDir, initialized)
+	metrics := newServerMetrics()
+	p, err := openDataDir(&cfg, lg, metrics.observeWALFsync)
 	if err != nil {
 		lns.close()
 		return nil, err
 	}
-	metrics := newServerMetrics()
 	tr := newStreamTransport(lg, p.id, p.cid, p.me.PeerURLs, p.state.membership.Members,
 		p.node, p.snaps.Load, cfg.HeartbeatInterval, cfg.ElectionTimeout, metrics)
 	s := assemble(cfg, lg, metrics, p, tr, started)
 	s.peerHandler = tr.handler()
 	s.lns = lns
+	s.initialized = initialized
 	return s, nil
 }
 
@@ -96,9 +110,12 @@ func assemble(cfg Config, lg *slog.Logger, metrics *serverMetrics, p *memberPart
 		reqIDs:     newIDGenerator(p.id, time.Now()),
 		readwaitc:  make(chan struct{}, 1),
 		readNotify: newNotifier(),
+		readyc:     make(chan struct{}),
 		stopc:      make(chan struct{}),
 		errc:       make(chan error, 8),
 	}
+	metrics.setMember(p.id, cfg.QuotaBackendBytes)
+	metrics.setDBSize(func() int64 { st := s.readView(); return st.view.Size() + st.snapshotOverhead() })
 	s.raft = newRaftNode(raftNodeConfig{
 		ID: p.id, Node: p.node, Storage: p.storage, Log: p.log, Snapshots: p.snaps, Transport: tr,
 		Heartbeat: cfg.HeartbeatInterval, Started: started, Stop: s.stopc, Logger: lg, Metrics: metrics,
@@ -120,13 +137,48 @@ func (s *Server) ClusterID() uint64 { return s.cid }
 // Start runs the member: the Raft loop, the applier, the read loop, the
 // peer transport and the client API. It returns once everything serves.
 func (s *Server) Start() {
+	if s.initialized {
+		s.lg.Info("starting etcd server", "local-member-id", idString(s.id), "local-server-version", ReportedServerVersion,
+			"cluster-id", idString(s.cid), "cluster-version", APIVersion)
+	} else {
+		s.lg.Info("starting etcd server", "local-member-id", idString(s.id), "local-server-version", ReportedServerVersion,
+			"cluster-version", "to_be_decided")
+	}
 	s.run()
 	s.front = newFront(s)
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go func() { defer s.wg.Done(); s.healthLoop(s.front.health) }()
+	go func() { defer s.wg.Done(); s.announceClients() }()
 	s.lns.servePeers(s.peerHandler, s.fatal)
 	s.lns.serveClients(s.front, s.fatal)
-	s.lg.Info("serving clients", "urls", FormatURLs(s.cfg.ListenClientURLs))
+	s.lns.serveMetrics(s.front.metricsHTTP, s.fatal)
+	s.lg.Info("now serving peer/client/metrics",
+		"local-member-id", idString(s.id),
+		"initial-advertise-peer-urls", urlStrings(s.cfg.InitialAdvertisePeerURLs),
+		"listen-peer-urls", urlStrings(s.cfg.ListenPeerURLs),
+		"advertise-client-urls", urlStrings(s.cfg.AdvertiseClientURLs),
+		"listen-client-urls", urlStrings(s.cfg.ListenClientURLs),
+		"listen-metrics-urls", urlStrings(s.cfg.ListenMetricsURLs))
+}
+
+// announceClients writes etcd's lines for the client listeners once the
+// member is published (readyc), as etcd's serve does: "ready to serve
+// client requests" once per listener, then for each "serving client
+// traffic insecurely" (quorumd has no client TLS yet). The listeners
+// already accept and serve; these lines mark readiness, as etcd's do.
+func (s *Server) announceClients() {
+	select {
+	case <-s.readyc:
+	case <-s.stopc:
+		return
+	}
+	for range s.lns.client {
+		s.lg.Info("ready to serve client requests")
+	}
+	for _, ln := range s.lns.client {
+		s.lg.Info("serving client traffic insecurely; this is strongly discouraged!",
+			"traffic", "grpc+http", "address", ln.Addr().String())
+	}
 }
 
 // run starts the member's goroutines, without the client API.
@@ -155,22 +207,29 @@ func (s *Server) fatal(err error) {
 // cluster does not sit out an election. Safe to call more than once.
 func (s *Server) Stop() {
 	s.stopOnce.Do(func() {
+		s.lg.Info("closing etcd server", closeFields(&s.cfg)...)
 		s.raft.transferLeadership(s.cfg.ElectionTimeout)
 		if s.lns != nil {
+			for _, ln := range s.lns.peer {
+				s.lg.Info("stopping serving peer traffic", "address", ln.Addr().String())
+			}
 			s.lns.closeHTTP()
 			if s.front != nil {
 				s.front.stop()
 			}
 			s.lns.close()
+			for _, ln := range s.lns.peer {
+				s.lg.Info("stopped serving peer traffic", "address", ln.Addr().String())
+			}
 		}
 		close(s.stopc)
 		s.raft.node.Stop()
 		s.transport.Stop()
 		s.wg.Wait()
 		if err := s.raft.log.Close(); err != nil {
-			s.lg.Warn("closing wal", "err", err)
+			s.lg.Warn("failed to close wal", "error", err)
 		}
-		s.lg.Info("stopped")
+		s.lg.Info("closed etcd server", closeFields(&s.cfg)...)
 	})
 }
 

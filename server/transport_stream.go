@@ -98,7 +98,7 @@ func newStreamTransport(lg *slog.Logger, localID, clusterID uint64, localURLs []
 			continue
 		}
 		p := &peer{t: t, id: mem.ID, urls: mem.PeerURLs, queue: make(chan raftpb.Message, streamQueueLen),
-			snaps: make(chan raftpb.Message, 1), stop: make(chan struct{})}
+			snaps: make(chan raftpb.Message, 1), stop: make(chan struct{}), metrics: m.peer(mem.ID)}
 		t.peers[mem.ID] = p
 	}
 	return t
@@ -107,9 +107,10 @@ func newStreamTransport(lg *slog.Logger, localID, clusterID uint64, localURLs []
 func (t *streamTransport) Start() {
 	go t.proposalLoop()
 	for _, p := range t.peers {
-		p.wg.Add(2)
+		p.wg.Add(3)
 		go p.streamLoop()
 		go p.snapshotLoop()
+		go p.probeLoop()
 	}
 }
 
@@ -132,7 +133,7 @@ func (t *streamTransport) Send(msgs []raftpb.Message) {
 		select {
 		case p.queue <- m:
 		default:
-			t.metrics.peerDropped.WithLabelValues(idString(m.To)).Inc()
+			p.metrics.sendFailures.Inc()
 			t.node.ReportUnreachable(m.To)
 		}
 	}
@@ -165,7 +166,7 @@ func (t *streamTransport) proposalLoop() {
 		case m := <-t.propc:
 			ctx, cancel := context.WithTimeout(context.Background(), t.idle)
 			if err := t.node.Step(ctx, m); err != nil && !errors.Is(err, raft.ErrStopped) {
-				t.lg.Debug("dropped a forwarded proposal", "from", idString(m.From), "err", err)
+				t.lg.Debug("dropped a forwarded proposal", "from", idString(m.From), "error", err)
 			}
 			cancel()
 		case <-t.stopc:
@@ -182,6 +183,8 @@ type peer struct {
 	snaps chan raftpb.Message
 	stop  chan struct{}
 	wg    sync.WaitGroup
+
+	metrics *peerMetrics
 }
 
 func (p *peer) stopped() bool {
@@ -194,16 +197,23 @@ func (p *peer) stopped() bool {
 }
 
 // streamLoop owns the outbound stream to one peer: it dials, writes queued
-// messages, and redials after any failure.
+// messages, and redials after any failure. It logs etcd's "peer became
+// active" at the first connection and after each outage, and "peer became
+// inactive" when a dial fails after being active; a peer never reached yet
+// is "cannot reach peer" (once per distinct error).
 func (p *peer) streamLoop() {
 	defer p.wg.Done()
 	backoff := 50 * time.Millisecond
 	var lastErr string
+	active := false
 	for !p.stopped() {
 		conn, br, err := p.dial()
 		if err != nil {
-			if msg := err.Error(); msg != lastErr {
-				p.t.lg.Warn("cannot reach peer", "peer", idString(p.id), "err", err)
+			if msg := err.Error(); active {
+				p.t.lg.Warn("peer became inactive (message send to peer failed)", "peer-id", idString(p.id), "error", err)
+				active, lastErr = false, msg
+			} else if msg != lastErr {
+				p.t.lg.Warn("cannot reach peer", "local-member-id", idString(p.t.localID), "remote-peer-id", idString(p.id), "error", err)
 				lastErr = msg
 			}
 			p.t.node.ReportUnreachable(p.id)
@@ -218,26 +228,30 @@ func (p *peer) streamLoop() {
 			}
 			continue
 		}
-		if lastErr != "" {
-			p.t.lg.Info("peer reachable again", "peer", idString(p.id))
+		if !active {
+			p.t.lg.Info("peer became active", "peer-id", idString(p.id))
+			active = true
 		}
 		lastErr = ""
 		backoff = 50 * time.Millisecond
 		err = p.writeStream(conn, br)
 		conn.Close()
 		if err != nil && !p.stopped() {
-			p.t.lg.Debug("peer stream closed", "peer", idString(p.id), "err", err)
+			p.t.lg.Debug("lost TCP streaming connection with remote peer", "local-member-id", idString(p.t.localID),
+				"remote-peer-id", idString(p.id), "error", err)
 			p.t.node.ReportUnreachable(p.id)
 		}
 	}
 }
 
 // drainQueue drops messages queued while the peer cannot be reached, so that
-// a stale backlog is not delivered after a long outage.
+// a stale backlog is not delivered after a long outage; each is a send
+// failure, as in etcd.
 func (p *peer) drainQueue() {
 	for {
 		select {
 		case <-p.queue:
+			p.metrics.sendFailures.Inc()
 		default:
 			return
 		}
@@ -306,8 +320,12 @@ func (p *peer) writeStream(conn net.Conn, br *bufio.Reader) error {
 	defer ticker.Stop()
 	var hdr [4]byte
 	buf := make([]byte, 0, 4096)
+	// unflushed counts message bytes (without framing, as etcd counts
+	// them) for etcd_network_peer_sent_bytes_total, added at each flush.
+	unflushed := 0
 	write := func(m *raftpb.Message) error {
 		n := m.Size()
+		unflushed += n
 		if cap(buf) < n {
 			buf = make([]byte, n)
 		}
@@ -340,6 +358,7 @@ func (p *peer) writeStream(conn net.Conn, br *bufio.Reader) error {
 		case m := <-p.queue:
 			conn.SetWriteDeadline(time.Now().Add(p.t.idle))
 			if err := write(&m); err != nil {
+				p.metrics.sendFailures.Inc()
 				return err
 			}
 			// Batch whatever else is queued into the same flush.
@@ -348,6 +367,7 @@ func (p *peer) writeStream(conn net.Conn, br *bufio.Reader) error {
 				select {
 				case m := <-p.queue:
 					if err := write(&m); err != nil {
+						p.metrics.sendFailures.Inc()
 						return err
 					}
 				default:
@@ -355,8 +375,11 @@ func (p *peer) writeStream(conn net.Conn, br *bufio.Reader) error {
 				}
 			}
 			if err := bw.Flush(); err != nil {
+				p.metrics.sendFailures.Inc()
 				return err
 			}
+			p.metrics.sent.Add(float64(unflushed))
+			unflushed = 0
 		}
 	}
 }
@@ -371,30 +394,39 @@ func (p *peer) snapshotLoop() {
 		case <-p.stop:
 			return
 		case m := <-p.snaps:
-			err := p.sendSnapshot(client, m)
+			start := time.Now()
+			n, err := p.sendSnapshot(client, m)
 			if err != nil {
-				p.t.lg.Warn("sending snapshot failed", "peer", idString(p.id), "index", m.Snapshot.Metadata.Index, "err", err)
+				p.metrics.sendFailures.Inc()
+				p.metrics.snapFailed.Inc()
+				p.t.lg.Warn("failed to send database snapshot", "snapshot-index", m.Snapshot.Metadata.Index,
+					"remote-peer-id", idString(p.id), "error", err)
 				p.t.node.ReportUnreachable(p.id)
 				p.t.node.ReportSnapshot(p.id, raft.SnapshotFailure)
 				continue
 			}
-			p.t.lg.Info("sent snapshot", "peer", idString(p.id), "index", m.Snapshot.Metadata.Index, "bytes", len(m.Snapshot.Data))
+			p.t.lg.Info("sent database snapshot", "snapshot-index", m.Snapshot.Metadata.Index,
+				"remote-peer-id", idString(p.id), "bytes", len(m.Snapshot.Data), "took", time.Since(start))
+			p.metrics.sent.Add(float64(n))
+			p.metrics.snapSent.Inc()
+			p.metrics.snapSeconds.Observe(time.Since(start).Seconds())
 			p.t.node.ReportSnapshot(p.id, raft.SnapshotFinish)
 		}
 	}
 }
 
-func (p *peer) sendSnapshot(client *http.Client, m raftpb.Message) error {
+// sendSnapshot posts m with its data and returns the bytes sent.
+func (p *peer) sendSnapshot(client *http.Client, m raftpb.Message) (int, error) {
 	if len(m.Snapshot.Data) == 0 {
 		d, err := p.t.snapshotData(m.Snapshot.Metadata)
 		if err != nil {
-			return fmt.Errorf("read snapshot %d: %w", m.Snapshot.Metadata.Index, err)
+			return 0, fmt.Errorf("read snapshot %d: %w", m.Snapshot.Metadata.Index, err)
 		}
 		m.Snapshot.Data = d
 	}
 	data, err := m.Marshal()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var lastErr error
 	for _, raw := range p.urls {
@@ -409,7 +441,7 @@ func (p *peer) sendSnapshot(client *http.Client, m raftpb.Message) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, raw+snapshotPath, bytes.NewReader(data))
 		if err != nil {
 			cancel()
-			return err
+			return 0, err
 		}
 		req.Header.Set("X-Server-From", idString(p.t.localID))
 		req.Header.Set("X-Raft-To", idString(p.id))
@@ -429,9 +461,9 @@ func (p *peer) sendSnapshot(client *http.Client, m raftpb.Message) error {
 			lastErr = fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
 			continue
 		}
-		return nil
+		return len(data), nil
 	}
-	return lastErr
+	return 0, lastErr
 }
 
 // handler serves the peer port.
@@ -439,6 +471,7 @@ func (t *streamTransport) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(streamPath, t.serveStream)
 	mux.HandleFunc(snapshotPath, t.serveSnapshot)
+	mux.HandleFunc(probingPath, serveProbing)
 	mux.HandleFunc("/version", serveVersion)
 	return mux
 }
@@ -469,7 +502,7 @@ func (t *streamTransport) serveStream(w http.ResponseWriter, r *http.Request) {
 	}
 	from, code, err := t.checkPeerRequest(r)
 	if err != nil {
-		t.lg.Warn("rejected peer stream", "remote", r.RemoteAddr, "err", err)
+		t.lg.Warn("rejected peer stream", "remote-addr", r.RemoteAddr, "error", err)
 		http.Error(w, err.Error(), code)
 		return
 	}
@@ -519,11 +552,12 @@ func (t *streamTransport) serveStream(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	if err := t.readFrames(conn, brw.Reader, from); err != nil && !errors.Is(err, net.ErrClosed) {
-		t.lg.Debug("inbound peer stream ended", "peer", idString(from), "err", err)
+		t.lg.Debug("inbound peer stream ended", "remote-peer-id", idString(from), "error", err)
 	}
 }
 
 func (t *streamTransport) readFrames(conn net.Conn, br *bufio.Reader, from uint64) error {
+	received := t.peers[from].metrics.received
 	var hdr [4]byte
 	buf := make([]byte, 4096)
 	for {
@@ -545,6 +579,7 @@ func (t *streamTransport) readFrames(conn net.Conn, br *bufio.Reader, from uint6
 		if _, err := io.ReadFull(br, b); err != nil {
 			return err
 		}
+		received.Add(float64(n))
 		var m raftpb.Message
 		if err := m.Unmarshal(b); err != nil {
 			return fmt.Errorf("bad message from %s: %w", idString(from), err)
@@ -566,7 +601,7 @@ func (t *streamTransport) readFrames(conn net.Conn, br *bufio.Reader, from uint6
 			continue
 		}
 		if err := t.node.Step(context.Background(), m); err != nil && !errors.Is(err, raft.ErrStopped) {
-			t.lg.Debug("step failed", "err", err)
+			t.lg.Debug("step failed", "error", err)
 		}
 	}
 }
@@ -578,7 +613,7 @@ func (t *streamTransport) serveSnapshot(w http.ResponseWriter, r *http.Request) 
 	}
 	from, code, err := t.checkPeerRequest(r)
 	if err != nil {
-		t.lg.Warn("rejected snapshot", "remote", r.RemoteAddr, "err", err)
+		t.lg.Warn("rejected snapshot", "remote-addr", r.RemoteAddr, "error", err)
 		http.Error(w, err.Error(), code)
 		return
 	}
@@ -592,11 +627,15 @@ func (t *streamTransport) serveSnapshot(w http.ResponseWriter, r *http.Request) 
 		http.Error(w, "body is not a snapshot message from "+idString(from), http.StatusBadRequest)
 		return
 	}
-	t.lg.Info("received snapshot", "from", idString(from), "index", m.Snapshot.Metadata.Index, "bytes", len(m.Snapshot.Data))
+	pm := t.peers[from].metrics
+	pm.received.Add(float64(len(data)))
+	t.lg.Info("received database snapshot", "local-member-id", idString(t.localID), "remote-snapshot-sender-id", idString(from),
+		"incoming-snapshot-index", m.Snapshot.Metadata.Index, "incoming-snapshot-size-bytes", len(m.Snapshot.Data))
 	if err := t.node.Step(r.Context(), m); err != nil {
 		http.Error(w, "step snapshot: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
+	pm.snapReceived.Inc()
 	w.WriteHeader(http.StatusNoContent)
 }
 
