@@ -78,8 +78,12 @@ type Config struct {
 	SnapshotCount          uint64
 	SnapshotCatchUpEntries uint64
 
-	MaxRequestBytes   uint
-	MaxTxnOps         uint
+	MaxRequestBytes uint
+	MaxTxnOps       uint
+	// QuotaBackendBytes is the keyspace size past which writes get the
+	// NOSPACE alarm; 0 or negative disables the quota (cmd/quorumd maps
+	// etcd's 0 to the 2 GiB default and keeps a negative value: disabled,
+	// as etcd).
 	QuotaBackendBytes int64
 
 	// EnablePprof serves /debug/pprof on the client URLs, as etcd's flag.
@@ -242,8 +246,6 @@ func (c *Config) Validate() error {
 		return errors.New("--max-request-bytes must be > 0")
 	case c.MaxTxnOps == 0:
 		return errors.New("--max-txn-ops must be > 0")
-	case c.QuotaBackendBytes < 0:
-		return errors.New("--quota-backend-bytes must not be negative")
 	case c.InitialClusterState != "new" && c.InitialClusterState != "existing":
 		return fmt.Errorf("--initial-cluster-state is %q; want new or existing", c.InitialClusterState)
 	case c.Metrics != "basic" && c.Metrics != "extensive":

@@ -94,7 +94,7 @@ var etcdFlags = []flagInfo{
 	{Name: "max-snapshots", Class: noEffect, Reason: whyRetention, value: func(c *embed.Config) any { return c.MaxSnapFiles }},
 	{Name: "max-wals", Class: noEffect, Reason: whyRetention, value: func(c *embed.Config) any { return c.MaxWalFiles }},
 	{Name: "memory-mlock", Class: noEffect, Reason: whyBolt, value: func(c *embed.Config) any { return c.MemoryMlock }},
-	{Name: "quota-backend-bytes", Class: asEtcd, Reason: "the quota applies to quorumd's keyspace size"},
+	{Name: "quota-backend-bytes", Class: asEtcd, Reason: "the quota applies to quorumd's keyspace size; negative disables it, as etcd"},
 	{Name: "backend-bbolt-freelist-type", Class: noEffect, Reason: whyBolt, value: func(c *embed.Config) any { return c.BackendFreelistType }},
 	{Name: "backend-batch-interval", Class: noEffect, Reason: whyBolt, value: func(c *embed.Config) any { return c.BackendBatchInterval }},
 	{Name: "backend-batch-limit", Class: noEffect, Reason: whyBolt, value: func(c *embed.Config) any { return c.BackendBatchLimit }},

@@ -179,6 +179,9 @@ func serverConfig(ec *embed.Config, lg *zap.Logger) (*server.Config, error) {
 	if ec.QuotaBackendBytes != 0 {
 		c.QuotaBackendBytes = ec.QuotaBackendBytes
 	}
+	if c.QuotaBackendBytes < 0 { // as etcd's storage.NewBackendQuota
+		lg.Info("disabled backend quota", zap.String("quota-name", "v3-applier"), zap.Int64("quota-size-bytes", c.QuotaBackendBytes))
+	}
 	c.EnablePprof = ec.EnablePprof
 	c.Metrics = ec.Metrics
 	c.DisablePreVote = !ec.PreVote

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/quorum-kv/quorum/server"
 )
 
 // A member that cannot start — a name missing from --initial-cluster, a
@@ -58,5 +60,22 @@ func TestStartFailuresExitWithOneLineNamingTheCause(t *testing.T) {
 				t.Fatalf("line %v does not say %q", lines[0], tt.want)
 			}
 		})
+	}
+}
+
+// A negative --quota-backend-bytes disables the quota, as etcd's does,
+// with etcd's log line; 0 is etcd's 2 GiB default.
+func TestNegativeQuotaDisablesItAsEtcd(t *testing.T) {
+	var stderr bytes.Buffer
+	cfg, _, code := configure([]string{"--quota-backend-bytes=-1", "--data-dir", t.TempDir()}, nil, &bytes.Buffer{}, &stderr)
+	if cfg == nil {
+		t.Fatalf("refused: exit %d, %s", code, stderr.String())
+	}
+	if cfg.QuotaBackendBytes >= 0 || len(withMsg(logLines(t, stderr.String()), "disabled backend quota")) != 1 {
+		t.Errorf("quota %d; stderr %s", cfg.QuotaBackendBytes, stderr.String())
+	}
+	cfg, _, _ = configure([]string{"--data-dir", t.TempDir()}, nil, &bytes.Buffer{}, &bytes.Buffer{})
+	if cfg == nil || cfg.QuotaBackendBytes != server.DefaultQuotaBackendBytes {
+		t.Errorf("default quota %v", cfg)
 	}
 }
