@@ -119,19 +119,11 @@ func TestDockerRefusesLatencyUpFront(t *testing.T) {
 	cfg := shortConfig(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	eng, err := docker.NewEngine(ctx, cfg.Logger, nil)
-	if err != nil {
-		t.Skipf("no Docker engine reachable: %v", err)
-	}
-	defer eng.Close()
-	bin, err := docker.BuildStatic(ctx, "github.com/quorum-kv/quorum/cmd/quorumd", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng, bin := dockerQuorumd(ctx, t, cfg)
 	cfg.Nemeses = "latency"
 	cfg.TimeLimit = 5 * time.Second
 	cfg.Server = cluster.Server{Label: "quorumd", Binary: bin}
-	_, err = harness.Run(ctx, cfg, &docker.Backend{Engine: eng})
+	_, err := harness.Run(ctx, cfg, &docker.Backend{Engine: eng})
 	if err == nil || !strings.Contains(err.Error(), "LinkShaper") {
 		t.Fatalf("err = %v, want the latency nemesis refused", err)
 	}
@@ -139,18 +131,9 @@ func TestDockerRefusesLatencyUpFront(t *testing.T) {
 
 // The same seed gives the same operation and fault schedule in containers.
 func TestSameSeedGivesTheSameScheduleOnTheDockerBackend(t *testing.T) {
-	cfg := shortConfig(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	eng, err := docker.NewEngine(ctx, cfg.Logger, nil)
-	if err != nil {
-		t.Skipf("no Docker engine reachable: %v", err)
-	}
-	defer eng.Close()
-	bin, err := docker.BuildStatic(ctx, "github.com/quorum-kv/quorum/cmd/quorumd", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng, bin := dockerQuorumd(ctx, t, shortConfig(t))
 	nemeses := "kill-one,pause-one"
 	if os.Geteuid() == 0 {
 		nemeses = "kill-one,partition-halves"
@@ -172,4 +155,21 @@ func TestSameSeedGivesTheSameScheduleOnTheDockerBackend(t *testing.T) {
 	}
 	a, b := sched(), sched()
 	a.mustEqual(t, b, 20, 2)
+}
+
+// dockerQuorumd connects to the Docker engine (skipping the test when there
+// is none) and builds quorumd static for a FROM scratch image; the engine
+// is closed when the test ends.
+func dockerQuorumd(ctx context.Context, t *testing.T, cfg harness.Config) (*docker.Engine, string) {
+	t.Helper()
+	eng, err := docker.NewEngine(ctx, cfg.Logger, nil)
+	if err != nil {
+		t.Skipf("no Docker engine reachable: %v", err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	bin, err := docker.BuildStatic(ctx, "github.com/quorum-kv/quorum/cmd/quorumd", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return eng, bin
 }
