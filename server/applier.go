@@ -25,11 +25,14 @@ import (
 // through the waitRegistry), and after every batch publishes an immutable
 // read view (readView) and the applied index (waitApplied).
 //
-// Where the next subsystems plug in:
-//   - Lease: LeaseGrant, LeaseRevoke and LeaseCheckpoint requests get their
-//     cases in applyRequest, applied to a lessor the applier owns (and whose
-//     state the snapshot codec then carries); expiry is the leader proposing
-//     LeaseRevoke, so it arrives here like any request.
+// Leases: LeaseGrant and LeaseRevoke requests are applied to the lessor,
+// whose replicated part (leases, TTLs, attached keys) only the applier
+// changes and the snapshot carries; expiry is the leader proposing
+// LeaseRevoke, so it arrives here like any request. A write that changes a
+// key's lease is reported by the store (TakeLeaseChanges) and attached or
+// detached here.
+//
+// Where the next subsystem plugs in:
 //   - Watch: applyBatch is where a batch's changes are complete; a watchable
 //     store hands the batch's events to its watchers there, before the
 //     view is published, so a watcher never lags a reader.
@@ -49,6 +52,7 @@ type applier struct {
 
 	// Owned by the applier goroutine.
 	store         *mvcc.Store
+	lessor        *lessor
 	membership    *Membership
 	confState     raftpb.ConfState
 	appliedIndex  uint64
@@ -78,6 +82,7 @@ var _ confChanger = raft.Node(nil)
 type appliedState struct {
 	store      *mvcc.Store
 	membership *Membership
+	leases     []leaseRecord
 	confState  raftpb.ConfState
 	index      uint64
 }
@@ -100,6 +105,9 @@ type applierConfig struct {
 	// each snapshot there and compacts the log behind it.
 	RaftStorage *raft.MemoryStorage
 	Snapshots   SnapshotStorage
+	// Lessor is the member's lease table; the applier restores State's
+	// leases into it.
+	Lessor *lessor
 	// ReleaseLog lets the durable log drop what a snapshot covers; it may
 	// block until the Raft loop takes it or the member stops.
 	ReleaseLog func(index uint64)
@@ -120,11 +128,13 @@ func newApplier(c applierConfig) *applier {
 		lg: c.Logger, metrics: c.Metrics, stopc: c.Stop,
 		raft: c.Raft, raftStorage: c.RaftStorage, snaps: c.Snapshots, releaseLog: c.ReleaseLog, results: c.Results,
 		snapshotCount: c.SnapshotCount, catchUpEntries: c.CatchUpEntries,
-		store: c.State.store, membership: c.State.membership, confState: c.State.confState,
+		store: c.State.store, lessor: c.Lessor, membership: c.State.membership, confState: c.State.confState,
 		appliedIndex: c.State.index, snapshotIndex: c.State.index,
 		snapshotDone: make(chan time.Time, 1),
 		applyWait:    newIndexWaiter(c.State.index),
 	}
+	a.lessor.restore(c.State.leases, time.Now())
+	a.store.SetLeaseCheck(a.lessor.exists)
 	a.publish()
 	return a
 }
@@ -185,11 +195,14 @@ func (a *applier) applySnapshot(sn raftpb.Snapshot) error {
 	if sn.Metadata.Index <= a.appliedIndex {
 		return nil
 	}
-	store, mem, err := decodeSnapshot(sn.Data)
+	c, err := decodeSnapshot(sn.Data)
 	if err != nil {
 		return fmt.Errorf("snapshot at index %d: %w", sn.Metadata.Index, err)
 	}
-	a.store, a.membership = store, mem
+	store := c.store
+	a.store, a.membership = store, c.membership
+	a.lessor.restore(c.leases, time.Now())
+	a.store.SetLeaseCheck(a.lessor.exists)
 	a.confState = sn.Metadata.ConfState
 	a.appliedIndex, a.snapshotIndex = sn.Metadata.Index, sn.Metadata.Index
 	a.lg.Info("restored the keyspace from a snapshot", "snapshot-index", sn.Metadata.Index, "current-rev", store.Rev())
@@ -242,7 +255,7 @@ type applyResult struct {
 
 // applyRequest applies one request deterministically; every member computes
 // the same result. One case per kind of InternalRaftRequest; a kind with no
-// case (Lease*, until leases exist) fails on every member alike.
+// case (LeaseCheckpoint, auth) fails on every member alike.
 func (a *applier) applyRequest(r *pb.InternalRaftRequest) applyResult {
 	var res applyResult
 	start := time.Now()
@@ -266,6 +279,12 @@ func (a *applier) applyRequest(r *pb.InternalRaftRequest) applyResult {
 		op = applyOpCompaction
 		res.err = a.store.Compact(r.Compaction.Revision)
 		res.resp = &pb.CompactionResponse{}
+	case r.LeaseGrant != nil:
+		op = applyOpLeaseGrant
+		res.resp, res.err = a.applyLeaseGrant(r.LeaseGrant)
+	case r.LeaseRevoke != nil:
+		op = applyOpLeaseRevoke
+		res.resp, res.err = a.applyLeaseRevoke(r.LeaseRevoke.ID)
 	case r.ClusterMemberAttrSet != nil:
 		op = applyOpMemberAttrSet
 		a.applyMemberAttrs(r.ClusterMemberAttrSet)
@@ -273,10 +292,44 @@ func (a *applier) applyRequest(r *pb.InternalRaftRequest) applyResult {
 	default:
 		res.err = errors.New("quorumd: unsupported request in the log")
 	}
+	if cs := a.store.TakeLeaseChanges(); cs != nil {
+		a.lessor.applyChanges(cs)
+	}
 	res.rev = a.store.Rev()
 	// etcd counts a compacted revision as success (apply/uber_applier.go).
 	a.metrics.observeApply(op, res.err == nil || errors.Is(res.err, mvcc.ErrCompacted), time.Since(start).Seconds())
 	return res
+}
+
+func (a *applier) applyLeaseGrant(r *pb.LeaseGrantRequest) (*pb.LeaseGrantResponse, error) {
+	ttl, err := a.lessor.grant(r.ID, r.TTL, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return &pb.LeaseGrantResponse{ID: r.ID, TTL: ttl}, nil
+}
+
+// applyLeaseRevoke deletes every key attached to lease id in one revision
+// (one txn, the keys in sorted order on every member, as etcd's Revoke) and
+// then the lease.
+func (a *applier) applyLeaseRevoke(id int64) (*pb.LeaseRevokeResponse, error) {
+	keys, err := a.lessor.keys(id)
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) > 0 {
+		txn := &pb.TxnRequest{Success: make([]*pb.RequestOp, len(keys))}
+		for i, k := range keys {
+			txn.Success[i] = &pb.RequestOp{Request: &pb.RequestOp_RequestDeleteRange{
+				RequestDeleteRange: &pb.DeleteRangeRequest{Key: []byte(k)}}}
+		}
+		if _, err := a.store.Txn(txn); err != nil {
+			// Deletes of existing keys without compares cannot fail.
+			panic(fmt.Sprintf("quorumd: revoking lease %x: %v", id, err))
+		}
+	}
+	a.lessor.remove(id)
+	return &pb.LeaseRevokeResponse{}, nil
 }
 
 func (a *applier) applyMemberAttrs(r *membershippb.ClusterMemberAttrSetRequest) {
@@ -306,13 +359,13 @@ func (a *applier) maybeSnapshot() {
 		return
 	}
 	a.snapshotting.Store(true)
-	view, mem, cs, idx := a.store.View(), a.membership.Clone(), a.confState, a.appliedIndex
+	view, mem, leases, cs, idx := a.store.View(), a.membership.Clone(), a.lessor.records(), a.confState, a.appliedIndex
 	a.snapshotIndex = idx
 	a.snapWG.Add(1)
 	go func() {
 		defer a.snapWG.Done()
 		start := time.Now()
-		err := a.saveSnapshot(view, mem, cs, idx)
+		err := a.saveSnapshot(view, mem, leases, cs, idx)
 		took := time.Since(start)
 		select {
 		case a.snapshotDone <- time.Now().Add(snapshotDutyFactor * took):
@@ -336,7 +389,7 @@ const snapshotDutyFactor = 9
 // metadata only; the transport reads the data back when a follower needs
 // it. Then Raft's log is compacted to catchUpEntries behind the snapshot
 // and the durable log released up to there.
-func (a *applier) saveSnapshot(view *mvcc.View, mem *Membership, cs raftpb.ConfState, idx uint64) error {
+func (a *applier) saveSnapshot(view *mvcc.View, mem *Membership, leases []leaseRecord, cs raftpb.ConfState, idx uint64) error {
 	start := time.Now()
 	term, err := a.raftStorage.Term(idx)
 	if errors.Is(err, raft.ErrCompacted) || errors.Is(err, raft.ErrUnavailable) {
@@ -346,7 +399,7 @@ func (a *applier) saveSnapshot(view *mvcc.View, mem *Membership, cs raftpb.ConfS
 		return fmt.Errorf("snapshot at %d: term: %w", idx, err)
 	}
 	n, err := a.snaps.Create(raftpb.SnapshotMetadata{ConfState: cs, Index: idx, Term: term},
-		func(w io.Writer) error { return encodeSnapshot(w, view, mem) })
+		func(w io.Writer) error { return encodeSnapshot(w, view, mem, leases) })
 	if err != nil {
 		return err
 	}

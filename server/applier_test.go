@@ -60,7 +60,7 @@ func newApplierRig(t *testing.T, snapshotCount, catchUp uint64) *applierRig {
 	t.Cleanup(func() { close(stopc) })
 	r.a = newApplier(applierConfig{
 		State: appliedState{store: mvcc.New(), membership: NewMembership(cfg.InitialCluster, cfg.InitialClusterToken)},
-		Raft:  r.conf, RaftStorage: r.storage, Snapshots: memSnapshots{r.disk},
+		Raft:  r.conf, RaftStorage: r.storage, Snapshots: memSnapshots{r.disk}, Lessor: newLessor(2),
 		ReleaseLog: func(i uint64) { r.mu.Lock(); r.released = append(r.released, i); r.mu.Unlock() },
 		Results:    r.results, SnapshotCount: snapshotCount, CatchUpEntries: catchUp,
 		Stop: stopc, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: newServerMetrics(),
@@ -140,10 +140,11 @@ func TestApplierAppliesEntriesInOrderAndAnswersProposers(t *testing.T) {
 			Member_ID: me, MemberAttributes: &membershippb.Attributes{Name: "renamed", ClientUrls: []string{"http://127.0.0.1:9"}}}}),
 		req(104, &pb.InternalRaftRequest{DeleteRange: &pb.DeleteRangeRequest{Key: []byte("b")}}),
 		req(105, &pb.InternalRaftRequest{Compaction: &pb.CompactionRequest{Revision: 3}}),
-		req(106, &pb.InternalRaftRequest{LeaseGrant: &pb.LeaseGrantRequest{TTL: 10}}),
+		req(106, &pb.InternalRaftRequest{LeaseGrant: &pb.LeaseGrantRequest{ID: 7, TTL: 10}}),
+		req(107, &pb.InternalRaftRequest{LeaseCheckpoint: &pb.LeaseCheckpointRequest{}}),
 	)
 	waits := map[uint64]<-chan applyResult{}
-	for _, id := range []uint64{101, 102, 103, 104, 105, 106, 999} {
+	for _, id := range []uint64{101, 102, 103, 104, 105, 106, 107, 999} {
 		waits[id] = r.results.register(id)
 	}
 	if err := r.a.applyBatch(applyJob{entries: ents}); err != nil {
@@ -161,8 +162,9 @@ func TestApplierAppliesEntriesInOrderAndAnswersProposers(t *testing.T) {
 		{103, 4, "*etcdserverpb.TxnResponse", ""},
 		{104, 5, "*etcdserverpb.DeleteRangeResponse", ""},
 		{105, 5, "*etcdserverpb.CompactionResponse", ""},
-		// No lease subsystem yet: the request fails on every member alike.
-		{106, 5, "<nil>", "unsupported request"},
+		{106, 5, "*etcdserverpb.LeaseGrantResponse", ""},
+		// No lease checkpoints: the request fails on every member alike.
+		{107, 5, "<nil>", "unsupported request"},
 	}
 	for _, tt := range tests {
 		select {
@@ -185,8 +187,8 @@ func TestApplierAppliesEntriesInOrderAndAnswersProposers(t *testing.T) {
 	}
 
 	st := r.a.readView()
-	if st.applied != 9 || r.a.appliedIndex != 9 {
-		t.Errorf("applied index: published %d, applier %d; want 9", st.applied, r.a.appliedIndex)
+	if st.applied != 10 || r.a.appliedIndex != 10 {
+		t.Errorf("applied index: published %d, applier %d; want 10", st.applied, r.a.appliedIndex)
 	}
 	if got, want := keyspace(t, st.view), "a=1@2 c=3@4"; got != want {
 		t.Errorf("keyspace %q, want %q", got, want)
@@ -251,11 +253,11 @@ func TestApplierSnapshotsEverySnapshotCountEntries(t *testing.T) {
 	if sn == nil || sn.Metadata.Index != 5 || sn.Metadata.Term != 1 {
 		t.Fatalf("snapshot %+v, want one at 1/5", sn)
 	}
-	store, mem, err := decodeSnapshot(sn.Data)
+	c, err := decodeSnapshot(sn.Data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := keyspace(t, store.View()), keyspace(t, r.a.readView().view); got != want || mem.ClusterID != r.a.membership.ClusterID {
+	if got, want := keyspace(t, c.store.View()), keyspace(t, r.a.readView().view); got != want || c.membership.ClusterID != r.a.membership.ClusterID {
 		t.Errorf("snapshot holds %q, the applier %q", got, want)
 	}
 	if rs, _ := r.storage.Snapshot(); rs.Metadata.Index != 5 || len(rs.Data) != 0 {
@@ -294,7 +296,7 @@ func TestApplierRestoresSnapshotFromLeader(t *testing.T) {
 	mem := r.a.membership.Clone()
 	mem.Members[0].Name = "from-leader"
 	var data bytes.Buffer
-	if err := encodeSnapshot(&data, leader.View(), mem); err != nil {
+	if err := encodeSnapshot(&data, leader.View(), mem, nil); err != nil {
 		t.Fatal(err)
 	}
 	sn := raftpb.Snapshot{Data: data.Bytes(), Metadata: raftpb.SnapshotMetadata{

@@ -172,11 +172,11 @@ func restoreState(storage *raft.MemoryStorage, sn *raftpb.Snapshot, hs raftpb.Ha
 	membership *Membership, snapPath, walPath string) (restored, error) {
 	state := appliedState{store: mvcc.New(), membership: membership}
 	if sn != nil {
-		store, mem, err := decodeSnapshot(sn.Data)
+		c, err := decodeSnapshot(sn.Data)
 		if err != nil {
 			return restored{}, fmt.Errorf("snapshot %016x-%016x in %s: %w", sn.Metadata.Term, sn.Metadata.Index, snapPath, err)
 		}
-		state = appliedState{store: store, membership: mem, confState: sn.Metadata.ConfState, index: sn.Metadata.Index}
+		state = appliedState{store: c.store, membership: c.membership, leases: c.leases, confState: sn.Metadata.ConfState, index: sn.Metadata.Index}
 		if err := storage.ApplySnapshot(withoutData(*sn)); err != nil {
 			return restored{}, fmt.Errorf("apply snapshot: %w", err)
 		}

@@ -19,9 +19,9 @@ import (
 // service quorumd implements, and the HTTP endpoints served beside it on the
 // client URLs. Every service is registered here, in newFront; the services
 // themselves live in front_*.go (front_kv.go, front_maintenance.go,
-// front_cluster.go, front_health.go) and reach the member only through the
+// front_cluster.go, front_health.go, front_lease.go) and reach the member only through the
 // Server's methods (propose, linearizableReadNotify, readView, header).
-// The Watch and Lease services, when they come, register here as well.
+// The Watch service, when it comes, registers here as well.
 // Which sockets the front is served on is listeners.go's business.
 type front struct {
 	grpc   *grpc.Server
@@ -47,6 +47,7 @@ func newFront(s *Server) *front {
 	pb.RegisterKVServer(g, &kvServer{s: s})
 	pb.RegisterMaintenanceServer(g, &maintenanceServer{s: s})
 	pb.RegisterClusterServer(g, &clusterServer{s: s})
+	pb.RegisterLeaseServer(g, &leaseServer{s: s})
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)
 	// Every method's grpc_server_* series from the start, as etcd.

@@ -161,9 +161,7 @@ func txnSerializable(r *pb.TxnRequest) bool {
 	return true
 }
 
-// The checks below are etcd's (server/etcdserver/api/v3rpc/key.go), plus a
-// lease check: quorumd has no lease subsystem, so every lease ID is one
-// etcd would report as not found.
+// The checks below are etcd's (server/etcdserver/api/v3rpc/key.go).
 func checkRangeRequest(r *pb.RangeRequest) error {
 	if len(r.Key) == 0 {
 		return rpctypes.ErrGRPCEmptyKey
@@ -187,9 +185,7 @@ func checkPutRequest(r *pb.PutRequest) error {
 	if r.IgnoreLease && r.Lease != 0 {
 		return rpctypes.ErrGRPCLeaseProvided
 	}
-	if r.Lease != 0 {
-		return rpctypes.ErrGRPCLeaseNotFound
-	}
+	// Whether the lease exists is decided when the put is applied, as etcd.
 	return nil
 }
 
@@ -259,6 +255,11 @@ func togRPCError(err error) error {
 		return rpctypes.ErrGRPCKeyNotFound
 	case errors.Is(err, mvcc.ErrDuplicateKey):
 		return rpctypes.ErrGRPCDuplicateKey
+	case errors.Is(err, mvcc.ErrLeaseNotFound):
+		return rpctypes.ErrGRPCLeaseNotFound
+	}
+	if lerr := leaseError(err); lerr != nil {
+		return lerr
 	}
 	return status.Error(codes.Internal, err.Error())
 }

@@ -107,18 +107,18 @@ func TestSnapshotEnvelopeRejectsDamage(t *testing.T) {
 	cfg := DefaultConfig()
 	mem := NewMembership(cfg.InitialCluster, cfg.InitialClusterToken)
 	data := encodeForTest(t, mem)
-	store, got, err := decodeSnapshot(data)
-	if err != nil || store == nil || got.ClusterID != mem.ClusterID {
+	c, err := decodeSnapshot(data)
+	if err != nil || c.store == nil || c.membership.ClusterID != mem.ClusterID {
 		t.Fatalf("round trip: %v", err)
 	}
 	for _, off := range []int{0, len(snapMagic) + 2, len(snapMagic) + 9, len(data) - 1} {
 		bad := append([]byte(nil), data...)
 		bad[off] ^= 0x40
-		if _, _, err := decodeSnapshot(bad); err == nil {
+		if _, err := decodeSnapshot(bad); err == nil {
 			t.Errorf("flipped byte at %d was accepted", off)
 		}
 	}
-	if _, _, err := decodeSnapshot(data[:len(data)/2]); err == nil {
+	if _, err := decodeSnapshot(data[:len(data)/2]); err == nil {
 		t.Error("truncated snapshot was accepted")
 	}
 }

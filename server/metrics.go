@@ -80,11 +80,13 @@ const (
 	applyOpTxn
 	applyOpCompaction
 	applyOpMemberAttrSet
+	applyOpLeaseGrant
+	applyOpLeaseRevoke
 	applyOpUnknown
 	numApplyOps
 )
 
-var applyOpNames = [numApplyOps]string{"Put", "DeleteRange", "Txn", "Compaction", "ClusterMemberAttrSet", "unknown"}
+var applyOpNames = [numApplyOps]string{"Put", "DeleteRange", "Txn", "Compaction", "ClusterMemberAttrSet", "LeaseGrant", "LeaseRevoke", "unknown"}
 
 // reportedClusterVersion is the etcd_cluster_version label: the cluster
 // version etcd reports, major.minor.

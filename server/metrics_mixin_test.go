@@ -27,11 +27,9 @@ import (
 // feature lands.
 var mixinNotYet = map[string]string{
 	// The dashboards' "Active Streams" panels count open Watch and Lease
-	// streams from the gRPC metrics; quorumd registers neither service yet.
+	// streams from the gRPC metrics; quorumd has no Watch service yet.
 	`grpc_server_started_total{grpc_service="etcdserverpb.Watch",grpc_type="bidi_stream"}`: "the Watch service is not implemented",
 	`grpc_server_handled_total{grpc_service="etcdserverpb.Watch",grpc_type="bidi_stream"}`: "the Watch service is not implemented",
-	`grpc_server_started_total{grpc_service="etcdserverpb.Lease",grpc_type="bidi_stream"}`: "the Lease service is not implemented",
-	`grpc_server_handled_total{grpc_service="etcdserverpb.Lease",grpc_type="bidi_stream"}`: "the Lease service is not implemented",
 }
 
 // scrapeGenerated are names the mixin uses that no target exports:

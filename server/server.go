@@ -36,10 +36,14 @@ type Server struct {
 	cid     uint64
 	metrics *serverMetrics
 
-	raft      *raftNode
-	status    *raftStatus // raft's, published for every goroutine
-	app       *applier
-	transport Transport
+	raft   *raftNode
+	status *raftStatus // raft's, published for every goroutine
+	app    *applier
+	lessor *lessor
+	// peerClient forwards lease renewals and time-to-live questions to
+	// the leader's peer URL (lease_leader.go).
+	peerClient *http.Client
+	transport  Transport
 	// peerHandler serves the peer listeners (the stream transport's
 	// handler); nil for a member assembled without the network.
 	peerHandler http.Handler
@@ -93,7 +97,7 @@ func New(cfg Config) (*Server, error) {
 	tr := newStreamTransport(lg, p.id, p.cid, p.me.PeerURLs, p.state.membership.Members,
 		p.node, p.snaps.Load, cfg.HeartbeatInterval, cfg.ElectionTimeout, metrics)
 	s := assemble(cfg, lg, metrics, p, tr, started)
-	s.peerHandler = tr.handler()
+	s.peerHandler = s.peerHandlerWithLeases(tr.handler())
 	s.lns = lns
 	s.initialized = initialized
 	return s, nil
@@ -121,8 +125,10 @@ func assemble(cfg Config, lg *slog.Logger, metrics *serverMetrics, p *memberPart
 		Heartbeat: cfg.HeartbeatInterval, Started: started, Stop: s.stopc, Logger: lg, Metrics: metrics,
 	})
 	s.status = s.raft.status
+	s.peerClient = &http.Client{Timeout: cfg.requestTimeout()}
+	s.lessor = newLessor(minLeaseTTL(cfg.electionTicks(), cfg.HeartbeatInterval))
 	s.app = newApplier(applierConfig{
-		State: p.state, Raft: p.node, RaftStorage: p.storage, Snapshots: p.snaps,
+		State: p.state, Raft: p.node, RaftStorage: p.storage, Snapshots: p.snaps, Lessor: s.lessor,
 		ReleaseLog: s.raft.releaseLogTo, Results: s.wait,
 		SnapshotCount: cfg.SnapshotCount, CatchUpEntries: cfg.catchUpEntries(),
 		Stop: s.stopc, Logger: lg, Metrics: metrics,
@@ -184,7 +190,8 @@ func (s *Server) announceClients() {
 // run starts the member's goroutines, without the client API.
 func (s *Server) run() {
 	s.transport.Start()
-	s.wg.Add(4)
+	s.wg.Add(5)
+	go func() { defer s.wg.Done(); s.leaseLoop() }()
 	go func() { defer s.wg.Done(); s.raft.run(s.fatal) }()
 	go func() { defer s.wg.Done(); s.app.run(s.raft.apply(), s.fatal) }()
 	go func() { defer s.wg.Done(); s.readLoop() }()

@@ -14,61 +14,109 @@ import (
 
 // The snapshot codec: what a snapshot's data (raftpb.Snapshot.Data, the
 // body of a snap file) holds. Magic, the membership as JSON
-// (length-prefixed, guarded by a CRC32-C), then the MVCC store's own
-// checksummed serialization. The snap file around it carries the Raft
-// metadata and a checksum of its own.
-var snapMagic = []byte("QUORUMSNAP1\n")
+// (length-prefixed, guarded by a CRC32-C), since version 2 the leases as
+// JSON (the same framing), then the MVCC store's own checksummed
+// serialization. The snap file around it carries the Raft metadata and a
+// checksum of its own. Version 1 snapshots (no lease section) still load,
+// with no leases.
+var (
+	snapMagic   = []byte("QUORUMSNAP2\n")
+	snapMagicV1 = []byte("QUORUMSNAP1\n")
+)
 
-// encodeSnapshot writes the keyspace view and the membership to w, streaming:
-// no copy of the keyspace is built.
-func encodeSnapshot(w io.Writer, view *mvcc.View, mem *Membership) error {
-	mj, err := json.Marshal(mem)
+// snapshotContents is what a snapshot restores besides the Raft metadata.
+type snapshotContents struct {
+	store      *mvcc.Store
+	membership *Membership
+	leases     []leaseRecord
+}
+
+// encodeSnapshot writes the keyspace view, the membership and the leases to
+// w, streaming: no copy of the keyspace is built.
+func encodeSnapshot(w io.Writer, view *mvcc.View, mem *Membership, leases []leaseRecord) error {
+	if _, err := w.Write(snapMagic); err != nil {
+		return err
+	}
+	if err := writeJSONSection(w, mem); err != nil {
+		return err
+	}
+	if leases == nil {
+		leases = []leaseRecord{}
+	}
+	if err := writeJSONSection(w, leases); err != nil {
+		return err
+	}
+	_, err := view.WriteTo(w)
+	return err
+}
+
+func writeJSONSection(w io.Writer, v any) error {
+	j, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
 	var hdr [8]byte
-	binary.BigEndian.PutUint32(hdr[:4], uint32(len(mj)))
-	binary.BigEndian.PutUint32(hdr[4:], crc32.Checksum(mj, crc32.MakeTable(crc32.Castagnoli)))
-	for _, b := range [][]byte{snapMagic, hdr[:], mj} {
-		if _, err := w.Write(b); err != nil {
-			return err
-		}
+	binary.BigEndian.PutUint32(hdr[:4], uint32(len(j)))
+	binary.BigEndian.PutUint32(hdr[4:], crc32.Checksum(j, crc32.MakeTable(crc32.Castagnoli)))
+	if _, err := w.Write(hdr[:]); err != nil {
+		return err
 	}
-	_, err = view.WriteTo(w)
+	_, err = w.Write(j)
 	return err
 }
 
-// decodeSnapshot restores the store and the membership encodeSnapshot wrote;
-// damage anywhere is an error.
-func decodeSnapshot(data []byte) (*mvcc.Store, *Membership, error) {
-	if !bytes.HasPrefix(data, snapMagic) || len(data) < len(snapMagic)+8 {
-		return nil, nil, errors.New("snapshot data is not a quorumd snapshot")
+// readJSONSection decodes the section at the start of data into v and
+// returns what follows it.
+func readJSONSection(data []byte, name string, v any) ([]byte, error) {
+	if len(data) < 8 {
+		return nil, fmt.Errorf("snapshot %s section is truncated", name)
+	}
+	n := binary.BigEndian.Uint32(data[:4])
+	sum := binary.BigEndian.Uint32(data[4:8])
+	data = data[8:]
+	if uint64(n) > uint64(len(data)) {
+		return nil, fmt.Errorf("snapshot %s section is truncated", name)
+	}
+	j := data[:n]
+	if crc32.Checksum(j, crc32.MakeTable(crc32.Castagnoli)) != sum {
+		return nil, fmt.Errorf("snapshot %s section checksum mismatch", name)
+	}
+	if err := json.Unmarshal(j, v); err != nil {
+		return nil, fmt.Errorf("snapshot %s: %w", name, err)
+	}
+	return data[n:], nil
+}
+
+// decodeSnapshot restores what encodeSnapshot wrote (or a version 1
+// snapshot); damage anywhere is an error.
+func decodeSnapshot(data []byte) (snapshotContents, error) {
+	var c snapshotContents
+	v2 := bytes.HasPrefix(data, snapMagic)
+	if !v2 && !bytes.HasPrefix(data, snapMagicV1) {
+		return c, errors.New("snapshot data is not a quorumd snapshot")
 	}
 	rest := data[len(snapMagic):]
-	n := binary.BigEndian.Uint32(rest[:4])
-	sum := binary.BigEndian.Uint32(rest[4:8])
-	rest = rest[8:]
-	if uint64(n) > uint64(len(rest)) {
-		return nil, nil, errors.New("snapshot membership section is truncated")
-	}
-	mj := rest[:n]
-	if crc32.Checksum(mj, crc32.MakeTable(crc32.Castagnoli)) != sum {
-		return nil, nil, errors.New("snapshot membership section checksum mismatch")
-	}
 	var mem Membership
-	if err := json.Unmarshal(mj, &mem); err != nil {
-		return nil, nil, fmt.Errorf("snapshot membership: %w", err)
-	}
-	store, err := mvcc.Restore(bytes.NewReader(rest[n:]))
+	rest, err := readJSONSection(rest, "membership", &mem)
 	if err != nil {
-		return nil, nil, fmt.Errorf("snapshot keyspace: %w", err)
+		return c, err
 	}
-	return store, &mem, nil
+	if v2 {
+		if rest, err = readJSONSection(rest, "lease", &c.leases); err != nil {
+			return c, err
+		}
+	}
+	store, err := mvcc.Restore(bytes.NewReader(rest))
+	if err != nil {
+		return c, fmt.Errorf("snapshot keyspace: %w", err)
+	}
+	c.store, c.membership = store, &mem
+	return c, nil
 }
 
 // snapshotOverhead is the size of a snapshot's envelope around the
-// keyspace of st.
+// keyspace of st (the lease section counted as empty).
 func (st *readState) snapshotOverhead() int64 {
 	mj, _ := json.Marshal(st.membership)
-	return int64(len(snapMagic) + 8 + len(mj))
+	return int64(len(snapMagic) + 8 + len(mj) + 8 + 2)
 }

@@ -42,6 +42,9 @@ var (
 	// ErrDuplicateKey: a transaction puts a key twice, or puts and deletes it,
 	// in the same path (etcd's rpctypes.ErrGRPCDuplicateKey).
 	ErrDuplicateKey = errors.New("mvcc: duplicate key given in txn request")
+	// ErrLeaseNotFound: a put attaches a key to a lease the store's lease
+	// check (SetLeaseCheck) refuses (etcd's lease.ErrLeaseNotFound).
+	ErrLeaseNotFound = errors.New("mvcc: lease not found")
 )
 
 // btreeDegree is the degree of the key tree. Items are stored by value, so
@@ -126,6 +129,26 @@ type Store struct {
 	// view caches the View of the current state until the next mutation, so
 	// that repeated View calls between writes do not clone the tree again.
 	view *View
+	// leaseOK checks a put's lease; nil accepts every lease.
+	leaseOK func(id int64) bool
+	// leaseChanges accumulates the keys whose lease changed, until
+	// TakeLeaseChanges.
+	leaseChanges []LeaseChange
+}
+
+// SetLeaseCheck makes every later put with a lease fail with
+// ErrLeaseNotFound (nothing written) unless ok(lease). ok is called on the
+// goroutine that owns s, during the write.
+func (s *Store) SetLeaseCheck(ok func(id int64) bool) { s.leaseOK = ok }
+
+// TakeLeaseChanges returns the keys whose lease changed in the writes since
+// the last call, in order, and forgets them; nil if none. A write that
+// failed changed nothing. Keys that have no lease before nor after a write
+// are not recorded, so a store without leases never allocates here.
+func (s *Store) TakeLeaseChanges() []LeaseChange {
+	c := s.leaseChanges
+	s.leaseChanges = nil
+	return c
 }
 
 // New returns an empty store at revision 1, like a fresh etcd.
@@ -196,5 +219,5 @@ func (v *View) Txn(req *pb.TxnRequest) (*pb.TxnResponse, error) {
 		return nil, ErrTxnHasWrites
 	}
 	st := v.st // a copy, which the read-only txn leaves as it is
-	return st.txn(req)
+	return st.txn(req, nil, nil)
 }

@@ -18,6 +18,20 @@ type writer struct {
 	record  bool
 	undo    []undoEntry
 	oldSize int64
+	// leaseOK, when set, says whether a lease exists; a put with a lease
+	// it refuses fails with ErrLeaseNotFound.
+	leaseOK func(id int64) bool
+	// leases records every change of a key's lease, for the store's
+	// LeaseChanges once the write is complete.
+	leases []LeaseChange
+}
+
+// LeaseChange is a key whose lease changed in a write: Old is the lease the
+// key had (0 for none, or a key that did not exist), New the one it has
+// now (0 for none, or a deleted key).
+type LeaseChange struct {
+	Key      []byte // shared with the store: do not modify
+	Old, New int64
 }
 
 type undoEntry struct {
@@ -25,8 +39,8 @@ type undoEntry struct {
 	existed bool
 }
 
-func newWriter(st *state, record bool) *writer {
-	return &writer{st: st, begin: st.rev, record: record, oldSize: st.size}
+func newWriter(st *state, record bool, leaseOK func(int64) bool) *writer {
+	return &writer{st: st, begin: st.rev, record: record, oldSize: st.size, leaseOK: leaseOK}
 }
 
 // curRev is the revision reads in the txn see: the txn's own once it has
@@ -57,6 +71,7 @@ func (w *writer) rollback() {
 		}
 	}
 	w.undo = nil
+	w.leases = nil
 	w.changes = 0
 	w.st.size = w.oldSize
 }
@@ -69,6 +84,13 @@ func (w *writer) store(it keyItem, existed bool, r rev) {
 	}
 	if w.record {
 		w.undo = append(w.undo, undoEntry{old: it, existed: existed})
+	}
+	var old int64
+	if existed && !it.revs[len(it.revs)-1].tomb {
+		old = it.revs[len(it.revs)-1].lease
+	}
+	if old != r.lease {
+		w.leases = append(w.leases, LeaseChange{Key: it.key, Old: old, New: r.lease})
 	}
 	r.main = w.begin + 1
 	r.sub = w.changes
@@ -92,6 +114,9 @@ func (w *writer) put(p *pb.PutRequest, nested bool) (*pb.PutResponse, error) {
 	}
 	if (p.IgnoreValue || p.IgnoreLease) && prev == nil {
 		return nil, ErrKeyNotFound
+	}
+	if p.Lease != 0 && w.leaseOK != nil && !w.leaseOK(p.Lease) {
+		return nil, ErrLeaseNotFound
 	}
 	resp := &pb.PutResponse{}
 	if p.PrevKv && prev != nil {
@@ -157,12 +182,13 @@ func (w *writer) deleteRange(dr *pb.DeleteRangeRequest, nested bool) *pb.DeleteR
 // or ignore_lease on a missing key), in which case nothing changes. The
 // request's slices are copied; the lease is stored as given.
 func (s *Store) Put(req *pb.PutRequest) (*pb.PutResponse, error) {
-	w := newWriter(&s.st, false)
+	w := newWriter(&s.st, false, s.leaseOK)
 	resp, err := w.put(req, false)
 	if err != nil {
 		return nil, err
 	}
 	w.end()
+	s.leaseChanges = append(s.leaseChanges, w.leases...)
 	s.view = nil
 	return resp, nil
 }
@@ -170,12 +196,13 @@ func (s *Store) Put(req *pb.PutRequest) (*pb.PutResponse, error) {
 // DeleteRange deletes the keys of the request's range, at a new revision if
 // it deletes at least one.
 func (s *Store) DeleteRange(req *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
-	w := newWriter(&s.st, false)
+	w := newWriter(&s.st, false, s.leaseOK)
 	resp := w.deleteRange(req, false)
 	if w.changes > 0 {
 		s.view = nil
 	}
 	w.end()
+	s.leaseChanges = append(s.leaseChanges, w.leases...)
 	return resp, nil
 }
 
@@ -193,26 +220,30 @@ func (s *Store) DeleteRange(req *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse
 // CheckTxnDuplicates.
 func (s *Store) Txn(req *pb.TxnRequest) (*pb.TxnResponse, error) {
 	before := s.st.rev
-	resp, err := s.st.txn(req)
+	resp, err := s.st.txn(req, s.leaseOK, &s.leaseChanges)
 	if s.st.rev != before {
 		s.view = nil
 	}
 	return resp, err
 }
 
-// txn is etcd's txn.Txn on st.
-func (st *state) txn(req *pb.TxnRequest) (*pb.TxnResponse, error) {
+// txn is etcd's txn.Txn on st. The lease changes of a txn that succeeds are
+// appended to *leases (nil for a read-only txn).
+func (st *state) txn(req *pb.TxnRequest, leaseOK func(int64) bool, leases *[]LeaseChange) (*pb.TxnResponse, error) {
 	path := st.compareToPath(req, st.rev, make([]bool, 0, 1))
 	if _, err := st.checkTxn(req, st.rev, path); err != nil {
 		return nil, err
 	}
-	w := newWriter(st, true)
+	w := newWriter(st, true, leaseOK)
 	resp, _, err := w.exec(req, path)
 	if err != nil {
 		w.rollback()
 		return nil, err
 	}
 	w.end()
+	if leases != nil {
+		*leases = append(*leases, w.leases...)
+	}
 	return resp, nil
 }
 
