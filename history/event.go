@@ -64,6 +64,11 @@ const (
 	// completion carries Elements; for the register workload Value and
 	// Revision, as for FRead.
 	FFinalRead = "final-read"
+	// FTxn is a list-append transaction (package checker/elle): Value is
+	// the JSON of its micro-ops, e.g. [["append","x",1],["r","y",null]];
+	// the invocation's reads are null, an ok completion's hold the lists
+	// read. Key is empty.
+	FTxn = "txn"
 )
 
 // ErrCompareFailed is the Error of a cas completion of Type Fail that the

@@ -14,12 +14,12 @@
 // No maintained Go port of Elle was found when this package was written;
 // this is a fresh implementation of its list-append inference.
 //
-// Encoding in a history (history.Event), for the workload that will record
-// these transactions: F is "txn", Value is the JSON of the micro-ops in the
-// form that MicroOp marshals to, e.g. [["append","x",1],["r","y",null]]; the
-// invocation carries reads with a null list, the ok completion carries the
-// lists read. A fail completion means the transaction did not commit; an
-// info completion (or none) means it may have.
+// In a history (history.Event) a transaction is an operation with F
+// history.FTxn whose Value is the JSON of its micro-ops in the form MicroOp
+// marshals to, e.g. [["append","x",1],["r","y",null]]: the invocation
+// carries reads with a null list, the ok completion the lists read. A fail
+// completion means the transaction did not commit; an info completion (or
+// none) means it may have. FromHistory turns such a history into []Txn.
 //
 // Measured on the development machine (2 cores): checking 100,000
 // generated transactions (20 clients, 1 to 4 micro-ops each) takes about
