@@ -1,0 +1,177 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+)
+
+// proposeOK proposes r through s, retrying while the cluster is between
+// leaders, and returns the applied result.
+func (c *memCluster) proposeOK(s *Server, r *pb.InternalRaftRequest) applyResult {
+	c.t.Helper()
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		res, err := s.propose(ctx, r)
+		cancel()
+		if err == nil {
+			return res
+		}
+		if attempt == 20 {
+			c.t.Fatalf("propose %v through member %x: %v", r, s.id, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func leasePut(key string, lease int64) *pb.InternalRaftRequest {
+	return &pb.InternalRaftRequest{Put: &pb.PutRequest{Key: []byte(key), Value: []byte("v"), Lease: lease}}
+}
+
+// Grant, attach through puts and a txn, refuse a missing lease, and revoke:
+// every attached key is deleted in one revision, on every member, and the
+// keys of other leases and without one stay.
+func TestMemClusterLeaseRevokeDeletesAttachedKeysInOneRevision(t *testing.T) {
+	c := newMemCluster(t, 3)
+	_, lead := c.leader()
+	f := c.members[0]
+	if f == lead {
+		f = c.members[1]
+	}
+	res := c.proposeOK(f, &pb.InternalRaftRequest{LeaseGrant: &pb.LeaseGrantRequest{ID: 100, TTL: 60}})
+	if res.err != nil || res.resp.(*pb.LeaseGrantResponse).TTL != 60 {
+		t.Fatalf("grant: %+v", res)
+	}
+	if res := c.proposeOK(lead, &pb.InternalRaftRequest{LeaseGrant: &pb.LeaseGrantRequest{ID: 100, TTL: 60}}); !errors.Is(res.err, errLeaseExists) {
+		t.Errorf("second grant of 100: %v, want errLeaseExists", res.err)
+	}
+	c.proposeOK(lead, &pb.InternalRaftRequest{LeaseGrant: &pb.LeaseGrantRequest{ID: 200, TTL: 60}})
+	for _, k := range []string{"a", "b"} {
+		if res := c.proposeOK(f, leasePut(k, 100)); res.err != nil {
+			t.Fatal(res.err)
+		}
+	}
+	c.proposeOK(f, &pb.InternalRaftRequest{Txn: &pb.TxnRequest{Success: []*pb.RequestOp{
+		{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{Key: []byte("c"), Lease: 100}}},
+		{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{Key: []byte("d"), Lease: 200}}},
+	}}})
+	c.proposeOK(f, leasePut("e", 0))
+	if res := c.proposeOK(f, leasePut("z", 300)); !errors.Is(res.err, errLeaseNotFound) && !strings.Contains(fmt.Sprint(res.err), "lease not found") {
+		t.Errorf("put with a missing lease: %v, want lease not found", res.err)
+	}
+	before := c.converged()
+	for _, s := range c.members {
+		if ks, _ := s.lessor.keys(100); fmt.Sprint(ks) != "[a b c]" {
+			t.Errorf("member %x: lease 100 has keys %v, want [a b c]", s.id, ks)
+		}
+	}
+	res = c.proposeOK(f, &pb.InternalRaftRequest{LeaseRevoke: &pb.LeaseRevokeRequest{ID: 100}})
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	after := c.converged()
+	var revBefore int64
+	fmt.Sscanf(before, "rev %d:", &revBefore)
+	if res.rev != revBefore+1 || !strings.HasPrefix(after, fmt.Sprintf("rev %d: ", revBefore+1)) {
+		t.Errorf("revoke at rev %d; before it %q, after %q: want one revision", res.rev, before, after)
+	}
+	if strings.Contains(after, "a=") || strings.Contains(after, "b=") || strings.Contains(after, "c=") ||
+		!strings.Contains(after, "d=") || !strings.Contains(after, "e=") {
+		t.Errorf("after the revoke: %s; want only d and e", after)
+	}
+	if res := c.proposeOK(f, &pb.InternalRaftRequest{LeaseRevoke: &pb.LeaseRevokeRequest{ID: 100}}); !errors.Is(res.err, errLeaseNotFound) {
+		t.Errorf("second revoke: %v, want errLeaseNotFound", res.err)
+	}
+	for _, s := range c.members {
+		if got := fmt.Sprint(s.lessor.ids()); got != "[200]" {
+			t.Errorf("member %x has leases %s, want [200]", s.id, got)
+		}
+	}
+}
+
+// A lease nobody renews is revoked by the leader through Raft: its keys
+// vanish at the same revision on every member. One that is renewed stays.
+func TestMemClusterExpiredLeaseIsRevokedThroughRaft(t *testing.T) {
+	c := newMemCluster(t, 3)
+	_, lead := c.leader()
+	for _, id := range []int64{1, 2} {
+		if res := c.proposeOK(lead, &pb.InternalRaftRequest{LeaseGrant: &pb.LeaseGrantRequest{ID: id, TTL: 1}}); res.err != nil {
+			t.Fatal(res.err)
+		}
+		c.proposeOK(lead, leasePut(fmt.Sprint("k", id), id))
+	}
+	before := c.converged()
+	var rev int64
+	fmt.Sscanf(before, "rev %d:", &rev)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := lead.leaseRenew(context.Background(), 2); err != nil {
+			t.Fatalf("renew lease 2: %v", err)
+		}
+		if v := lead.readView().view; v.Rev() > rev {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lease 1 not revoked after 10s: %s", c.converged())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	after := c.converged()
+	if want := fmt.Sprintf("rev %d: k2=v@", rev+1); !strings.HasPrefix(after, want) {
+		t.Errorf("after expiry %q, want %q...: k1 deleted at one revision, k2 kept", after, want)
+	}
+	for _, s := range c.members {
+		if got := fmt.Sprint(s.lessor.ids()); got != "[2]" {
+			t.Errorf("member %x has leases %s, want [2]", s.id, got)
+		}
+	}
+}
+
+// Leases are in the snapshot: a follower restarted from its storage and
+// caught up by a snapshot from the leader has the leases and their keys,
+// and a revoke then deletes the keys there too.
+func TestMemClusterLeasesSurviveRestartAndSnapshotCatchUp(t *testing.T) {
+	c := newMemCluster(t, 3)
+	_, lead := c.leader()
+	c.proposeOK(lead, &pb.InternalRaftRequest{LeaseGrant: &pb.LeaseGrantRequest{ID: 1, TTL: 600}})
+	c.proposeOK(lead, leasePut("early", 1))
+	f := 0
+	for c.members[f] == lead {
+		f++
+	}
+	c.stop(f)
+	c.proposeOK(lead, &pb.InternalRaftRequest{LeaseGrant: &pb.LeaseGrantRequest{ID: 2, TTL: 600}})
+	c.proposeOK(lead, leasePut("late", 2))
+	followerCommit := c.disks[f].hs.Commit
+	for n := 0; ; n++ {
+		c.put(lead, fmt.Sprintf("k%03d", n), "x")
+		if first, _ := lead.raft.storage.FirstIndex(); n >= 60 && first > followerCommit+1 {
+			break
+		}
+		if n == 5000 {
+			t.Fatal("the leader's log was never compacted past the stopped follower")
+		}
+	}
+	c.converged()
+	c.disks[f].trace = &trace{}
+	c.start(f)
+	c.converged()
+	if got := c.disks[f].trace.take(); !strings.Contains(got, "save-snapshot") {
+		t.Errorf("the follower caught up without a snapshot:\n%s", got)
+	}
+	s := c.members[f]
+	for id, want := range map[int64]string{1: "[early]", 2: "[late]"} {
+		if ks, err := s.lessor.keys(id); err != nil || fmt.Sprint(ks) != want {
+			t.Errorf("restarted follower: lease %d keys %v, %v; want %s", id, ks, err, want)
+		}
+	}
+	c.proposeOK(s, &pb.InternalRaftRequest{LeaseRevoke: &pb.LeaseRevokeRequest{ID: 2}})
+	if state := c.converged(); strings.Contains(state, "late=") || !strings.Contains(state, "early=") {
+		t.Errorf("after revoking lease 2: %s", state)
+	}
+}
