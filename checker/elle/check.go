@@ -323,14 +323,14 @@ func (a *analysis) checkInternal() {
 			var want string
 			switch {
 			case s.read && !slices.Equal(s.known, op.Read):
-				want = fmt.Sprintf("%v", s.known)
+				want = brief(s.known)
 			case !s.read && len(s.appended) > 0 &&
 				(len(op.Read) < len(s.appended) || !slices.Equal(op.Read[len(op.Read)-len(s.appended):], s.appended)):
-				want = fmt.Sprintf("a list ending in %v", s.appended)
+				want = "a list ending in " + brief(s.appended)
 			}
 			if want != "" {
 				a.report(Anomaly{Kind: Internal, Key: op.Key, Txns: []TxnRef{a.ref(int32(i))},
-					Explanation: fmt.Sprintf("T%d read %s = %v, but its own earlier operations imply %s", i, op.Key, op.Read, want)})
+					Explanation: fmt.Sprintf("T%d read %s = %s, but its own earlier operations imply %s", i, op.Key, brief(op.Read), want)})
 			}
 			s.read, s.known, s.appended = true, slices.Clone(op.Read), nil
 		}
@@ -356,7 +356,7 @@ func (a *analysis) orders() {
 		}
 		k.bad = true
 		a.report(Anomaly{Kind: IncompatibleOrder, Key: k.name, Txns: []TxnRef{a.ref(longest[id]), a.ref(r)},
-			Explanation: fmt.Sprintf("T%d read %s = %v and T%d read %v: neither is a prefix of the other", longest[id], k.name, l.Read, r, op.Read)})
+			Explanation: fmt.Sprintf("T%d read %s = %s and T%d read %s: neither is a prefix of the other", longest[id], k.name, brief(l.Read), r, brief(op.Read))})
 	})
 	for id, k := range a.keys {
 		if longestOp[id] == nil {
@@ -367,7 +367,7 @@ func (a *analysis) orders() {
 		for p, v := range order {
 			if q, dup := k.pos[v]; dup {
 				a.report(Anomaly{Kind: DuplicateElements, Key: k.name, Txns: []TxnRef{a.ref(longest[id])},
-					Explanation: fmt.Sprintf("T%d read %s = %v: %d at positions %d and %d", longest[id], k.name, order, v, q, p)})
+					Explanation: fmt.Sprintf("T%d read %s with %d at positions %d and %d", longest[id], k.name, v, q, p)})
 				k.bad = true
 				break
 			}
@@ -405,4 +405,14 @@ func (a *analysis) lostAppends() {
 				Explanation: fmt.Sprintf("T%d appended %d to %s and completed at %d; T%d, invoked later at %d, never saw it, nor did any read", w, v, k.name, t.Complete, k.lastReader, reader.Invoke)})
 		}
 	}
+}
+
+// brief renders a list read for an explanation, eliding the middle of a
+// long one (the operations in the evidence hold it whole).
+func brief(list []int) string {
+	const ends = 3
+	if len(list) <= 2*ends+1 {
+		return fmt.Sprint(list)
+	}
+	return fmt.Sprintf("%v ... (%d more) ... %v", list[:ends], len(list)-2*ends, list[len(list)-ends:])
 }

@@ -280,3 +280,18 @@ func BenchmarkCheck100k(b *testing.B) {
 		}
 	}
 }
+
+func TestBriefElidesTheMiddleOfLongLists(t *testing.T) {
+	for _, tc := range []struct {
+		list []int
+		want string
+	}{
+		{nil, "[]"},
+		{[]int{1, 2, 3, 4, 5, 6, 7}, "[1 2 3 4 5 6 7]"},
+		{[]int{1, 2, 3, 4, 5, 6, 7, 8}, "[1 2 3] ... (2 more) ... [6 7 8]"},
+	} {
+		if got := brief(tc.list); got != tc.want {
+			t.Errorf("brief(%v) = %q, want %q", tc.list, got, tc.want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/quorum-kv/quorum/history"
 )
@@ -259,7 +260,7 @@ func (t *tarjan) path(from, to int32, mask edgeKind) []int32 {
 }
 
 // cycles finds every strongly connected component of the dependency graph
-// and reports one cycle in each, the most specific anomaly it shows.
+// and reports, in each, one short cycle per kind of anomaly it shows.
 func (a *analysis) cycles() {
 	n := len(a.txns)
 	all := make([]int32, n)
@@ -273,47 +274,66 @@ func (a *analysis) cycles() {
 			t.region[v] = int32(c + 1)
 		}
 		slices.Sort(comp)
-		cycle, masks := a.classify(t, comp)
-		a.reportCycle(cycle, masks)
+		seen := map[string]bool{}
+		for _, s := range a.search(t, comp) {
+			an := a.describeCycle(s.cycle, s.masks)
+			if !seen[an.Kind] {
+				seen[an.Kind] = true
+				a.report(an)
+			}
+		}
 	}
 }
 
-// classify returns a cycle in comp and the edge kinds allowed for each of
-// its steps, trying the weakest anomalies' edge sets first: G0, G1c,
-// G-single, G2, then the same with real-time edges.
-func (a *analysis) classify(t *tarjan, comp []int32) ([]int32, []edgeKind) {
+// found is a cycle and the edge kinds allowed for each of its steps.
+type found struct {
+	cycle []int32
+	masks []edgeKind
+}
+
+// search looks for a cycle in comp with each anomaly's edge set, weakest
+// first: G0, G1c, G-single, G2, then the same with real-time edges. The
+// component has a cycle over all its edges, so the last search succeeds.
+func (a *analysis) search(t *tarjan, comp []int32) []found {
+	var out []found
 	for _, rt := range []edgeKind{0, kRT} {
-		for _, mask := range []edgeKind{kWW | rt, kWW | kWR | rt, 0, kWW | kWR | kRW | rt} {
-			if mask == 0 {
-				if c, m := a.single(t, comp, kWW|kWR|rt); c != nil {
-					return c, m
+		if c, m := a.single(t, comp, kWW|kWR|rt); c != nil {
+			out = append(out, found{c, m})
+		}
+		for _, mask := range []edgeKind{kWW | rt, kWW | kWR | rt, kWW | kWR | kRW | rt} {
+			if c := a.cycle(t, comp, mask); c != nil {
+				masks := make([]edgeKind, len(c))
+				for i := range masks {
+					masks[i] = mask
 				}
-				continue
+				out = append(out, found{c, masks})
 			}
-			sub := t.components(comp, mask)
-			if len(sub) == 0 {
-				continue
-			}
-			s := sub[0][0]
-			var best []int32
-			for _, e := range t.g.out(s) {
-				if e.kind&mask == 0 || t.region[e.to] != t.region[s] {
-					continue
-				}
-				if p := t.path(e.to, s, mask); p != nil && (best == nil || len(p) < len(best)) {
-					best = p
-				}
-			}
-			// best runs from a successor of s back to s: rotate s first.
-			cycle := append([]int32{s}, best[:len(best)-1]...)
-			masks := make([]edgeKind, len(cycle))
-			for i := range masks {
-				masks[i] = mask
-			}
-			return cycle, masks
 		}
 	}
-	panic("elle: a strongly connected component without a cycle")
+	if len(out) == 0 {
+		panic("elle: a strongly connected component without a cycle")
+	}
+	return out
+}
+
+// cycle returns a short cycle in comp over edges of kinds in mask, or nil.
+func (a *analysis) cycle(t *tarjan, comp []int32, mask edgeKind) []int32 {
+	sub := t.components(comp, mask)
+	if len(sub) == 0 {
+		return nil
+	}
+	s := sub[0][0]
+	var best []int32
+	for _, e := range t.g.out(s) {
+		if e.kind&mask == 0 || t.region[e.to] != t.region[s] {
+			continue
+		}
+		if p := t.path(e.to, s, mask); p != nil && (best == nil || len(p) < len(best)) {
+			best = p
+		}
+	}
+	// best runs from a successor of s back to s: put s first.
+	return append([]int32{s}, best[:len(best)-1]...)
 }
 
 // single looks for a cycle of exactly one read-write edge and otherwise
@@ -344,8 +364,8 @@ func (a *analysis) single(t *tarjan, comp []int32, mask edgeKind) ([]int32, []ed
 	return nil, nil
 }
 
-// reportCycle names the cycle by the kinds of its steps and reports it.
-func (a *analysis) reportCycle(cycle []int32, masks []edgeKind) {
+// describeCycle names the cycle by the kinds of its steps.
+func (a *analysis) describeCycle(cycle []int32, masks []edgeKind) Anomaly {
 	steps := make([]Step, len(cycle))
 	var rw, wr, rt int
 	for i, v := range cycle {
@@ -386,8 +406,8 @@ func (a *analysis) reportCycle(cycle []int32, masks []edgeKind) {
 	for i, s := range steps {
 		names[i] = fmt.Sprintf("T%d -%s->", s.Txn.Index, s.Edge)
 	}
-	a.report(Anomaly{Kind: kind, Cycle: steps,
-		Explanation: fmt.Sprintf("cycle of %d transactions: %v T%d", len(cycle), names, cycle[0])})
+	return Anomaly{Kind: kind, Cycle: steps,
+		Explanation: fmt.Sprintf("cycle of %d transactions: %s T%d", len(cycle), strings.Join(names, " "), cycle[0])}
 }
 
 // explain says which key and values (or times) make the edge v -> w.
@@ -413,7 +433,7 @@ func (a *analysis) explain(v, w int32, k edgeKind) string {
 		for _, op := range tv.Ops {
 			ks := a.key(op.Key)
 			if op.F == FRead && ks.order != nil && len(op.Read) < len(ks.order) && ks.appender[ks.order[len(op.Read)]] == w {
-				return fmt.Sprintf("T%d read %s = %v; T%d appended the next element, %d", v, op.Key, op.Read, w, ks.order[len(op.Read)])
+				return fmt.Sprintf("T%d read %s = %s; T%d appended the next element, %d", v, op.Key, brief(op.Read), w, ks.order[len(op.Read)])
 			}
 		}
 	case kRT:
