@@ -442,11 +442,7 @@ func TestBadInputIsRefusedAndNothingIsWritten(t *testing.T) {
 func TestQuorumctlCommandsAgainstThreeMembers(t *testing.T) {
 	tc := startCluster(t, 3)
 	tc.waitHealthy()
-	bin := filepath.Join(t.TempDir(), "quorumctl")
-	build := exec.Command("go", "build", "-o", bin, "github.com/quorum-kv/quorum/cmd/quorumctl")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build quorumctl: %v\n%s", err, out)
-	}
+	bin := quorumctlBinary(t)
 	var eps []string
 	for _, e := range tc.Endpoints() {
 		eps = append(eps, strings.TrimPrefix(e, "http://"))

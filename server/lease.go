@@ -232,10 +232,11 @@ func (le *lessor) isPrimary() bool {
 	return le.primary
 }
 
-// expired returns the leases expired at now whose revoke is not already in
-// flight, sorted, and marks them in flight until expiredLeaseRetry from now.
+// expired returns at most limit of the leases expired at now whose revoke
+// is not already in flight, lowest IDs first, and marks them in flight
+// until expiredLeaseRetry from now; the others are returned by later calls.
 // Primary only; a follower's lessor returns none.
-func (le *lessor) expired(now time.Time) []int64 {
+func (le *lessor) expired(now time.Time, limit int) []int64 {
 	le.mu.Lock()
 	defer le.mu.Unlock()
 	if !le.primary {
@@ -246,10 +247,15 @@ func (le *lessor) expired(now time.Time) []int64 {
 		if now.Before(l.expiry) || now.Before(l.retry) {
 			continue
 		}
-		l.retry = now.Add(expiredLeaseRetry)
 		ids = append(ids, id)
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	if len(ids) > limit {
+		ids = ids[:limit]
+	}
+	for _, id := range ids {
+		le.leases[id].retry = now.Add(expiredLeaseRetry)
+	}
 	return ids
 }
 

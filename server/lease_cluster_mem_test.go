@@ -29,6 +29,20 @@ func (c *memCluster) proposeOK(s *Server, r *pb.InternalRaftRequest) applyResult
 	}
 }
 
+// wantLeases checks that every running member has exactly the leases want
+// (their IDs, sorted, as fmt prints a slice).
+func (c *memCluster) wantLeases(want string) {
+	c.t.Helper()
+	for _, s := range c.members {
+		if s == nil {
+			continue
+		}
+		if got := fmt.Sprint(s.lessor.ids()); got != want {
+			c.t.Errorf("member %x has leases %s, want %s", s.id, got, want)
+		}
+	}
+}
+
 func leasePut(key string, lease int64) *pb.InternalRaftRequest {
 	return &pb.InternalRaftRequest{Put: &pb.PutRequest{Key: []byte(key), Value: []byte("v"), Lease: lease}}
 }
@@ -87,11 +101,7 @@ func TestMemClusterLeaseRevokeDeletesAttachedKeysInOneRevision(t *testing.T) {
 	if res := c.proposeOK(f, &pb.InternalRaftRequest{LeaseRevoke: &pb.LeaseRevokeRequest{ID: 100}}); !errors.Is(res.err, errLeaseNotFound) {
 		t.Errorf("second revoke: %v, want errLeaseNotFound", res.err)
 	}
-	for _, s := range c.members {
-		if got := fmt.Sprint(s.lessor.ids()); got != "[200]" {
-			t.Errorf("member %x has leases %s, want [200]", s.id, got)
-		}
-	}
+	c.wantLeases("[200]")
 }
 
 // A lease nobody renews is revoked by the leader through Raft: its keys
@@ -125,11 +135,7 @@ func TestMemClusterExpiredLeaseIsRevokedThroughRaft(t *testing.T) {
 	if want := fmt.Sprintf("rev %d: k2=v@", rev+1); !strings.HasPrefix(after, want) {
 		t.Errorf("after expiry %q, want %q...: k1 deleted at one revision, k2 kept", after, want)
 	}
-	for _, s := range c.members {
-		if got := fmt.Sprint(s.lessor.ids()); got != "[2]" {
-			t.Errorf("member %x has leases %s, want [2]", s.id, got)
-		}
-	}
+	c.wantLeases("[2]")
 }
 
 // Leases are in the snapshot: a follower restarted from its storage and

@@ -32,8 +32,11 @@ import (
 
 const (
 	leaseCheckInterval = 500 * time.Millisecond
-	leaseRenewPath     = "/leases"
-	leaseTTLPath       = "/leases/internal"
+	// leaseRevokesPerCheck bounds the revokes proposed per check: etcd's
+	// default revoke rate, 1000 a second.
+	leaseRevokesPerCheck = 500
+	leaseRenewPath       = "/leases"
+	leaseTTLPath         = "/leases/internal"
 	// maxLeaseBody bounds a forwarded lease request's body.
 	maxLeaseBody = 1 << 20
 )
@@ -55,7 +58,7 @@ func (s *Server) leaseLoop() {
 			}
 		}
 		if leader {
-			for _, id := range s.lessor.expired(time.Now()) {
+			for _, id := range s.lessor.expired(time.Now(), leaseRevokesPerCheck) {
 				s.wg.Add(1)
 				go func() { defer s.wg.Done(); s.revokeExpired(id) }()
 			}

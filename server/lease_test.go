@@ -64,12 +64,12 @@ func TestLessorExpiryIsThePrimarysAndPromoteExtends(t *testing.T) {
 	if _, err := le.renew(7, t0); !errors.Is(err, errNotPrimary) {
 		t.Errorf("renew on a follower: %v, want errNotPrimary", err)
 	}
-	if got := le.expired(t0.Add(time.Hour)); got != nil {
+	if got := le.expired(t0.Add(time.Hour), 10); got != nil {
 		t.Errorf("a follower found %v expired", got)
 	}
 	t1 := t0.Add(time.Hour) // the lease is long past its TTL: an election happened
 	le.promote(t1, time.Second)
-	if got := le.expired(t1.Add(10 * time.Second)); got != nil {
+	if got := le.expired(t1.Add(10*time.Second), 10); got != nil {
 		t.Errorf("expired %v within TTL+extension of the promotion", got)
 	}
 	st, err := le.timeToLive(7, false, t1)
@@ -79,25 +79,45 @@ func TestLessorExpiryIsThePrimarysAndPromoteExtends(t *testing.T) {
 	if ttl, err := le.renew(7, t1.Add(5*time.Second)); err != nil || ttl != 10 {
 		t.Errorf("renew: %d, %v", ttl, err)
 	}
-	if got := le.expired(t1.Add(14 * time.Second)); got != nil {
+	if got := le.expired(t1.Add(14*time.Second), 10); got != nil {
 		t.Errorf("expired %v before the renewed TTL ran out", got)
 	}
 	t2 := t1.Add(16 * time.Second)
-	if got := fmt.Sprint(le.expired(t2)); got != "[7]" {
+	if got := fmt.Sprint(le.expired(t2, 10)); got != "[7]" {
 		t.Errorf("expired %s, want [7]", got)
 	}
-	if got := le.expired(t2.Add(time.Second)); got != nil {
+	if got := le.expired(t2.Add(time.Second), 10); got != nil {
 		t.Errorf("expired %v again while its revoke is in flight", got)
 	}
-	if got := fmt.Sprint(le.expired(t2.Add(expiredLeaseRetry))); got != "[7]" {
+	if got := fmt.Sprint(le.expired(t2.Add(expiredLeaseRetry), 10)); got != "[7]" {
 		t.Errorf("expired %s after the retry interval, want [7] again", got)
 	}
 	if _, err := le.renew(7, t2); !errors.Is(err, errLeaseNotFound) {
 		t.Errorf("renew of an expired lease: %v, want errLeaseNotFound", err)
 	}
 	le.demote()
-	if got := le.expired(t2.Add(time.Hour)); got != nil {
+	if got := le.expired(t2.Add(time.Hour), 10); got != nil {
 		t.Errorf("a demoted lessor found %v expired", got)
+	}
+}
+
+// Expired leases come out at most limit at a time, lowest IDs first; the
+// rest on the next call.
+func TestLessorExpiredIsBounded(t *testing.T) {
+	le := newLessor(1)
+	t0 := time.Unix(1000, 0)
+	le.promote(t0, 0)
+	for id := int64(1); id <= 5; id++ {
+		if _, err := le.grant(id, 1, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t1 := t0.Add(2 * time.Second)
+	if got := fmt.Sprint(le.expired(t1, 3)); got != "[1 2 3]" {
+		t.Errorf("first call: %s, want [1 2 3]", got)
+	}
+	if got := fmt.Sprint(le.expired(t1, 3)); got != "[4 5]" {
+		t.Errorf("second call: %s, want [4 5]", got)
 	}
 }
 

@@ -60,7 +60,7 @@ const (
 	whyDiscovery = "discovery is not implemented in quorumd: list the members in --initial-cluster"
 	whyBolt      = "bbolt tuning: quorumd's keyspace is not a bbolt file (server/mvcc keeps it in memory, durable through the WAL and snapshots)"
 	whyNoWatch   = "quorumd has no Watch service yet"
-	whyNoLease   = "quorumd has no Lease service yet"
+	whyNoLease   = "quorumd has no lease checkpoints: a new leader extends every TTL instead (etcd's behaviour with checkpoints off)"
 	whyNoAuth    = "quorumd has no Auth service yet; every request is served without authentication"
 	whyNoCorrupt = "quorumd does not run etcd's corruption checks (HashKV) yet"
 	whyTracing   = "distributed tracing is not implemented in quorumd"
