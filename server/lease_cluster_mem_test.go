@@ -181,3 +181,32 @@ func TestMemClusterLeasesSurviveRestartAndSnapshotCatchUp(t *testing.T) {
 		t.Errorf("after revoking lease 2: %s", state)
 	}
 }
+
+// No lease expires because of an election: the new leader gives every
+// lease its full TTL again (etcd's Promote), so a key is still there after
+// its lease's original deadline, and expires only a TTL after the change.
+func TestMemClusterNewLeaderExtendsEveryLease(t *testing.T) {
+	c := newMemCluster(t, 3)
+	i, lead := c.leader()
+	granted := time.Now()
+	c.proposeOK(lead, &pb.InternalRaftRequest{LeaseGrant: &pb.LeaseGrantRequest{ID: 9, TTL: 3}})
+	c.proposeOK(lead, leasePut("k", 9))
+	time.Sleep(2 * time.Second)
+	c.stop(i)
+	_, next := c.leader()
+	changed := time.Now()
+	time.Sleep(time.Until(granted.Add(3*time.Second + 500*time.Millisecond)))
+	if v := next.readView().view; !strings.Contains(keyspace(t, v), "k=v@") {
+		t.Fatalf("k vanished by its original deadline, %v after the leader change: %s", time.Since(changed), keyspace(t, v))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Contains(keyspace(t, next.readView().view), "k=v@") {
+		if time.Now().After(deadline) {
+			t.Fatal("k never expired under the new leader")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if took := time.Since(changed); took < 3*time.Second {
+		t.Errorf("k expired %v after the leader change, before a full TTL (3s)", took)
+	}
+}
