@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/quorum-kv/quorum/checker"
+	"github.com/quorum-kv/quorum/checker/verdict"
 	"github.com/quorum-kv/quorum/history"
 )
 
@@ -50,7 +50,7 @@ type Result struct {
 	// Verdict is Invalid if any anomaly was found, Unknown if nothing
 	// could be checked (no ok transaction, malformed input: see Reason),
 	// else Valid.
-	Verdict checker.Verdict `json:"verdict"`
+	Verdict verdict.Verdict `json:"verdict"`
 	// Reason says why Verdict is Unknown.
 	Reason string `json:"reason,omitempty"`
 	// OK, Fail and Info count the transactions by outcome.
@@ -190,9 +190,9 @@ func (a *analysis) run() Result {
 	res.Anomalies = a.anomalies
 	if len(a.counts) > 0 {
 		res.Counts = a.counts
-		res.Verdict = checker.Invalid
+		res.Verdict = verdict.Invalid
 	} else {
-		res.Verdict = checker.Valid
+		res.Verdict = verdict.Valid
 	}
 	return res
 }

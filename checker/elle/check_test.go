@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quorum-kv/quorum/checker"
+	"github.com/quorum-kv/quorum/checker/verdict"
 	"github.com/quorum-kv/quorum/history"
 )
 
@@ -22,7 +22,7 @@ import (
 // kinds of the cycle's edges (sorted).
 type savedHistory struct {
 	Description string          `json:"description"`
-	Verdict     checker.Verdict `json:"verdict"`
+	Verdict     verdict.Verdict `json:"verdict"`
 	Anomalies   []string        `json:"anomalies"`
 	CycleEdges  []string        `json:"cycle_edges"`
 	Txns        []Txn           `json:"txns"`
@@ -97,7 +97,7 @@ func TestMalformedInputIsUnknown(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res := Check(tc.txns)
-			if res.Verdict != checker.Unknown || res.Reason == "" {
+			if res.Verdict != verdict.Unknown || res.Reason == "" {
 				t.Fatalf("got %v (%q), want unknown with a reason", res.Verdict, res.Reason)
 			}
 		})
@@ -226,7 +226,7 @@ func TestRandomStrictlySerializableHistoriesAreValid(t *testing.T) {
 	for _, procs := range []int{1, 3, 10, 30} {
 		for seed := int64(1); seed <= 5; seed++ {
 			txns := generate(rand.New(rand.NewSource(seed)), 2000, procs)
-			if res := Check(txns); res.Verdict != checker.Valid {
+			if res := Check(txns); res.Verdict != verdict.Valid {
 				out, _ := json.MarshalIndent(res, "", "  ")
 				t.Fatalf("seed %d, %d processes: %v, want valid\n%s", seed, procs, res.Verdict, out)
 			}
@@ -241,7 +241,7 @@ func TestAPlantedStaleReadIsInvalid(t *testing.T) {
 			t.Fatalf("seed %d: no read to make stale", seed)
 		}
 		res := Check(txns)
-		if res.Verdict != checker.Invalid {
+		if res.Verdict != verdict.Invalid {
 			t.Fatalf("seed %d: %v, want invalid", seed, res.Verdict)
 		}
 		t.Logf("seed %d: %v", seed, res.Counts)
@@ -262,7 +262,7 @@ func TestCheck100kTransactionsInTime(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	t.Logf("100,000 transactions checked in %v, %d MB allocated (race detector: %v)",
 		took.Round(time.Millisecond), (after.TotalAlloc-before.TotalAlloc)>>20, raceEnabled)
-	if res.Verdict != checker.Valid {
+	if res.Verdict != verdict.Valid {
 		t.Fatalf("verdict %v, want valid: %v", res.Verdict, res.Counts)
 	}
 	if !raceEnabled && took > 30*time.Second {
@@ -275,7 +275,7 @@ func BenchmarkCheck100k(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		if res := Check(txns); res.Verdict != checker.Valid {
+		if res := Check(txns); res.Verdict != verdict.Valid {
 			b.Fatalf("verdict %v", res.Verdict)
 		}
 	}

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/quorum-kv/quorum/checker"
+	"github.com/quorum-kv/quorum/checker/verdict"
 	"github.com/quorum-kv/quorum/history"
 )
 
@@ -44,7 +44,7 @@ func TestFromHistoryTakesReadsFromOkCompletionsAndKeepsOutcomes(t *testing.T) {
 	if !slices.Equal(txns[1].Ops[0].Read, []int{1}) {
 		t.Errorf("read %v, want [1] from the completion", txns[1].Ops[0].Read)
 	}
-	if res := Check(txns); res.Verdict != checker.Valid {
+	if res := Check(txns); res.Verdict != verdict.Valid {
 		t.Errorf("verdict %v, want valid: %+v", res.Verdict, res.Anomalies)
 	}
 }
