@@ -1,9 +1,12 @@
 // Package checker decides whether a recorded history (package history)
-// shows a bug: Check is a function from a history to a three-way Verdict, valid, invalid or unknown, with the evidence for each
-// sub-check in a JSON-stable Result. The register workload is checked for
-// linearizability with porcupine, one key at a time; the set workload for
-// lost and unexpected elements; final reads for agreement between members.
-// Unknown (timeout, nothing checked, malformed history) is never a pass.
+// shows a bug: Check is a function from a history to a three-way Verdict,
+// valid, invalid or unknown, with the evidence for each sub-check in a
+// JSON-stable Result. The register workload is checked for linearizability
+// with porcupine, one key at a time; the set workload for lost and
+// unexpected elements; the append workload's list-append transactions for
+// strict serializability with checker/elle; final reads for agreement
+// between members. Unknown (timeout, nothing checked, malformed history) is
+// never a pass.
 package checker
 
 import (
@@ -11,6 +14,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/quorum-kv/quorum/checker/elle"
 	"github.com/quorum-kv/quorum/history"
 )
 
@@ -18,12 +22,14 @@ import (
 const (
 	WorkloadRegister = "register"
 	WorkloadSet      = "set"
+	WorkloadAppend   = "append"
 )
 
 // Options configures Check.
 type Options struct {
-	// Workload is WorkloadRegister or WorkloadSet. Empty: inferred, set if
-	// the history has any add operation, register otherwise.
+	// Workload is WorkloadRegister, WorkloadSet or WorkloadAppend. Empty:
+	// inferred, set if the history has any add operation, append if it has
+	// any transaction (history.FTxn), register otherwise.
 	Workload string
 	// Timeout bounds the linearizability search over all keys; keys not
 	// decided in time are unknown. 0: no limit (the context still
@@ -56,7 +62,9 @@ type Result struct {
 
 	Linearizability *LinearizabilityResult `json:"linearizability,omitempty"`
 	Set             *SetResult             `json:"set,omitempty"`
-	FinalReads      *FinalReadsResult      `json:"final_reads,omitempty"`
+	// Append is checker/elle's result for the append workload.
+	Append     *elle.Result      `json:"append,omitempty"`
+	FinalReads *FinalReadsResult `json:"final_reads,omitempty"`
 
 	// Counts holds, per operation name (F), how many operations ended
 	// ok, fail or info (info includes those that never completed).
@@ -109,6 +117,9 @@ func Check(ctx context.Context, events []history.Event, opts Options) Result {
 		if _, ok := res.Counts[history.FAdd]; ok {
 			res.Workload = WorkloadSet
 		}
+		if _, ok := res.Counts[history.FTxn]; ok {
+			res.Workload = WorkloadAppend
+		}
 	}
 
 	var verdicts []Verdict
@@ -119,8 +130,11 @@ func Check(ctx context.Context, events []history.Event, opts Options) Result {
 	case WorkloadSet:
 		res.Set = checkSet(ops)
 		verdicts = append(verdicts, res.Set.Verdict)
+	case WorkloadAppend:
+		res.Append = checkAppend(events)
+		verdicts = append(verdicts, res.Append.Verdict)
 	default:
-		res.Reason = fmt.Sprintf("unknown workload %q: want %q or %q", res.Workload, WorkloadRegister, WorkloadSet)
+		res.Reason = fmt.Sprintf("unknown workload %q: want %q, %q or %q", res.Workload, WorkloadRegister, WorkloadSet, WorkloadAppend)
 		return res
 	}
 	if fr := checkFinalReads(ops, res.Workload == WorkloadSet); fr != nil {
@@ -133,4 +147,15 @@ func Check(ctx context.Context, events []history.Event, opts Options) Result {
 		res.Reason = "no operation completed ok: nothing was checked"
 	}
 	return res
+}
+
+// checkAppend runs checker/elle on the history's transactions. A history
+// elle cannot read is Unknown, with the reason.
+func checkAppend(events []history.Event) *elle.Result {
+	txns, err := elle.FromHistory(events)
+	if err != nil {
+		return &elle.Result{Verdict: Unknown, Reason: fmt.Sprintf("cannot check: %v", err)}
+	}
+	r := elle.Check(txns)
+	return &r
 }

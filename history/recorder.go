@@ -20,9 +20,10 @@ type Invocation struct {
 // Completion is the result of an operation: the payload of its ok, fail or
 // info event.
 type Completion struct {
-	// Value is the value read, for FRead and FFinalRead (nil: absent). It
-	// is ignored for other operations, whose completion repeats the
-	// invocation's Value.
+	// Value is the value read, for FRead and FFinalRead (nil: absent), or
+	// for an ok FTxn its micro-ops with the lists read (nil: the
+	// invocation's). It is ignored for other operations, whose completion
+	// repeats the invocation's Value.
 	Value *string
 	// Revision is the header revision of a write or cas, or the mod
 	// revision of the key read; 0 when unknown.
@@ -145,7 +146,7 @@ func (r *Recorder) Complete(h Handle, t Type, c Completion) {
 		Node:     inv.Node,
 		Error:    c.Error,
 	}
-	if inv.F == FRead || inv.F == FFinalRead {
+	if inv.F == FRead || inv.F == FFinalRead || inv.F == FTxn && t == OK && c.Value != nil {
 		e.Value = clonePtr(c.Value)
 	}
 	if c.Node != "" {

@@ -2,7 +2,8 @@
 // concurrent workloads and records every operation in a history.Recorder
 // for package checker: the register workload (read, write and
 // compare-and-set on a few keys) and the set workload (adds of unique
-// elements, read back at the end). Run starts Config.Concurrency logical
+// elements, read back at the end) and the append workload (list-append
+// transactions of reads and appends, checked by package checker/elle). Run starts Config.Concurrency logical
 // clients, each bound to one member and with one operation in flight;
 // FinalReads then reads every key on every member once faults are healed.
 //
@@ -16,6 +17,8 @@ package workloads
 import (
 	"context"
 	"errors"
+
+	"github.com/quorum-kv/quorum/history"
 )
 
 // Client performs one operation per call against the member it is bound
@@ -42,6 +45,13 @@ type Client interface {
 	// ReadSet returns the elements of set: the suffixes of every key under
 	// set+"/", in key order. serializable as for Read.
 	ReadSet(ctx context.Context, set string, serializable bool) ([]string, error)
+	// Txn performs the list-append transaction ops (reads with nil lists)
+	// atomically and returns them with every read's list filled in (a new
+	// slice, the caller's). committed is false when the server evaluated
+	// the transaction's guard and it did not hold (a key it appends to
+	// changed since it was read): then nothing was applied. serializable
+	// applies to a transaction that only reads, as for Read.
+	Txn(ctx context.Context, ops []history.MicroOp, serializable bool) (done []history.MicroOp, committed bool, err error)
 	// Close releases the connection. The Client must not be used after.
 	Close() error
 }

@@ -12,6 +12,9 @@ import (
 const (
 	WorkloadRegister = "register"
 	WorkloadSet      = "set"
+	// WorkloadAppend runs list-append transactions (history.FTxn) for
+	// package checker/elle.
+	WorkloadAppend = "append"
 )
 
 // Read consistencies for Config.ReadConsistency.
@@ -31,7 +34,7 @@ type Mix struct {
 // Config describes a workload run. Build one with DefaultConfig, change
 // fields, then Validate.
 type Config struct {
-	// Workload is WorkloadRegister or WorkloadSet.
+	// Workload is WorkloadRegister, WorkloadSet or WorkloadAppend.
 	Workload string `json:"workload"`
 	// Concurrency is the number of logical clients (workers), each with
 	// one operation in flight.
@@ -39,7 +42,8 @@ type Config struct {
 	// Rate is the total operations per second across workers; 0:
 	// unlimited.
 	Rate float64 `json:"rate"`
-	// Keys is the number of register keys.
+	// Keys is the number of register keys; in the append workload, the
+	// number of keys active at a time (see Config.AppendKey).
 	Keys int `json:"keys"`
 	// Mix weighs reads, writes and cas in the register workload. In the
 	// set workload one operation in SetReadEvery is a read of the whole
@@ -98,8 +102,8 @@ func (c Config) Validate() error {
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("workload config: %s: %s", field, fmt.Sprintf(format, args...)))
 	}
-	if c.Workload != WorkloadRegister && c.Workload != WorkloadSet {
-		bad("Workload", "%q: want %q or %q", c.Workload, WorkloadRegister, WorkloadSet)
+	if c.Workload != WorkloadRegister && c.Workload != WorkloadSet && c.Workload != WorkloadAppend {
+		bad("Workload", "%q: want %q, %q or %q", c.Workload, WorkloadRegister, WorkloadSet, WorkloadAppend)
 	}
 	if c.Concurrency < 1 {
 		bad("Concurrency", "%d: want >= 1", c.Concurrency)
@@ -149,3 +153,14 @@ func (c Config) RegisterKey(i int) string { return fmt.Sprintf("%sregister/%d", 
 
 // SetKey returns the set workload's set: elements are keys below it.
 func (c Config) SetKey() string { return c.KeyPrefix + "set" }
+
+// AppendKey returns the n-th key of the append workload, which holds a
+// list of ints encoded as comma-separated decimals ("" or absent: empty).
+func (c Config) AppendKey(n int) string { return fmt.Sprintf("%sappend/%d", c.KeyPrefix, n) }
+
+// AppendKeyEvery: in the append workload a worker's active keys are
+// AppendKey(w) .. AppendKey(w+Keys-1) with w = its operation count /
+// AppendKeyEvery, so keys retire and fresh ones start as the run goes on
+// and lists stay short (Elle's advice), while workers that progress alike
+// share their active keys.
+const AppendKeyEvery = 4

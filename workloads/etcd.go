@@ -6,9 +6,12 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc/connectivity"
+
+	"github.com/quorum-kv/quorum/history"
 )
 
 var _ Client = (*etcdClient)(nil)
@@ -171,4 +174,82 @@ func (e *etcdClient) Close() error {
 		return fmt.Errorf("close client of %s: %w", e.target.Name, err)
 	}
 	return nil
+}
+
+// Txn is Jepsen's etcd list-append transaction: one Txn of Gets of every
+// key ops use (linearizable unless serializable); if ops only read, their
+// lists come from it. Otherwise a second Txn, guarded by
+// mod_revision(k) == the revision read for every key ops append to (0:
+// absent), puts each appended key's new list and gets the keys ops only
+// read, so that reads and appends take effect at one revision; a guard
+// that does not hold yields committed false (nothing applied).
+func (e *etcdClient) Txn(ctx context.Context, ops []history.MicroOp, serializable bool) ([]history.MicroOp, bool, error) {
+	if err := e.ready(ctx); err != nil {
+		return nil, false, err
+	}
+	appended, readOnly := txnKeys(ops)
+	lists := map[string][]int{}
+	gets := func(keys []string) []clientv3.Op {
+		out := make([]clientv3.Op, len(keys))
+		for i, k := range keys {
+			out[i] = clientv3.OpGet(k, readOpts(serializable)...)
+		}
+		return out
+	}
+	// collect decodes the Get responses of keys, which start at resps[0].
+	collect := func(keys []string, resps []*etcdserverpb.ResponseOp, modRevs map[string]int64) error {
+		for i, k := range keys {
+			r := resps[i].GetResponseRange()
+			if r == nil || len(r.Kvs) == 0 {
+				lists[k] = nil
+				continue
+			}
+			l, err := decodeList(k, string(r.Kvs[0].Value))
+			if err != nil {
+				return err
+			}
+			lists[k] = l
+			if modRevs != nil {
+				modRevs[k] = r.Kvs[0].ModRevision
+			}
+		}
+		return nil
+	}
+
+	all := append(append([]string(nil), appended...), readOnly...)
+	resp, err := e.c.Txn(ctx).Then(gets(all)...).Commit()
+	if err != nil {
+		return nil, false, fmt.Errorf("txn read %d keys on %s: %w", len(all), e.target.Name, err)
+	}
+	modRevs := map[string]int64{}
+	if err := collect(all, resp.Responses, modRevs); err != nil {
+		return nil, false, fmt.Errorf("txn read on %s: %w: %w", e.target.Name, ErrNotSent, err)
+	}
+	if len(appended) == 0 {
+		done, _ := applyTxn(ops, lists)
+		return done, true, nil
+	}
+
+	done, writes := applyTxn(ops, lists)
+	cmps := make([]clientv3.Cmp, len(appended))
+	then := make([]clientv3.Op, 0, len(appended)+len(readOnly))
+	for i, k := range appended {
+		cmps[i] = clientv3.Compare(clientv3.ModRevision(k), "=", modRevs[k])
+		then = append(then, clientv3.OpPut(k, encodeList(writes[k])))
+	}
+	then = append(then, gets(readOnly)...)
+	resp, err = e.c.Txn(ctx).If(cmps...).Then(then...).Commit()
+	if err != nil {
+		return nil, false, fmt.Errorf("txn append to %d keys on %s: %w", len(appended), e.target.Name, err)
+	}
+	if !resp.Succeeded {
+		return nil, false, nil
+	}
+	if err := collect(readOnly, resp.Responses[len(appended):], nil); err != nil {
+		// Committed, but what was read is unreadable: unknown to the
+		// checker, so not definite.
+		return nil, false, fmt.Errorf("txn on %s committed: %w", e.target.Name, err)
+	}
+	done, _ = applyTxn(ops, lists)
+	return done, true, nil
 }

@@ -16,14 +16,16 @@ const (
 	opCAS                   // register compare-and-set
 	opAdd                   // set add
 	opReadSet               // set read
+	opTxn                   // list-append transaction
 )
 
 // op is one generated operation.
 type op struct {
 	kind     opKind
-	key      string  // register key, or the set
-	value    string  // value written, cas new value, element added
-	expected *string // cas compare value (nil: absent)
+	key      string            // register key, or the set
+	value    string            // value written, cas new value, element added
+	expected *string           // cas compare value (nil: absent)
+	txn      []history.MicroOp // opTxn: the micro-ops, reads nil
 }
 
 // ownWrites is how many of its recent written values a generator keeps as
@@ -38,22 +40,31 @@ const ownWrites = 8
 // unique in a run because a process id belongs to one worker and seq
 // increases with every operation of that worker. Not safe for concurrent
 // use: it belongs to its worker's goroutine.
+//
+// In the append workload the third number chooses the transaction: 1 to 4
+// micro-ops, each a read or an append on one of the worker's active keys
+// (Config.AppendKeyEvery). An appended value is appends*Concurrency+worker,
+// appends counting this worker's append micro-ops from 1: unique per key
+// and across the run, whatever the process.
 type generator struct {
-	cfg   Config
-	rng   *rand.Rand
-	seq   int
-	known map[string]*string // key -> value last read or written (nil: absent); missing: unknown
-	own   []string           // recent values this worker wrote (possibly), oldest first
-	cum   [3]float64         // cumulative Mix weights: read, write, cas
+	cfg     Config
+	rng     *rand.Rand
+	worker  int
+	seq     int
+	appends int
+	known   map[string]*string // key -> value last read or written (nil: absent); missing: unknown
+	own     []string           // recent values this worker wrote (possibly), oldest first
+	cum     [3]float64         // cumulative Mix weights: read, write, cas
 }
 
 // newGenerator returns worker's generator: its rand.Rand is a PCG seeded
 // with (cfg.Seed, worker).
 func newGenerator(cfg Config, worker int) *generator {
 	g := &generator{
-		cfg:   cfg,
-		rng:   rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(worker))),
-		known: map[string]*string{},
+		cfg:    cfg,
+		rng:    rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(worker))),
+		worker: worker,
+		known:  map[string]*string{},
 	}
 	g.cum[0] = cfg.Mix.Read
 	g.cum[1] = g.cum[0] + cfg.Mix.Write
@@ -66,6 +77,9 @@ func (g *generator) next(process int) op {
 	u, k, aux := g.rng.Float64(), g.rng.IntN(g.cfg.Keys), g.rng.Uint64()
 	g.seq++
 	value := strconv.Itoa(process) + "-" + strconv.Itoa(g.seq)
+	if g.cfg.Workload == WorkloadAppend {
+		return g.txn(aux)
+	}
 	if g.cfg.Workload == WorkloadSet {
 		if u < 1.0/SetReadEvery {
 			return op{kind: opReadSet, key: g.cfg.SetKey()}
@@ -89,6 +103,27 @@ func (g *generator) next(process int) op {
 		o.expected = history.Str(g.own[(aux/4)%uint64(len(g.own))])
 	}
 	return o
+}
+
+// txn returns a list-append transaction chosen by the bits of aux: two
+// for the number of micro-ops, then fifteen per micro-op (one for read or
+// append, fourteen for the key among the active ones).
+func (g *generator) txn(aux uint64) op {
+	base := (g.seq - 1) / AppendKeyEvery
+	n := 1 + int(aux&3)
+	aux >>= 2
+	ops := make([]history.MicroOp, 0, n)
+	for range n {
+		key := g.cfg.AppendKey(base + int((aux>>1)&0x3fff)%g.cfg.Keys)
+		if aux&1 == 0 {
+			ops = append(ops, history.MicroOp{F: history.MicroRead, Key: key})
+		} else {
+			g.appends++
+			ops = append(ops, history.MicroOp{F: history.MicroAppend, Key: key, Value: g.appends*g.cfg.Concurrency + g.worker})
+		}
+		aux >>= 15
+	}
+	return op{kind: opTxn, txn: ops}
 }
 
 // observe tells the generator how o ended: t, and for an ok read the value

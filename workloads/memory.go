@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/quorum-kv/quorum/history"
 )
 
 var _ Client = (*memClient)(nil)
@@ -16,7 +18,8 @@ var _ Client = (*memClient)(nil)
 type MemBugs struct {
 	// LaggingNode, when not empty, is a member whose reads (linearizable
 	// or not) are served from a replica Lag revisions behind: a stale-read
-	// bug the register checker and the final reads must catch.
+	// bug the register checker and the final reads must catch (and, for
+	// read-only append transactions, checker/elle).
 	LaggingNode string
 	// Lag is how many revisions LaggingNode lags behind (>= 1 to matter).
 	Lag int64
@@ -24,7 +27,7 @@ type MemBugs struct {
 	// cas) acknowledged but never applied: a lost-write bug.
 	DropEvery int
 	// IndefiniteEvery, when > 0, makes every IndefiniteEvery-th mutating
-	// request (write, cas, add) answer context.DeadlineExceeded; the odd
+	// request (write, cas, add, txn that appends) answer context.DeadlineExceeded; the odd
 	// ones among those are applied nevertheless, the even ones not. This is
 	// not a bug (the client is told the outcome is unknown); it lets tests
 	// exercise info outcomes.
@@ -231,4 +234,72 @@ func (c *memClient) ReadSet(ctx context.Context, set string, _ bool) ([]string, 
 func (c *memClient) Close() error {
 	c.closed = true
 	return nil
+}
+
+// Txn mirrors etcdClient.Txn in one atomic step: the lists are read as of
+// the member's view (LaggingNode's lags); a transaction that appends
+// commits only if every key it appends to has the same mod revision now
+// as in that view (else committed false), and then reads its read-only
+// keys at the current revision and puts every appended list at one new
+// revision. A read-only transaction is served from the view alone, so
+// on LaggingNode it reads stale lists: the bug checker/elle must catch.
+func (c *memClient) Txn(ctx context.Context, ops []history.MicroOp, _ bool) ([]history.MicroOp, bool, error) {
+	if err := c.check(ctx); err != nil {
+		return nil, false, err
+	}
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	appended, readOnly := txnKeys(ops)
+	lists := map[string][]int{}
+	read := func(keys []string, at int64) (map[string]int64, error) {
+		revs := map[string]int64{}
+		for _, k := range keys {
+			v, ok := c.s.getLocked(k, at)
+			if !ok {
+				lists[k] = nil
+				continue
+			}
+			l, err := decodeList(k, v.value)
+			if err != nil {
+				return nil, err
+			}
+			lists[k], revs[k] = l, v.rev
+		}
+		return revs, nil
+	}
+	view := c.s.viewRevLocked(c.node)
+	if len(appended) == 0 {
+		if _, err := read(readOnly, view); err != nil {
+			return nil, false, fmt.Errorf("member %s: %w", c.node, err)
+		}
+		done, _ := applyTxn(ops, lists)
+		return done, true, nil
+	}
+	seen, err := read(appended, view)
+	if err != nil {
+		return nil, false, fmt.Errorf("member %s: %w: %w", c.node, ErrNotSent, err)
+	}
+	timeout, apply := c.s.indefiniteLocked()
+	for _, k := range appended {
+		if cur, _ := c.s.getLocked(k, c.s.rev); cur.rev != seen[k] {
+			if timeout {
+				return nil, false, errMemTimeout
+			}
+			return nil, false, nil
+		}
+	}
+	if _, err := read(readOnly, c.s.rev); err != nil {
+		return nil, false, fmt.Errorf("member %s: %w", c.node, err)
+	}
+	done, writes := applyTxn(ops, lists)
+	if apply {
+		c.s.rev++
+		for _, k := range appended {
+			c.s.versions[k] = append(c.s.versions[k], memVersion{rev: c.s.rev, value: encodeList(writes[k])})
+		}
+	}
+	if timeout {
+		return nil, false, errMemTimeout
+	}
+	return done, true, nil
 }

@@ -2,6 +2,7 @@ package workloads
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,7 +39,9 @@ const (
 // Outcomes: a read that returned is ok; a read error fail; a cas whose
 // compare did not hold fail with Error history.ErrCompareFailed; other
 // errors as Classify says. Read completions carry the value and mod
-// revision, write and cas the header revision, set reads the elements.
+// revision, write and cas the header revision, set reads the elements,
+// transactions (history.FTxn) their micro-ops with the lists read; a
+// transaction whose guard did not hold is fail with ErrCompareFailed.
 //
 // Run returns an error for a bad cfg or arguments (nothing is recorded),
 // or when no operation could be invoked because every dial failed. lg
@@ -195,8 +198,35 @@ func invocation(o op, node string) history.Invocation {
 		in.F, in.Value, in.Expected = history.FCAS, history.Str(o.value), o.expected
 	case opAdd:
 		in.F, in.Value = history.FAdd, history.Str(o.value)
+	case opTxn:
+		in.F, in.Value = history.FTxn, microOpsJSON(o.txn)
 	}
 	return in
+}
+
+// microOpsJSON is the Event.Value of a transaction: its micro-ops' JSON.
+func microOpsJSON(ops []history.MicroOp) *string {
+	b, err := json.Marshal(ops)
+	if err != nil {
+		panic(fmt.Sprintf("marshal micro-ops %+v: %v", ops, err)) // the generator made a bad micro-op
+	}
+	return history.Str(string(b))
+}
+
+// mutates reports whether o may change the store.
+func (o op) mutates() bool {
+	switch o.kind {
+	case opRead, opReadSet:
+		return false
+	case opTxn:
+		for _, m := range o.txn {
+			if m.F == history.MicroAppend {
+				return true
+			}
+		}
+		return false
+	}
+	return true
 }
 
 // perform sends o through c and returns how it ended, as recorded.
@@ -220,9 +250,21 @@ func perform(ctx context.Context, c Client, o op, serializable bool) (history.Ty
 		err = c.Add(ctx, o.key, o.value)
 	case opReadSet:
 		comp.Elements, err = c.ReadSet(ctx, o.key, serializable)
+	case opTxn:
+		var (
+			done      []history.MicroOp
+			committed bool
+		)
+		done, committed, err = c.Txn(ctx, o.txn, serializable)
+		if err == nil && !committed {
+			return history.Fail, history.Completion{Error: history.ErrCompareFailed}
+		}
+		if err == nil {
+			comp.Value = microOpsJSON(done)
+		}
 	}
 	if err != nil {
-		return Classify(err, o.kind != opRead && o.kind != opReadSet), history.Completion{Error: err.Error()}
+		return Classify(err, o.mutates()), history.Completion{Error: err.Error()}
 	}
 	return history.OK, comp
 }
