@@ -179,9 +179,9 @@ func TestWorkloadsAgainstARealServerAreValid(t *testing.T) {
 		prefix = fmt.Sprintf("/quorum-test/%d/", time.Now().UnixNano())
 	}
 	dial := EtcdDialer(EtcdOptions{})
-	workloads := []string{WorkloadRegister, WorkloadSet}
+	workloads := []string{WorkloadRegister, WorkloadSet, WorkloadAppend}
 	if external {
-		workloads = workloads[:1]
+		workloads = []string{WorkloadRegister, WorkloadAppend}
 	}
 	for _, workload := range workloads {
 		t.Run(workload, func(t *testing.T) {
@@ -208,9 +208,14 @@ func TestWorkloadsAgainstARealServerAreValid(t *testing.T) {
 			}
 			res := check(t, rec.Events(), workload)
 			if res.Verdict != checker.Valid {
-				t.Fatalf("stats %+v, verdict %s: %+v %+v %+v", st, res.Verdict, res.Linearizability, res.Set, res.FinalReads)
+				t.Fatalf("stats %+v, verdict %s: %+v %+v %+v %+v", st, res.Verdict, res.Linearizability, res.Set, res.Append, res.FinalReads)
 			}
-			if res.FinalReads == nil || res.FinalReads.Verdict != checker.Valid {
+			if workload == WorkloadAppend {
+				// Concurrent appends to a key: some guards fail.
+				if c := res.Counts[history.FTxn]; c.OK == 0 || c.Fail == 0 {
+					t.Fatalf("txn counts %+v: want committed and failed-guard txns", c)
+				}
+			} else if res.FinalReads == nil || res.FinalReads.Verdict != checker.Valid {
 				t.Fatalf("final reads %+v", res.FinalReads)
 			}
 			t.Logf("%s: %+v, counts %v", workload, st, res.Counts)
