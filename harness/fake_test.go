@@ -217,3 +217,41 @@ func (s schedule) mustEqual(t *testing.T, o schedule, minOps, minFaults int) {
 		t.Errorf("faults differ:\n%s\n%s", fmt.Sprint(s.faults[:k]), fmt.Sprint(o.faults[:k]))
 	}
 }
+
+// The append workload runs end to end on the fake: an atomic store is
+// valid by checker/elle, and results.json and the report carry elle's
+// result; a member serving read-only transactions from a lagging replica
+// is caught.
+func TestAppendRunOnTheFakeBackendIsValidAndCatchesStaleReads(t *testing.T) {
+	cfg := fakeConfig(t, workloads.NewMemStore(workloads.MemBugs{}))
+	cfg.Workload.Workload = workloads.WorkloadAppend
+	cfg.Workload.Keys = 3
+	out := runFake(t, cfg, &fake.Backend{})
+	res := out.Results.Check
+	if res.Verdict != checker.Valid || res.Append == nil || res.Append.OK == 0 {
+		t.Fatalf("verdict %v (%s), append %+v: want valid with ok txns; run dir %s", res.Verdict, res.Reason, res.Append, out.Dir)
+	}
+	saved, err := reports.LoadResults(out.Dir)
+	if err != nil || saved.Check.Append == nil || saved.Check.Append.OK != res.Append.OK {
+		t.Fatalf("results.json append %+v, %v", saved.Check.Append, err)
+	}
+	html, err := os.ReadFile(filepath.Join(out.Dir, "report.html"))
+	if err != nil || !strings.Contains(string(html), "List-append transactions (Elle): valid") {
+		t.Fatalf("report.html lacks the append result (%v)", err)
+	}
+
+	cfg = fakeConfig(t, workloads.NewMemStore(workloads.MemBugs{LaggingNode: "n2", Lag: 3}))
+	cfg.Workload.Workload = workloads.WorkloadAppend
+	cfg.Workload.Keys = 3
+	cfg.Nemeses = "none"
+	out = runFake(t, cfg, &fake.Backend{})
+	res = out.Results.Check
+	if res.Verdict != checker.Invalid || len(res.Append.Anomalies) == 0 {
+		t.Fatalf("verdict %v (%s), append %+v: want invalid", res.Verdict, res.Reason, res.Append)
+	}
+	html, _ = os.ReadFile(filepath.Join(out.Dir, "report.html"))
+	if !strings.Contains(string(html), "anomalies: ") {
+		t.Fatalf("report.html does not count the anomalies")
+	}
+	t.Logf("stale reads: %v", reports.AppendLines(res.Append))
+}

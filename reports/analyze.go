@@ -201,9 +201,11 @@ func BucketSize(d time.Duration) time.Duration {
 	return (per + time.Minute - 1) / time.Minute * time.Minute
 }
 
-// isWrite reports whether f names an operation that changes state.
+// isWrite reports whether f names an operation that changes state. A
+// list-append transaction counts, though some only read: most append,
+// and every one needs a quorum unless reads are serializable.
 func isWrite(f string) bool {
-	return f == history.FWrite || f == history.FCAS || f == history.FAdd
+	return f == history.FWrite || f == history.FCAS || f == history.FAdd || f == history.FTxn
 }
 
 // Analyze summarizes a history. It is a pure function of its arguments and

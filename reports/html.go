@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/quorum-kv/quorum/checker"
+	"github.com/quorum-kv/quorum/checker/elle"
 	"github.com/quorum-kv/quorum/history"
 	"github.com/quorum-kv/quorum/reports/render"
 )
@@ -76,6 +77,8 @@ type reportView struct {
 	SetUnexp     listView
 	SetFailedPr  listView
 	Final        *checker.FinalReadsResult
+	Append       *elle.Result
+	AppendText   []string
 	FinalDisagr  listView
 	FinalReads   []finalRow
 	Plots        []render.PlotFile
@@ -173,6 +176,12 @@ func verdictReasons(r checker.Result) []string {
 			out = append(out, fmt.Sprintf("set: %d acknowledged adds lost, %d unexpected elements, %d failed adds present", len(s.Lost), len(s.Unexpected), len(s.FailedPresent)))
 		case checker.Unknown:
 			out = append(out, "set: no add was acknowledged, or a key with adds has no ok final read")
+		}
+	}
+	if a := r.Append; a != nil {
+		out = append(out, AppendLines(a)[0])
+		if a.Reason != "" {
+			out = append(out, "append: "+a.Reason)
 		}
 	}
 	if f := r.FinalReads; f != nil {
@@ -313,6 +322,10 @@ func buildView(res Results, plots []render.PlotFile, linLink string) reportView 
 		v.SetUnexp = list(st.Unexpected)
 		v.SetFailedPr = list(st.FailedPresent)
 	}
+	if a := res.Check.Append; a != nil {
+		v.Append = a
+		v.AppendText = AppendLines(a)
+	}
 	if f := res.Check.FinalReads; f != nil {
 		v.Final = f
 		v.FinalDisagr = list(f.Disagreements)
@@ -427,6 +440,10 @@ tr.total td { font-weight: bold; }
 <tr><th>recovered (info adds found)</th><td class="num">{{len .Recovered}}</td></tr>
 </table>
 {{end}}
+{{with .Append}}<h3>List-append transactions (Elle): {{.Verdict}}</h3>
+<pre{{if .Anomalies}} class="bad"{{end}}>{{range $.AppendText}}{{.}}
+{{end}}</pre>
+{{end}}
 {{with .Final}}<h3>Final reads: {{.Verdict}}</h3>
 {{if .Disagreements}}<p class="bad">Members disagree on {{len .Disagreements}} keys: {{range $.FinalDisagr.Items}}{{.}} {{end}}{{with $.FinalDisagr.More}}… and {{.}} more{{end}}</p>{{else}}<p>All members agree.</p>{{end}}
 {{if .NotOK}}<p class="muted">{{.NotOK}} final reads failed or have an unknown outcome.</p>{{end}}
@@ -435,7 +452,7 @@ tr.total td { font-weight: bold; }
 {{range $.FinalReads}}<tr{{if .Disagrees}} class="bad"{{end}}><td>{{.Key}}</td><td>{{.Node}}</td><td>{{.Value}}</td><td class="num">{{.Rev}}</td><td class="num">{{.Elements}}</td><td>{{range .Missing.Items}}{{.}} {{end}}{{with .Missing.More}}… and {{.}} more{{end}}</td></tr>
 {{end}}</table>{{end}}
 {{end}}
-{{if not (or .Lin .Set .Final)}}<p class="muted">No sub-check ran.</p>{{end}}
+{{if not (or .Lin .Set .Append .Final)}}<p class="muted">No sub-check ran.</p>{{end}}
 
 <h2>Plots</h2>
 <p class="muted">Shaded bands are fault intervals, labelled with the fault's name.</p>

@@ -150,13 +150,13 @@ Exit code: 0 valid, 1 invalid, 2 unknown or harness error.`,
 	}
 	f := cmd.Flags()
 	f.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, "cluster size")
-	f.StringVar(&cfg.Workload.Workload, "workload", cfg.Workload.Workload, "workload: register or set")
+	f.StringVar(&cfg.Workload.Workload, "workload", cfg.Workload.Workload, "workload: register, set or append (list-append transactions checked with Elle)")
 	f.StringVar(&cfg.Nemeses, "nemesis", cfg.Nemeses, "comma-separated faults, or none: "+strings.Join(nemesisNames(), ", "))
 	f.DurationVar(&cfg.NemesisInterval, "nemesis-interval", cfg.NemesisInterval, "how long each fault lasts, and each quiet period between faults")
 	f.DurationVar(&cfg.TimeLimit, "time-limit", cfg.TimeLimit, "how long the workload runs")
 	f.IntVar(&cfg.Workload.Concurrency, "concurrency", cfg.Workload.Concurrency, "logical clients, one operation in flight each")
 	f.Float64Var(&cfg.Workload.Rate, "rate", cfg.Workload.Rate, "total operations per second (0: unlimited)")
-	f.IntVar(&cfg.Workload.Keys, "keys", cfg.Workload.Keys, "register keys")
+	f.IntVar(&cfg.Workload.Keys, "keys", cfg.Workload.Keys, "register keys (append: keys active at a time)")
 	f.StringVar(&mix, "mix", fmt.Sprintf("read=%g,write=%g,cas=%g", cfg.Workload.Mix.Read, cfg.Workload.Mix.Write, cfg.Workload.Mix.CAS), "register op mix as relative weights; an operation left out weighs 0")
 	f.StringVar(&cfg.Workload.ReadConsistency, "read-consistency", cfg.Workload.ReadConsistency, "reads during the workload: linearizable or serializable")
 	f.DurationVar(&cfg.Workload.Timeout, "timeout", cfg.Workload.Timeout, "per-operation timeout (an operation that times out has an unknown outcome)")
@@ -204,6 +204,9 @@ Exit code: 0 valid, 1 invalid, 2 unknown or error.`,
 					fmt.Fprintf(stdout, "not decided within --check-timeout %v: %s\n", timeout, strings.Join(l.UnknownKeys, ", "))
 				}
 			}
+			for _, line := range reports.AppendLines(res.Append) {
+				fmt.Fprintln(stdout, line)
+			}
 			if s := res.Set; s != nil && s.Verdict == checker.Invalid {
 				fmt.Fprintf(stdout, "set: lost %v, unexpected %v, failed but present %v\n", s.Lost, s.Unexpected, s.FailedPresent)
 			}
@@ -214,7 +217,7 @@ Exit code: 0 valid, 1 invalid, 2 unknown or error.`,
 		},
 	}
 	cmd.Flags().DurationVar(&timeout, "check-timeout", 2*time.Minute, "time limit; when it expires the verdict is unknown")
-	cmd.Flags().StringVar(&workload, "workload", "", "register or set (default: inferred from the history)")
+	cmd.Flags().StringVar(&workload, "workload", "", "register, set or append (default: inferred from the history)")
 	return cmd
 }
 
