@@ -182,3 +182,33 @@ func TestSameSeedGivesTheSameScheduleOnTheLocalBackend(t *testing.T) {
 	// second fault may not fit in one of the runs, so one is the floor.
 	a.mustEqual(t, b, 20, 1)
 }
+
+// A short append run against real quorumd processes with a leader kill is
+// valid by checker/elle, with committed and failed-guard transactions, and
+// re-checks offline to the same verdict and counts.
+func TestShortAppendRunWithALeaderKillIsValidAndRechecksOffline(t *testing.T) {
+	cfg := shortConfig(t)
+	cfg.Workload.Workload = workloads.WorkloadAppend
+	cfg.Workload.Keys = 4
+	cfg.Nemeses = "kill-leader"
+	cfg.NemesisInterval = 2 * time.Second
+	cfg.TimeLimit = 6 * time.Second
+	out := run(t, cfg)
+	res := out.Results.Check
+	if res.Verdict != checker.Valid || res.Append == nil {
+		t.Fatalf("verdict %v (%s), append %v; run dir %s", res.Verdict, res.Reason, reports.AppendLines(res.Append), out.Dir)
+	}
+	if res.Faults["kill-leader"] != 1 || res.Append.OK == 0 || res.Append.Fail == 0 {
+		t.Errorf("faults %v, append %v: want one leader kill, committed and failed txns", res.Faults, reports.AppendLines(res.Append))
+	}
+	events, err := history.Load(filepath.Join(out.Dir, "history.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := checker.Check(context.Background(), events, checker.Options{Timeout: 30 * time.Second})
+	if again.Verdict != res.Verdict || again.Workload != checker.WorkloadAppend || again.Append.OK != res.Append.OK {
+		t.Errorf("offline re-check: %v %s %v, run said %v %v", again.Verdict, again.Workload, reports.AppendLines(again.Append),
+			res.Verdict, reports.AppendLines(res.Append))
+	}
+	t.Logf("%v", reports.AppendLines(res.Append))
+}
