@@ -127,6 +127,30 @@ func fixtureHistories() []fixture {
 			},
 			faults: []fault{{"kill-leader", ms(3), ms(1000), "n1"}},
 		},
+		{
+			name: "append-valid",
+			expect: expectation{WorkloadAppend, Valid,
+				"list-append txns: concurrent appends to two keys, a later txn reads both; a failed guard and a timed-out append (its client continues as process 3)"},
+			spans: []span{
+				txn(0, `[["append","x",1],["r","y",null]]`, `[["append","x",1],["r","y",null]]`, ms(1), ms(3), ok, ""),
+				txn(1, `[["append","y",2]]`, `[["append","y",2]]`, ms(2), ms(4), ok, ""),
+				txn(0, `[["r","x",null],["r","y",null]]`, `[["r","x",[1]],["r","y",[2]]]`, ms(5), ms(6), ok, ""),
+				txn(1, `[["append","x",3]]`, "", ms(5), ms(6), fail, history.ErrCompareFailed),
+				txn(2, `[["append","y",4]]`, "", ms(7), ms(1007), info, "context deadline exceeded"),
+				txn(3, `[["r","y",null]]`, `[["r","y",[2,4]]]`, ms(1010), ms(1011), ok, ""),
+			},
+			faults: []fault{{"kill-leader", ms(6), ms(1000), "n1"}},
+		},
+		{
+			name: "append-stale-read",
+			expect: expectation{WorkloadAppend, Invalid,
+				"a txn invoked after an append to x completed reads x empty (a stale read), a later one reads it: not strictly serializable"},
+			spans: []span{
+				txn(0, `[["append","x",1]]`, `[["append","x",1]]`, ms(1), ms(2), ok, ""),
+				txn(1, `[["r","x",null]]`, `[["r","x",null]]`, ms(3), ms(4), ok, ""),
+				txn(0, `[["r","x",null]]`, `[["r","x",[1]]]`, ms(5), ms(6), ok, ""),
+			},
+		},
 	}
 }
 

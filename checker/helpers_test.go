@@ -14,7 +14,7 @@ type span struct {
 	val, exp  *string // invocation Value and Expected
 	call, ret int64
 	typ       history.Type
-	read      *string  // completion Value of a read
+	read      *string  // completion Value of a read, or of an ok txn
 	rev       int64    // completion Revision
 	els       []string // completion Elements
 	node, err string
@@ -45,7 +45,7 @@ func build(spans []span, faults ...fault) []history.Event {
 		}
 		c := inv
 		c.Time, c.Type, c.Revision, c.Elements, c.Error = sp.ret, sp.typ, sp.rev, sp.els, sp.err
-		if sp.f == history.FRead || sp.f == history.FFinalRead {
+		if sp.f == history.FRead || sp.f == history.FFinalRead || sp.f == history.FTxn && sp.typ == history.OK {
 			c.Value = sp.read
 		}
 		evs = append(evs, ev{c, 0})
@@ -92,4 +92,14 @@ func add(p int, el string, call, ret int64, typ history.Type) span {
 
 func finalRead(p int, node string, call, ret int64, els ...string) span {
 	return span{p: p, f: history.FFinalRead, key: "set", call: call, ret: ret, typ: history.OK, els: els, node: node}
+}
+
+// txn is a list-append transaction: ops is its invocation's micro-ops
+// JSON, done (ok only) its completion's.
+func txn(p int, ops, done string, call, ret int64, typ history.Type, errStr string) span {
+	sp := span{p: p, f: history.FTxn, val: str(ops), call: call, ret: ret, typ: typ, err: errStr}
+	if typ == history.OK {
+		sp.read = str(done)
+	}
+	return sp
 }

@@ -50,7 +50,7 @@ func AppendLines(r *elle.Result) []string {
 			out = append(out, "  "+txnText(t))
 		}
 		for _, s := range a.Cycle {
-			out = append(out, fmt.Sprintf("  %s -%s-> %s", txnText(s.Txn), s.Edge, s.Why))
+			out = append(out, fmt.Sprintf("  %s; %s edge: %s", txnText(s.Txn), s.Edge, s.Why))
 		}
 	}
 	return out

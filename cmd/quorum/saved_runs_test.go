@@ -59,6 +59,18 @@ func TestCheckExitCodeIsTheVerdict(t *testing.T) {
 			`linearizability: valid, 2 keys, 14 operations checked in \S+`,
 		}, false},
 		{"set-valid", nil, 0, []string{`DIR: valid \(18 events\)`}, false},
+		{"append-valid", nil, 0, []string{
+			`DIR: valid \(14 events\)`,
+			`append \(elle\): valid, 4 transactions ok, 1 failed, 1 unknown`,
+		}, false},
+		{"append-stale-read", nil, 1, []string{
+			`DIR: invalid \(6 events\)`,
+			`append \(elle\): invalid, 3 transactions ok, 0 failed, 0 unknown`,
+			`anomalies: G-single-realtime 1`,
+			`G-single-realtime: cycle of 2 transactions: T1 -rw-> T0 -realtime-> T1`,
+			`  T1 \(process 1, ok\) \[\["r","x",null\]\]; rw edge: T1 read x = \[\]; T0 appended the next element, 1`,
+			`  T0 \(process 0, ok\) \[\["append","x",1\]\]; realtime edge: T0 completed at 2000000 before T1 was invoked at 3000000`,
+		}, false},
 		{"register-stale-read", nil, 1, []string{
 			`DIR: invalid \(8 events\)`,
 			`linearizability: invalid, 1 keys, 3 operations checked in \S+`,
