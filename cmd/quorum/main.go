@@ -100,7 +100,7 @@ func newTestCmd(stdout, stderr io.Writer) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "test",
-		Short: "Run a correctness test: workload + faults, then check linearizability and write a report",
+		Short: "Run a correctness test: workload + faults, then check it (linearizability, set, list-append serializability) and write a report",
 		Long: `Run a Jepsen-style test against a fresh cluster.
 
 With no flags: 3 local quorumd members (built from this checkout), the
@@ -179,9 +179,10 @@ func newCheckCmd(stdout io.Writer) *cobra.Command {
 		Use:   "check RUN_DIR",
 		Short: "Re-check a saved run's history.jsonl offline and print the verdict",
 		Long: `Re-check RUN_DIR/history.jsonl with the same checker as 'quorum test'
-and print the verdict, its reason and the linearizability figures. When
-the history is not linearizable the visualization is written to
-RUN_DIR/linearizability.html.
+and print the verdict, its reason and each sub-check's figures
+(linearizability of the register workload, the set's lost elements, the
+append workload's anomalies with their cycles). When the history is not
+linearizable the visualization is written to RUN_DIR/linearizability.html.
 Exit code: 0 valid, 1 invalid, 2 unknown or error.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
