@@ -141,9 +141,11 @@ func httpGet(t *testing.T, url string) string {
 	return string(b)
 }
 
-// kubeadm's etcd static-pod flags (without the certificate flags until
-// TLS lands) start a 3-member cluster that serves etcd's client.
-func TestKubeadmManifestFlagsStartAThreeMemberCluster(t *testing.T) {
+// startThree starts 3 real members on 127.0.0.1 ports base+i*10 (+1 peer,
+// +2 metrics) with the command lines args gives member i, checks that
+// they serve a put and a get, and returns their client endpoints and base.
+func startThree(t *testing.T, args func(dir string, i, base int) []string) ([]string, int) {
+	t.Helper()
 	if quorumdBinary == "" {
 		t.Skip("integration test: starts real quorumd processes (skipped with -short)")
 	}
@@ -151,11 +153,18 @@ func TestKubeadmManifestFlagsStartAThreeMemberCluster(t *testing.T) {
 	var argv [][]string
 	var eps []string
 	for i := 1; i <= 3; i++ {
-		argv = append(argv, kubeadmArgs(dir, i, base))
+		argv = append(argv, args(dir, i, base))
 		eps = append(eps, fmt.Sprintf("127.0.0.1:%d", base+i*10))
 	}
 	startMembers(t, dir, argv)
 	putGet(t, eps)
+	return eps, base
+}
+
+// kubeadm's etcd static-pod flags (without the certificate flags until
+// TLS lands) start a 3-member cluster that serves etcd's client.
+func TestKubeadmManifestFlagsStartAThreeMemberCluster(t *testing.T) {
+	eps, base := startThree(t, kubeadmArgs)
 	if v := httpGet(t, "http://"+eps[0]+"/version"); v != `{"etcdserver":"3.6.16","etcdcluster":"3.6.0"}` {
 		t.Errorf("/version = %s", v)
 	}
@@ -167,17 +176,7 @@ func TestKubeadmManifestFlagsStartAThreeMemberCluster(t *testing.T) {
 // A config file per member equivalent to the README's hand-started cluster
 // starts the same cluster.
 func TestConfigFilesOfTheReadmeClusterStartIt(t *testing.T) {
-	if quorumdBinary == "" {
-		t.Skip("integration test: starts real quorumd processes (skipped with -short)")
-	}
-	dir, base := t.TempDir(), freeBase(t)
-	var argv [][]string
-	var eps []string
-	for i := 1; i <= 3; i++ {
-		file := writeFile(t, dir, fmt.Sprintf("n%d.yml", i), readmeClusterYAML(dir, i, base))
-		argv = append(argv, []string{"--config-file", file})
-		eps = append(eps, fmt.Sprintf("127.0.0.1:%d", base+i*10))
-	}
-	startMembers(t, dir, argv)
-	putGet(t, eps)
+	startThree(t, func(dir string, i, base int) []string {
+		return []string{"--config-file", writeFile(t, dir, fmt.Sprintf("n%d.yml", i), readmeClusterYAML(dir, i, base))}
+	})
 }
