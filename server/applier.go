@@ -15,6 +15,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/quorum-kv/quorum/server/mvcc"
+	"github.com/quorum-kv/quorum/server/watch"
 )
 
 // applier is a member's state machine: it owns the MVCC store, the
@@ -32,10 +33,11 @@ import (
 // key's lease is reported by the store (TakeLeaseChanges) and attached or
 // detached here.
 //
-// Where the next subsystem plugs in:
-//   - Watch: applyBatch is where a batch's changes are complete; a watchable
-//     store hands the batch's events to its watchers there, before the
-//     view is published, so a watcher never lags a reader.
+// Watch: the store records every change as a watch event; at the end of
+// each batch, once the view is published (so that a watcher's prev_kv
+// lookup at an event's revision always finds it), the batch's events go to
+// the watchable store (server/watch), which never blocks. A snapshot from
+// the leader moves every watcher to catch up from the new store.
 type applier struct {
 	lg      *slog.Logger
 	metrics *serverMetrics
@@ -46,6 +48,7 @@ type applier struct {
 	snaps       SnapshotStorage
 	releaseLog  func(index uint64)
 	results     *waitRegistry
+	watches     *watch.Hub // nil: nobody watches
 
 	snapshotCount  uint64
 	catchUpEntries uint64
@@ -113,6 +116,8 @@ type applierConfig struct {
 	ReleaseLog func(index uint64)
 	// Results receives each request's result, by request ID.
 	Results *waitRegistry
+	// Watches, if set, gets every batch's events.
+	Watches *watch.Hub
 	// SnapshotCount is the number of applied entries between snapshots;
 	// CatchUpEntries how many the Raft log keeps behind one.
 	SnapshotCount  uint64
@@ -126,7 +131,7 @@ type applierConfig struct {
 func newApplier(c applierConfig) *applier {
 	a := &applier{
 		lg: c.Logger, metrics: c.Metrics, stopc: c.Stop,
-		raft: c.Raft, raftStorage: c.RaftStorage, snaps: c.Snapshots, releaseLog: c.ReleaseLog, results: c.Results,
+		raft: c.Raft, raftStorage: c.RaftStorage, snaps: c.Snapshots, releaseLog: c.ReleaseLog, results: c.Results, watches: c.Watches,
 		snapshotCount: c.SnapshotCount, catchUpEntries: c.CatchUpEntries,
 		store: c.State.store, lessor: c.Lessor, membership: c.State.membership, confState: c.State.confState,
 		appliedIndex: c.State.index, snapshotIndex: c.State.index,
@@ -134,9 +139,19 @@ func newApplier(c applierConfig) *applier {
 		applyWait:    newIndexWaiter(c.State.index),
 	}
 	a.lessor.restore(c.State.leases, time.Now())
-	a.store.SetLeaseCheck(a.lessor.exists)
+	a.setStore(a.store)
 	a.publish()
 	return a
+}
+
+// setStore makes s the applier's store: leases checked by the lessor,
+// events recorded when there are watches.
+func (a *applier) setStore(s *mvcc.Store) {
+	a.store = s
+	s.SetLeaseCheck(a.lessor.exists)
+	if a.watches != nil {
+		s.RecordEvents()
+	}
 }
 
 // readView is the latest published state. Any goroutine.
@@ -177,8 +192,10 @@ func (a *applier) applyBatch(job applyJob) error {
 	for i := range job.entries {
 		a.applyEntry(&job.entries[i])
 	}
-	// The batch is complete here: watch's events go out at this point.
 	a.publish()
+	if a.watches != nil {
+		a.watches.Notify(a.store.Rev(), a.store.CompactRev(), a.store.TakeEvents())
+	}
 	a.applyWait.advance(a.appliedIndex)
 	a.metrics.proposalsApplied.Set(float64(a.appliedIndex))
 	a.metrics.proposalsPending.Set(float64(a.results.pending()))
@@ -200,9 +217,12 @@ func (a *applier) applySnapshot(sn raftpb.Snapshot) error {
 		return fmt.Errorf("snapshot at index %d: %w", sn.Metadata.Index, err)
 	}
 	store := c.store
-	a.store, a.membership = store, c.membership
+	a.membership = c.membership
 	a.lessor.restore(c.leases, time.Now())
-	a.store.SetLeaseCheck(a.lessor.exists)
+	a.setStore(store)
+	if a.watches != nil {
+		a.watches.Restore(store.Rev(), store.CompactRev())
+	}
 	a.confState = sn.Metadata.ConfState
 	a.appliedIndex, a.snapshotIndex = sn.Metadata.Index, sn.Metadata.Index
 	a.lg.Info("restored the keyspace from a snapshot", "snapshot-index", sn.Metadata.Index, "current-rev", store.Rev())

@@ -43,6 +43,9 @@ const (
 	DefaultGRPCKeepAliveMinTime   = 5 * time.Second
 	DefaultGRPCKeepAliveInterval  = 2 * time.Hour
 	DefaultGRPCKeepAliveTimeout   = 20 * time.Second
+	// DefaultWatchProgressNotifyInterval is etcd's
+	// --watch-progress-notify-interval.
+	DefaultWatchProgressNotifyInterval = 10 * time.Minute
 	// grpcOverheadBytes is what etcd adds to --max-request-bytes for the gRPC
 	// receive limit, so that a request slightly over the limit gets etcd's
 	// "request is too large" rather than a transport error.
@@ -109,6 +112,11 @@ type Config struct {
 	// adds the per-method gRPC latency histograms.
 	Metrics string
 
+	// WatchProgressNotifyInterval is how often a watcher created with
+	// progress_notify gets a progress notification when it had no events,
+	// as etcd's --watch-progress-notify-interval (at least 100 ms).
+	WatchProgressNotifyInterval time.Duration
+
 	// Logger receives every log line; required.
 	Logger *slog.Logger
 }
@@ -117,25 +125,26 @@ type Config struct {
 // localhost:2379 and peers on localhost:2380 in a single-member cluster.
 func DefaultConfig() Config {
 	c := Config{
-		Name:                     DefaultName,
-		ListenClientURLs:         []url.URL{mustURL(DefaultListenClientURL)},
-		AdvertiseClientURLs:      []url.URL{mustURL(DefaultListenClientURL)},
-		ListenPeerURLs:           []url.URL{mustURL(DefaultListenPeerURL)},
-		InitialAdvertisePeerURLs: []url.URL{mustURL(DefaultListenPeerURL)},
-		InitialClusterToken:      DefaultInitialClusterToken,
-		InitialClusterState:      "new",
-		HeartbeatInterval:        DefaultHeartbeatInterval,
-		ElectionTimeout:          DefaultElectionTimeout,
-		SnapshotCount:            DefaultSnapshotCount,
-		SnapshotCatchUpEntries:   DefaultSnapshotCatchUpEntries,
-		MaxRequestBytes:          DefaultMaxRequestBytes,
-		MaxTxnOps:                DefaultMaxTxnOps,
-		QuotaBackendBytes:        DefaultQuotaBackendBytes,
-		GRPCKeepAliveMinTime:     DefaultGRPCKeepAliveMinTime,
-		GRPCKeepAliveInterval:    DefaultGRPCKeepAliveInterval,
-		GRPCKeepAliveTimeout:     DefaultGRPCKeepAliveTimeout,
-		Metrics:                  "basic",
-		Logger:                   slog.Default(),
+		Name:                        DefaultName,
+		ListenClientURLs:            []url.URL{mustURL(DefaultListenClientURL)},
+		AdvertiseClientURLs:         []url.URL{mustURL(DefaultListenClientURL)},
+		ListenPeerURLs:              []url.URL{mustURL(DefaultListenPeerURL)},
+		InitialAdvertisePeerURLs:    []url.URL{mustURL(DefaultListenPeerURL)},
+		InitialClusterToken:         DefaultInitialClusterToken,
+		InitialClusterState:         "new",
+		HeartbeatInterval:           DefaultHeartbeatInterval,
+		ElectionTimeout:             DefaultElectionTimeout,
+		SnapshotCount:               DefaultSnapshotCount,
+		SnapshotCatchUpEntries:      DefaultSnapshotCatchUpEntries,
+		MaxRequestBytes:             DefaultMaxRequestBytes,
+		MaxTxnOps:                   DefaultMaxTxnOps,
+		QuotaBackendBytes:           DefaultQuotaBackendBytes,
+		GRPCKeepAliveMinTime:        DefaultGRPCKeepAliveMinTime,
+		GRPCKeepAliveInterval:       DefaultGRPCKeepAliveInterval,
+		GRPCKeepAliveTimeout:        DefaultGRPCKeepAliveTimeout,
+		Metrics:                     "basic",
+		WatchProgressNotifyInterval: DefaultWatchProgressNotifyInterval,
+		Logger:                      slog.Default(),
 	}
 	c.DataDir = c.Name + ".etcd"
 	c.InitialCluster = map[string][]url.URL{c.Name: c.InitialAdvertisePeerURLs}

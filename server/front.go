@@ -19,9 +19,9 @@ import (
 // service quorumd implements, and the HTTP endpoints served beside it on the
 // client URLs. Every service is registered here, in newFront; the services
 // themselves live in front_*.go (front_kv.go, front_maintenance.go,
-// front_cluster.go, front_health.go, front_lease.go) and reach the member only through the
-// Server's methods (propose, linearizableReadNotify, readView, header).
-// The Watch service, when it comes, registers here as well.
+// front_cluster.go, front_health.go, front_lease.go, front_watch.go) and
+// reach the member only through the Server's methods (propose,
+// linearizableReadNotify, readView, header) and its watchable store.
 // Which sockets the front is served on is listeners.go's business.
 type front struct {
 	grpc   *grpc.Server
@@ -30,14 +30,18 @@ type front struct {
 	// metricsHTTP serves the --listen-metrics-urls listeners: /metrics and
 	// the health endpoints, as etcd's serveMetrics (embed/etcd.go).
 	metricsHTTP http.Handler
+	// leaderStreams are the open streams that require a leader
+	// (front_leader.go); Server.monitorLeader cancels them.
+	leaderStreams *leaderStreams
 }
 
 func newFront(s *Server) *front {
 	gm := s.metrics.grpcServerMetrics(s.cfg.Metrics == "extensive")
+	ls := &leaderStreams{streams: map[*streamWithCtx]struct{}{}}
 	g := grpc.NewServer(
 		grpc.ForceServerCodecV2(newCountingCodec(s.metrics)),
-		grpc.ChainUnaryInterceptor(gm.UnaryServerInterceptor()),
-		grpc.ChainStreamInterceptor(gm.StreamServerInterceptor()),
+		grpc.ChainUnaryInterceptor(gm.UnaryServerInterceptor(), s.unaryRequireLeader),
+		grpc.ChainStreamInterceptor(gm.StreamServerInterceptor(), s.streamRequireLeader(ls)),
 		grpc.MaxRecvMsgSize(int(s.cfg.MaxRequestBytes)+grpcOverheadBytes),
 		grpc.MaxSendMsgSize(math.MaxInt32),
 		grpc.MaxConcurrentStreams(s.cfg.maxConcurrentStreams()),
@@ -48,6 +52,7 @@ func newFront(s *Server) *front {
 	pb.RegisterMaintenanceServer(g, &maintenanceServer{s: s})
 	pb.RegisterClusterServer(g, &clusterServer{s: s})
 	pb.RegisterLeaseServer(g, &leaseServer{s: s})
+	pb.RegisterWatchServer(g, newWatchServer(s))
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)
 	// Every method's grpc_server_* series from the start, as etcd.
@@ -69,7 +74,7 @@ func newFront(s *Server) *front {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	return &front{grpc: g, http: mux, health: hs, metricsHTTP: metricsMux}
+	return &front{grpc: g, http: mux, health: hs, metricsHTTP: metricsMux, leaderStreams: ls}
 }
 
 // stop lets the RPCs in flight finish, for at most two seconds.

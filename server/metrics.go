@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+
+	"github.com/quorum-kv/quorum/server/watch"
 )
 
 // serverMetrics are the Prometheus metrics a member exports on /metrics.
@@ -68,8 +70,29 @@ type serverMetrics struct {
 	clientSentBytes      prometheus.Counter
 	clientReceivedBytes  prometheus.Counter
 
+	// etcd_debugging_mvcc_* of the watchable store, and the watch
+	// server's stream failures.
+	watch          watch.Metrics
+	watchEvents    watchEventsMetrics
+	streamFailures *prometheus.CounterVec
+
 	// grpc_server_*, registered by grpcServerMetrics.
 	grpc *grpcprom.ServerMetrics
+}
+
+// watchEventsMetrics counts events handed from a watch stream to its
+// client, as etcd's mvcc.ReportEventReceived.
+type watchEventsMetrics struct {
+	pending prometheus.Gauge
+	total   prometheus.Counter
+}
+
+func (w watchEventsMetrics) received(n int) {
+	if n == 0 {
+		return
+	}
+	w.pending.Sub(float64(n))
+	w.total.Add(float64(n))
 }
 
 // The ops of etcd_server_apply_duration_seconds, named as etcd's applier
@@ -200,6 +223,20 @@ func newServerMetrics() *serverMetrics {
 	// etcdserver/api/v3rpc/metrics.go
 	m.clientSentBytes = counter("etcd", "network", "client_grpc_sent_bytes_total", "The total number of bytes sent to grpc clients.")
 	m.clientReceivedBytes = counter("etcd", "network", "client_grpc_received_bytes_total", "The total number of bytes received from grpc clients.")
+
+	// storage/mvcc/metrics.go: the watchable store's.
+	m.watch = watch.Metrics{
+		Streams:       gauge("etcd_debugging", "mvcc", "watch_stream_total", "Total number of watch streams."),
+		Watchers:      gauge("etcd_debugging", "mvcc", "watcher_total", "Total number of watchers."),
+		SlowWatchers:  gauge("etcd_debugging", "mvcc", "slow_watcher_total", "Total number of unsynced slow watchers."),
+		PendingEvents: gauge("etcd_debugging", "mvcc", "pending_events_total", "Total number of pending events to be sent."),
+		Events:        counter("etcd_debugging", "mvcc", "events_total", "Total number of events sent by this member."),
+	}
+	m.watchEvents = watchEventsMetrics{pending: m.watch.PendingEvents, total: m.watch.Events}
+	// etcdserver/api/v3rpc/metrics.go
+	m.streamFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "etcd", Subsystem: "network", Name: "server_stream_failures_total",
+		Help: "The total number of stream failures from the local server."}, []string{"Type", "API"})
+	reg(m.streamFailures)
 
 	reg(collectors.NewGoCollector())
 	reg(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/quorum-kv/quorum/server/wal"
+	"github.com/quorum-kv/quorum/server/watch"
 )
 
 // Server is one quorumd member, assembled from owned parts:
@@ -21,6 +22,8 @@ import (
 //     writer of them and publishes a read view after each batch.
 //   - the read loop (read.go): batched ReadIndex rounds for linearizable
 //     reads.
+//   - watches (server/watch): the watchable store; the applier hands it
+//     every batch's events, its sync loop catches slow watchers up.
 //   - front (front.go, front_*.go): the gRPC services and HTTP endpoints,
 //     served on lns (listeners.go).
 //
@@ -40,6 +43,9 @@ type Server struct {
 	status *raftStatus // raft's, published for every goroutine
 	app    *applier
 	lessor *lessor
+	// watches is the watchable store the applier notifies and the Watch
+	// service's streams read (server/watch).
+	watches *watch.Hub
 	// peerClient forwards lease renewals and time-to-live questions to
 	// the leader's peer URL (lease_leader.go).
 	peerClient *http.Client
@@ -127,9 +133,11 @@ func assemble(cfg Config, lg *slog.Logger, metrics *serverMetrics, p *memberPart
 	s.status = s.raft.status
 	s.peerClient = &http.Client{Timeout: cfg.requestTimeout()}
 	s.lessor = newLessor(minLeaseTTL(cfg.electionTicks(), cfg.HeartbeatInterval))
+	s.watches = watch.NewHub(p.state.store.Rev(), p.state.store.CompactRev(),
+		func() watch.Source { return s.app.readView().view }, metrics.watch)
 	s.app = newApplier(applierConfig{
 		State: p.state, Raft: p.node, RaftStorage: p.storage, Snapshots: p.snaps, Lessor: s.lessor,
-		ReleaseLog: s.raft.releaseLogTo, Results: s.wait,
+		ReleaseLog: s.raft.releaseLogTo, Results: s.wait, Watches: s.watches,
 		SnapshotCount: cfg.SnapshotCount, CatchUpEntries: cfg.catchUpEntries(),
 		Stop: s.stopc, Logger: lg, Metrics: metrics,
 	})
@@ -152,8 +160,9 @@ func (s *Server) Start() {
 	}
 	s.run()
 	s.front = newFront(s)
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go func() { defer s.wg.Done(); s.healthLoop(s.front.health) }()
+	go func() { defer s.wg.Done(); s.monitorLeader(s.front.leaderStreams) }()
 	go func() { defer s.wg.Done(); s.announceClients() }()
 	s.lns.servePeers(s.peerHandler, s.fatal)
 	s.lns.serveClients(s.front, s.fatal)
@@ -190,8 +199,9 @@ func (s *Server) announceClients() {
 // run starts the member's goroutines, without the client API.
 func (s *Server) run() {
 	s.transport.Start()
-	s.wg.Add(5)
+	s.wg.Add(6)
 	go func() { defer s.wg.Done(); s.leaseLoop() }()
+	go func() { defer s.wg.Done(); s.watches.Run(s.stopc) }()
 	go func() { defer s.wg.Done(); s.raft.run(s.fatal) }()
 	go func() { defer s.wg.Done(); s.app.run(s.raft.apply(), s.fatal) }()
 	go func() { defer s.wg.Done(); s.readLoop() }()

@@ -59,7 +59,6 @@ const (
 	whyTLSOnly   = "used by etcd only with TLS, which quorumd does not serve yet (the certificate flags are refused)"
 	whyDiscovery = "discovery is not implemented in quorumd: list the members in --initial-cluster"
 	whyBolt      = "bbolt tuning: quorumd's keyspace is not a bbolt file (server/mvcc keeps it in memory, durable through the WAL and snapshots)"
-	whyNoWatch   = "quorumd has no Watch service yet"
 	whyNoLease   = "quorumd has no lease checkpoints: a new leader extends every TTL instead (etcd's behaviour with checkpoints off)"
 	whyNoAuth    = "quorumd has no Auth service yet; every request is served without authentication"
 	whyNoCorrupt = "quorumd does not run etcd's corruption checks (HashKV) yet"
@@ -220,8 +219,8 @@ var etcdFlags = []flagInfo{
 	{Name: "compaction-batch-limit", Class: noEffect, Reason: "quorumd compacts its in-memory keyspace in one step", value: func(c *embed.Config) any { return c.CompactionBatchLimit }},
 	{Name: "experimental-compaction-sleep-interval", Class: noEffect, Reason: "quorumd compacts its in-memory keyspace in one step", value: func(c *embed.Config) any { return c.ExperimentalCompactionSleepInterval }},
 	{Name: "compaction-sleep-interval", Class: noEffect, Reason: "quorumd compacts its in-memory keyspace in one step", value: func(c *embed.Config) any { return c.CompactionSleepInterval }},
-	{Name: "experimental-watch-progress-notify-interval", Class: noEffect, Reason: whyNoWatch + "; accepted so that kubeadm's manifest starts", value: func(c *embed.Config) any { return c.ExperimentalWatchProgressNotifyInterval }},
-	{Name: "watch-progress-notify-interval", Class: noEffect, Reason: whyNoWatch, value: func(c *embed.Config) any { return c.WatchProgressNotifyInterval }},
+	{Name: "experimental-watch-progress-notify-interval", Class: asEtcd},
+	{Name: "watch-progress-notify-interval", Class: asEtcd},
 	{Name: "experimental-warning-apply-duration", Class: noEffect, Reason: whyNoSlowLog, value: func(c *embed.Config) any { return c.ExperimentalWarningApplyDuration }},
 	{Name: "warning-apply-duration", Class: noEffect, Reason: whyNoSlowLog, value: func(c *embed.Config) any { return c.WarningApplyDuration }},
 	{Name: "experimental-txn-mode-write-with-shared-buffer", Class: noEffect, Reason: whyBolt, value: func(c *embed.Config) any { return c.ExperimentalTxnModeWriteWithSharedBuffer }},

@@ -189,6 +189,7 @@ func serverConfig(ec *embed.Config, lg *zap.Logger) (*server.Config, error) {
 	c.GRPCKeepAliveInterval = ec.GRPCKeepAliveInterval
 	c.GRPCKeepAliveTimeout = ec.GRPCKeepAliveTimeout
 	c.MaxConcurrentStreams = ec.MaxConcurrentStreams
+	c.WatchProgressNotifyInterval = ec.WatchProgressNotifyInterval
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}

@@ -68,7 +68,7 @@ func TestKubeadmFlagsConfigureAMember(t *testing.T) {
 	if cfg == nil {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
-	if cfg.Name != "m2" || len(cfg.InitialCluster) != 3 || cfg.SnapshotCount != 10000 ||
+	if cfg.Name != "m2" || len(cfg.InitialCluster) != 3 || cfg.SnapshotCount != 10000 || cfg.WatchProgressNotifyInterval != 5*time.Second ||
 		len(cfg.ListenMetricsURLs) != 1 || cfg.ListenMetricsURLs[0].Host != "127.0.0.1:40022" {
 		t.Fatalf("config = %+v", cfg)
 	}
@@ -77,7 +77,7 @@ func TestKubeadmFlagsConfigureAMember(t *testing.T) {
 	for _, l := range noEffect {
 		flags = append(flags, l["flag"].(string)+"="+l["value"].(string))
 	}
-	want := []string{"--experimental-initial-corrupt-check=true", "--experimental-watch-progress-notify-interval=5s"}
+	want := []string{"--experimental-initial-corrupt-check=true"}
 	if strings.Join(flags, " ") != strings.Join(want, " ") {
 		t.Fatalf("no-effect lines for %v, want exactly one each for %v", flags, want)
 	}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/google/btree"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 )
 
 // Sentinel errors. The server maps them to etcd's rpctypes errors.
@@ -134,6 +135,10 @@ type Store struct {
 	// leaseChanges accumulates the keys whose lease changed, until
 	// TakeLeaseChanges.
 	leaseChanges []LeaseChange
+	// recordEvents (RecordEvents) makes writes accumulate their watch
+	// events in events, until TakeEvents.
+	recordEvents bool
+	events       []mvccpb.Event
 }
 
 // SetLeaseCheck makes every later put with a lease fail with

@@ -24,6 +24,10 @@ type writer struct {
 	// leases records every change of a key's lease, for the store's
 	// LeaseChanges once the write is complete.
 	leases []LeaseChange
+	// events, when recordEvents, records every change as a watch event,
+	// for the store's TakeEvents once the write is complete.
+	recordEvents bool
+	events       []mvccpb.Event
 }
 
 // LeaseChange is a key whose lease changed in a write: Old is the lease the
@@ -72,6 +76,7 @@ func (w *writer) rollback() {
 	}
 	w.undo = nil
 	w.leases = nil
+	w.events = nil
 	w.changes = 0
 	w.st.size = w.oldSize
 }
@@ -99,6 +104,9 @@ func (w *writer) store(it keyItem, existed bool, r rev) {
 	it.revs = append(it.revs, r)
 	w.st.tree.ReplaceOrInsert(it)
 	w.st.size += revSize(len(it.key), len(r.value))
+	if w.recordEvents {
+		w.events = append(w.events, event(&it, &it.revs[len(it.revs)-1]))
+	}
 }
 
 func revSize(keyLen, valueLen int) int64 { return int64(revOverhead + keyLen + valueLen) }
@@ -182,27 +190,41 @@ func (w *writer) deleteRange(dr *pb.DeleteRangeRequest, nested bool) *pb.DeleteR
 // or ignore_lease on a missing key), in which case nothing changes. The
 // request's slices are copied; the lease is stored as given.
 func (s *Store) Put(req *pb.PutRequest) (*pb.PutResponse, error) {
-	w := newWriter(&s.st, false, s.leaseOK)
+	w := s.newWriter(false)
 	resp, err := w.put(req, false)
 	if err != nil {
 		return nil, err
 	}
 	w.end()
-	s.leaseChanges = append(s.leaseChanges, w.leases...)
+	s.commit(w)
 	s.view = nil
 	return resp, nil
+}
+
+// newWriter starts a write on the store's live state.
+func (s *Store) newWriter(record bool) *writer {
+	w := newWriter(&s.st, record, s.leaseOK)
+	w.recordEvents = s.recordEvents
+	return w
+}
+
+// commit keeps what a completed write reports: its lease changes and
+// events.
+func (s *Store) commit(w *writer) {
+	s.leaseChanges = append(s.leaseChanges, w.leases...)
+	s.events = append(s.events, w.events...)
 }
 
 // DeleteRange deletes the keys of the request's range, at a new revision if
 // it deletes at least one.
 func (s *Store) DeleteRange(req *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
-	w := newWriter(&s.st, false, s.leaseOK)
+	w := s.newWriter(false)
 	resp := w.deleteRange(req, false)
 	if w.changes > 0 {
 		s.view = nil
 	}
 	w.end()
-	s.leaseChanges = append(s.leaseChanges, w.leases...)
+	s.commit(w)
 	return resp, nil
 }
 
@@ -220,29 +242,31 @@ func (s *Store) DeleteRange(req *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse
 // CheckTxnDuplicates.
 func (s *Store) Txn(req *pb.TxnRequest) (*pb.TxnResponse, error) {
 	before := s.st.rev
-	resp, err := s.st.txn(req, s.leaseOK, &s.leaseChanges)
+	resp, err := s.st.txn(req, s.newWriter(true), s.commit)
 	if s.st.rev != before {
 		s.view = nil
 	}
 	return resp, err
 }
 
-// txn is etcd's txn.Txn on st. The lease changes of a txn that succeeds are
-// appended to *leases (nil for a read-only txn).
-func (st *state) txn(req *pb.TxnRequest, leaseOK func(int64) bool, leases *[]LeaseChange) (*pb.TxnResponse, error) {
+// txn is etcd's txn.Txn on st, writing through w (nil for a read-only
+// txn); commit, when set, gets w once the txn succeeded.
+func (st *state) txn(req *pb.TxnRequest, w *writer, commit func(*writer)) (*pb.TxnResponse, error) {
 	path := st.compareToPath(req, st.rev, make([]bool, 0, 1))
 	if _, err := st.checkTxn(req, st.rev, path); err != nil {
 		return nil, err
 	}
-	w := newWriter(st, true, leaseOK)
+	if w == nil {
+		w = newWriter(st, true, nil)
+	}
 	resp, _, err := w.exec(req, path)
 	if err != nil {
 		w.rollback()
 		return nil, err
 	}
 	w.end()
-	if leases != nil {
-		*leases = append(*leases, w.leases...)
+	if commit != nil {
+		commit(w)
 	}
 	return resp, nil
 }

@@ -1,0 +1,300 @@
+package watch
+
+import (
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+
+	"github.com/quorum-kv/quorum/server/mvcc"
+)
+
+// Tunables, etcd's where etcd has them.
+const (
+	// chanBufLen is a stream's buffer (etcd's chanBufLen).
+	chanBufLen = 128
+	// maxWatchersPerSync bounds one catch-up round (etcd's).
+	maxWatchersPerSync = 512
+	// watchBatchMaxRevs bounds the revisions of one catch-up response
+	// (etcd's watchBatchMaxRevs).
+	watchBatchMaxRevs = 1000
+	// syncPeriod is how often unsynced watchers are caught up when
+	// nothing asks sooner (etcd's watchResyncPeriod).
+	syncPeriod = 100 * time.Millisecond
+	// ringEvents bounds the recent events kept for closing a catch-up's
+	// last gap.
+	ringEvents = 8192
+)
+
+// Metrics are the hub's gauges and counters (etcd's
+// etcd_debugging_mvcc_* watch families); any may be nil.
+type Metrics struct {
+	Streams       prometheus.Gauge   // watch_stream_total
+	Watchers      prometheus.Gauge   // watcher_total
+	SlowWatchers  prometheus.Gauge   // slow_watcher_total
+	PendingEvents prometheus.Gauge   // pending_events_total
+	Events        prometheus.Counter // events_total
+}
+
+func gaugeAdd(g prometheus.Gauge, d float64) {
+	if g != nil {
+		g.Add(d)
+	}
+}
+
+// Hub is a member's watchable store: its watchers and the events the
+// applier notifies. All methods are safe for concurrent use; Notify and
+// Restore must be called by one goroutine (the applier), in revision order.
+type Hub struct {
+	source  func() Source
+	metrics Metrics
+	kick    chan struct{}
+
+	mu sync.Mutex
+	// rev is the revision of the last notified batch; compactRev the
+	// store's compaction revision then.
+	rev, compactRev int64
+	synced          group
+	unsynced        group
+	recent          ring
+}
+
+// NewHub returns a hub over a store at rev (compacted at compactRev);
+// source returns the store's latest published snapshot, which may be
+// behind or ahead of the last Notify.
+func NewHub(rev, compactRev int64, source func() Source, m Metrics) *Hub {
+	return &Hub{
+		source: source, metrics: m, kick: make(chan struct{}, 1),
+		rev: rev, compactRev: compactRev,
+		synced: newGroup(), unsynced: newGroup(),
+		recent: ring{from: rev + 1},
+	}
+}
+
+// Notify hands the events of one applied batch to the synced watchers;
+// rev is the store's revision after the batch, compactRev its compaction
+// revision. evs are in revision order, every revision in (previous rev,
+// rev] that has any. It never blocks on a watcher.
+func (h *Hub) Notify(rev, compactRev int64, evs []mvccpb.Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.rev, h.compactRev = rev, compactRev
+	if len(evs) == 0 {
+		return
+	}
+	h.recent.add(evs)
+	if h.synced.size() == 0 {
+		return
+	}
+	batches := map[*watcher][]mvccpb.Event{}
+	for _, e := range evs {
+		h.synced.match(e.Kv.Key, func(w *watcher) {
+			if e.Kv.ModRevision >= w.minRev {
+				batches[w] = append(batches[w], e)
+			}
+		})
+	}
+	slow := false
+	for w, b := range batches {
+		if w.send(Response{WatchID: w.id, Events: b, Revision: rev}) {
+			w.minRev = rev + 1
+			gaugeAdd(h.metrics.PendingEvents, float64(len(b)))
+			continue
+		}
+		// The stream is full: catch the watcher up from the store later,
+		// from the first revision it was not sent.
+		w.minRev = b[0].Kv.ModRevision
+		h.synced.remove(w)
+		h.unsynced.add(w)
+		gaugeAdd(h.metrics.SlowWatchers, 1)
+		slow = true
+	}
+	if slow {
+		h.wake()
+	}
+}
+
+// Restore follows the applier replacing its store by a snapshot at rev:
+// every synced watcher has seen everything up to the old revision and now
+// catches up from the new store.
+func (h *Hub) Restore(rev, compactRev int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for w := range h.synced.watchers {
+		w.minRev = max(w.minRev, h.rev+1)
+		h.synced.remove(w)
+		h.unsynced.add(w)
+		gaugeAdd(h.metrics.SlowWatchers, 1)
+	}
+	h.rev, h.compactRev = rev, compactRev
+	h.recent = ring{from: rev + 1}
+	h.wake()
+}
+
+func (h *Hub) wake() {
+	select {
+	case h.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run catches unsynced watchers up until stop is closed.
+func (h *Hub) Run(stop <-chan struct{}) {
+	t := time.NewTimer(syncPeriod)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		case <-h.kick:
+		}
+		start := time.Now()
+		left, progressed := h.syncWatchers()
+		next := syncPeriod
+		if left > 0 && progressed {
+			// More to do: go on after yielding as long as the round took.
+			next = time.Since(start)
+		}
+		if !t.Stop() {
+			select {
+			case <-t.C:
+			default:
+			}
+		}
+		t.Reset(next)
+	}
+}
+
+// pick is one watcher chosen for a catch-up round, with what the round
+// read for it.
+type pick struct {
+	w              *watcher
+	key, end       []byte
+	minRev         int64
+	evs            []mvccpb.Event
+	more, observed int64
+}
+
+// syncWatchers is one catch-up round over at most maxWatchersPerSync
+// unsynced watchers. It returns how many remain unsynced and whether any
+// watcher advanced.
+func (h *Hub) syncWatchers() (left int, progressed bool) {
+	h.mu.Lock()
+	if h.unsynced.size() == 0 {
+		h.mu.Unlock()
+		return 0, false
+	}
+	picks := make([]pick, 0, min(h.unsynced.size(), maxWatchersPerSync))
+	for w := range h.unsynced.watchers {
+		if len(picks) == maxWatchersPerSync {
+			break
+		}
+		picks = append(picks, pick{w: w, key: w.key, end: w.end, minRev: w.minRev})
+	}
+	h.mu.Unlock()
+
+	// Read the history outside the lock: Notify goes on meanwhile.
+	src := h.source()
+	srcRev, srcCompact := src.Rev(), src.CompactRev()
+	for i := range picks {
+		p := &picks[i]
+		p.observed = srcRev
+		if p.minRev < srcCompact || p.minRev > srcRev {
+			continue
+		}
+		p.evs, p.more = src.Events(p.key, p.end, p.minRev, srcRev, watchBatchMaxRevs)
+		if p.more != 0 {
+			p.observed = p.more - 1
+		}
+	}
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i := range picks {
+		p := &picks[i]
+		w := p.w
+		if !h.unsynced.has(w) || w.minRev != p.minRev {
+			continue // canceled, or moved meanwhile
+		}
+		if compactRev := max(h.compactRev, srcCompact); w.minRev < compactRev {
+			if w.send(Response{WatchID: w.id, CompactRevision: compactRev}) {
+				w.compacted = true
+				h.unsynced.remove(w)
+				gaugeAdd(h.metrics.SlowWatchers, -1)
+				gaugeAdd(h.metrics.Watchers, -1)
+				progressed = true
+			}
+			continue
+		}
+		evs, next := p.evs, max(p.minRev, p.observed+1)
+		if p.more == 0 && next <= h.rev {
+			// Close the gap between the snapshot read and the hub's
+			// revision from the recent events, if they reach back so far.
+			if gap, ok := h.recent.since(next, w); ok {
+				evs = append(evs, gap...)
+				next = h.rev + 1
+			}
+		}
+		if len(evs) > 0 {
+			if !w.send(Response{WatchID: w.id, Events: evs, Revision: next - 1}) {
+				continue // still full; try again next round
+			}
+			gaugeAdd(h.metrics.PendingEvents, float64(len(evs)))
+		}
+		if next > w.minRev {
+			progressed = true
+		}
+		w.minRev = next
+		if w.minRev > h.rev {
+			h.unsynced.remove(w)
+			h.synced.add(w)
+			gaugeAdd(h.metrics.SlowWatchers, -1)
+		}
+	}
+	return h.unsynced.size(), progressed
+}
+
+// ring holds the events of the most recent revisions: every event of a
+// revision >= from that was notified since.
+type ring struct {
+	evs  []mvccpb.Event // in revision order
+	from int64
+}
+
+func (r *ring) add(evs []mvccpb.Event) {
+	r.evs = append(r.evs, evs...)
+	if n := len(r.evs); n > ringEvents {
+		// Drop whole revisions from the front, down to half the bound so
+		// that trimming is amortized.
+		cut := n - ringEvents/2
+		for cut < n && r.evs[cut].Kv.ModRevision == r.evs[cut-1].Kv.ModRevision {
+			cut++
+		}
+		if cut == n {
+			r.from = r.evs[n-1].Kv.ModRevision + 1
+			r.evs = nil
+			return
+		}
+		r.from = r.evs[cut].Kv.ModRevision
+		r.evs = append([]mvccpb.Event(nil), r.evs[cut:]...)
+	}
+}
+
+// since returns w's events of revisions >= rev, and false if the ring does
+// not reach back to rev.
+func (r *ring) since(rev int64, w *watcher) ([]mvccpb.Event, bool) {
+	if rev < r.from {
+		return nil, false
+	}
+	i := sort.Search(len(r.evs), func(i int) bool { return r.evs[i].Kv.ModRevision >= rev })
+	var out []mvccpb.Event
+	for _, e := range r.evs[i:] {
+		if mvcc.InWatchRange(e.Kv.Key, w.key, w.end) {
+			out = append(out, e)
+		}
+	}
+	return out, true
+}
