@@ -63,8 +63,8 @@ type diffWatcher struct {
 	ctx   context.Context
 	cli   *clientv3.Client
 	start int64
-	mu   sync.Mutex
-	got  []string
+	mu    sync.Mutex
+	got   []string
 	// progress is the highest revision of a progress notification.
 	progress int64
 	closed   bool
