@@ -1,0 +1,193 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// memberWatch is a prefix watch through one member only, recording every
+// event as "key=value@rev"; clientv3 resumes it from its last revision + 1
+// when the member goes away and comes back.
+type memberWatch struct {
+	name string
+	mu   sync.Mutex
+	evs  []string
+	revs []int64
+	errs []string
+}
+
+func (w *memberWatch) run(ch clientv3.WatchChan) {
+	for resp := range ch {
+		w.mu.Lock()
+		if err := resp.Err(); err != nil {
+			w.errs = append(w.errs, err.Error())
+		}
+		for _, e := range resp.Events {
+			w.evs = append(w.evs, fmt.Sprintf("%s %s=%s@%d", e.Type, e.Kv.Key, e.Kv.Value, e.Kv.ModRevision))
+			w.revs = append(w.revs, e.Kv.ModRevision)
+		}
+		w.mu.Unlock()
+	}
+}
+
+func (w *memberWatch) snapshot() ([]string, []int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.evs...), append([]int64(nil), w.revs...)
+}
+
+// Watches through each of 3 members, while writes go on and the leader is
+// SIGKILLed and restarted: every watcher — including the one through the
+// killed member, resumed by the client from its last revision + 1 — ends
+// with the same events, in revision order, none twice, and every
+// acknowledged write among them at its revision.
+func TestWatchesThroughEveryMemberLoseNothingAcrossLeaderKill(t *testing.T) {
+	tc := startCluster(t, 3)
+	tc.waitHealthy()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	start := int64(0)
+	{
+		r, err := tc.client(tc.Endpoints()...).Get(ctx, "w/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		start = r.Header.Revision + 1
+	}
+	var watches []*memberWatch
+	for _, n := range tc.Nodes() {
+		w := &memberWatch{name: n.Name()}
+		watches = append(watches, w)
+		cli := tc.client(n.ClientURL())
+		go w.run(cli.Watch(ctx, "w/", clientv3.WithPrefix(), clientv3.WithRev(start)))
+	}
+
+	// Writers through all members, each put retried until acknowledged
+	// or the test's budget ends.
+	type ack struct {
+		ev  string
+		rev int64
+	}
+	var acksMu sync.Mutex
+	var acks []ack
+	writer := tc.client(tc.Endpoints()...)
+	const puts = 300
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; i < puts && ctx.Err() == nil; i++ {
+			k, v := fmt.Sprintf("w/%d", i%17), fmt.Sprint(i)
+			for ctx.Err() == nil {
+				c, cancel := context.WithTimeout(ctx, 2*time.Second)
+				r, err := writer.Put(c, k, v)
+				cancel()
+				if err == nil {
+					acksMu.Lock()
+					acks = append(acks, ack{fmt.Sprintf("PUT %s=%s@%d", k, v, r.Header.Revision), r.Header.Revision})
+					acksMu.Unlock()
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	time.Sleep(500 * time.Millisecond)
+	old := tc.leader()
+	if err := old.Kill(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if err := old.Start(ctx); err != nil {
+		t.Fatalf("restart %s: %v", old.Name(), err)
+	}
+	wg.Wait()
+	acksMu.Lock()
+	last := acks[len(acks)-1].rev
+	acksMu.Unlock()
+
+	eventually(t, 30*time.Second, "every watcher reaches the last acknowledged write", func() error {
+		for _, w := range watches {
+			_, revs := w.snapshot()
+			if len(revs) == 0 || revs[len(revs)-1] < last {
+				return fmt.Errorf("watch through %s has %d events, last at %v; last write at %d", w.name, len(revs), revs[max(0, len(revs)-1):], last)
+			}
+		}
+		return nil
+	})
+	ref, _ := watches[0].snapshot()
+	for _, w := range watches {
+		evs, revs := w.snapshot()
+		for i := 1; i < len(revs); i++ {
+			if revs[i] <= revs[i-1] {
+				t.Fatalf("watch through %s: event %d at revision %d after %d (out of order or twice)", w.name, i, revs[i], revs[i-1])
+			}
+		}
+		if strings.Join(evs, "\n") != strings.Join(ref, "\n") {
+			t.Errorf("watch through %s differs from watch through %s:\n%s\nvs\n%s", w.name, watches[0].name, strings.Join(evs, "\n"), strings.Join(ref, "\n"))
+		}
+	}
+	seen := map[string]bool{}
+	for _, e := range ref {
+		seen[e] = true
+	}
+	for _, a := range acks {
+		if !seen[a.ev] {
+			t.Errorf("acknowledged %s is in no watch", a.ev)
+		}
+	}
+	t.Logf("%d acknowledged puts, %d events per watcher; leader %s killed and restarted", len(acks), len(ref), old.Name())
+}
+
+// A key whose lease expires gives every member's watcher one DELETE event,
+// at the same revision, with the key's last value as prev_kv.
+func TestWatchSeesLeaseExpiryAsDeleteOnEveryMember(t *testing.T) {
+	tc := startCluster(t, 3)
+	tc.waitHealthy()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cli := tc.client(tc.Endpoints()...)
+	g, err := cli.Grant(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := cli.Put(ctx, "exp", "v", clientv3.WithLease(g.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 3)
+	for _, n := range tc.Nodes() {
+		c := tc.client(n.ClientURL())
+		ch := c.Watch(ctx, "exp", clientv3.WithRev(p.Header.Revision+1), clientv3.WithPrevKV())
+		go func() {
+			for resp := range ch {
+				for _, e := range resp.Events {
+					prev := "none"
+					if e.PrevKv != nil {
+						prev = fmt.Sprintf("%s=%s", e.PrevKv.Key, e.PrevKv.Value)
+					}
+					got <- fmt.Sprintf("%s %s@%d prev %s", e.Type, e.Kv.Key, e.Kv.ModRevision, prev)
+					return
+				}
+			}
+		}()
+	}
+	want := fmt.Sprintf("DELETE exp@%d prev exp=v", p.Header.Revision+1)
+	for range tc.Nodes() {
+		select {
+		case e := <-got:
+			if e != want {
+				t.Errorf("event %q, want %q", e, want)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatal("no DELETE event within 15 s of a 2 s lease")
+		}
+	}
+}
