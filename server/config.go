@@ -109,6 +109,14 @@ type Config struct {
 	// adds the per-method gRPC latency histograms.
 	Metrics string
 
+	// AutoCompactionMode is etcd's --auto-compaction-mode, "periodic" or
+	// "revision"; AutoCompactionRetention its retention as etcd's
+	// ServerConfig holds it: a duration in periodic mode, a count of
+	// revisions (time.Duration(n)) in revision mode; 0 (the default) turns
+	// auto compaction off (compactor.go).
+	AutoCompactionMode      string
+	AutoCompactionRetention time.Duration
+
 	// Logger receives every log line; required.
 	Logger *slog.Logger
 }
@@ -135,6 +143,7 @@ func DefaultConfig() Config {
 		GRPCKeepAliveInterval:    DefaultGRPCKeepAliveInterval,
 		GRPCKeepAliveTimeout:     DefaultGRPCKeepAliveTimeout,
 		Metrics:                  "basic",
+		AutoCompactionMode:       "periodic",
 		Logger:                   slog.Default(),
 	}
 	c.DataDir = c.Name + ".etcd"
@@ -252,6 +261,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--metrics is %q; want basic or extensive", c.Metrics)
 	case c.Logger == nil:
 		return errors.New("Config.Logger is nil")
+	}
+	if err := validateAutoCompaction(c.AutoCompactionMode, c.AutoCompactionRetention); err != nil {
+		return err
 	}
 	if len(c.InitialCluster) == 0 {
 		return errors.New("--initial-cluster must name at least one member")

@@ -189,6 +189,9 @@ func serverConfig(ec *embed.Config, lg *zap.Logger) (*server.Config, error) {
 	c.GRPCKeepAliveInterval = ec.GRPCKeepAliveInterval
 	c.GRPCKeepAliveTimeout = ec.GRPCKeepAliveTimeout
 	c.MaxConcurrentStreams = ec.MaxConcurrentStreams
+	if c.AutoCompactionMode, c.AutoCompactionRetention, err = autoCompaction(ec); err != nil {
+		return nil, err
+	}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
