@@ -117,6 +117,14 @@ type Config struct {
 	// as etcd's --watch-progress-notify-interval (at least 100 ms).
 	WatchProgressNotifyInterval time.Duration
 
+	// AutoCompactionMode is etcd's --auto-compaction-mode, "periodic" or
+	// "revision"; AutoCompactionRetention its retention as etcd's
+	// ServerConfig holds it: a duration in periodic mode, a count of
+	// revisions (time.Duration(n)) in revision mode; 0 (the default) turns
+	// auto compaction off (compactor.go).
+	AutoCompactionMode      string
+	AutoCompactionRetention time.Duration
+
 	// Logger receives every log line; required.
 	Logger *slog.Logger
 }
@@ -145,6 +153,7 @@ func DefaultConfig() Config {
 		Metrics:                     "basic",
 		WatchProgressNotifyInterval: DefaultWatchProgressNotifyInterval,
 		Logger:                      slog.Default(),
+		AutoCompactionMode:          "periodic",
 	}
 	c.DataDir = c.Name + ".etcd"
 	c.InitialCluster = map[string][]url.URL{c.Name: c.InitialAdvertisePeerURLs}
@@ -261,6 +270,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--metrics is %q; want basic or extensive", c.Metrics)
 	case c.Logger == nil:
 		return errors.New("Config.Logger is nil")
+	}
+	if err := validateAutoCompaction(c.AutoCompactionMode, c.AutoCompactionRetention); err != nil {
+		return err
 	}
 	if len(c.InitialCluster) == 0 {
 		return errors.New("--initial-cluster must name at least one member")

@@ -64,6 +64,9 @@ func logStarting(lg *slog.Logger, cfg *Config, memberDir string, initialized boo
 		"quota-backend-bytes", cfg.QuotaBackendBytes,
 		"max-request-bytes", cfg.MaxRequestBytes,
 		"pre-vote", true,
+		"auto-compaction-mode", cfg.AutoCompactionMode,
+		"auto-compaction-retention", cfg.AutoCompactionRetention,
+		"auto-compaction-interval", cfg.AutoCompactionRetention.String(),
 	)
 }
 

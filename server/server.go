@@ -206,6 +206,8 @@ func (s *Server) run() {
 	go func() { defer s.wg.Done(); s.app.run(s.raft.apply(), s.fatal) }()
 	go func() { defer s.wg.Done(); s.readLoop() }()
 	go func() { defer s.wg.Done(); s.publishAttributes() }()
+	s.wg.Add(1) // its own Add: auto compaction (compactor.go)
+	go func() { defer s.wg.Done(); s.autoCompact() }()
 }
 
 // Err returns a channel that receives a fatal error (a listener failing, the

@@ -68,7 +68,6 @@ const (
 	whyNoSlowLog = "quorumd does not log slow requests yet"
 	whyRetention = "quorumd keeps the newest 3 snapshot files and releases WAL segments behind each snapshot (server/storage.go)"
 	whyNoDefrag  = "quorumd has no bbolt file to defragment (Defragment answers Unimplemented)"
-	whyNoCompact = "auto compaction is not implemented in quorumd yet (Compact requests are served)"
 	whyRaftHTTP  = "quorumd's peer transport (server/transport_stream.go) is not etcd's rafthttp and keeps its own timeouts"
 )
 
@@ -136,8 +135,8 @@ var etcdFlags = []flagInfo{
 	{Name: "discovery-srv-name", Class: unsupported, Reason: whyDiscovery, value: func(c *embed.Config) any { return c.DNSClusterServiceName }},
 	{Name: "strict-reconfig-check", Class: noEffect, Reason: whyStatic + ", so no reconfiguration can cost quorum", value: func(c *embed.Config) any { return c.StrictReconfigCheck }},
 	{Name: "pre-vote", Class: asEtcd},
-	{Name: "auto-compaction-retention", Class: unsupported, Reason: whyNoCompact, value: func(c *embed.Config) any { return c.AutoCompactionRetention }},
-	{Name: "auto-compaction-mode", Class: noEffect, Reason: "used only with --auto-compaction-retention, which quorumd refuses", value: func(c *embed.Config) any { return c.AutoCompactionMode }},
+	{Name: "auto-compaction-retention", Class: asEtcd},
+	{Name: "auto-compaction-mode", Class: asEtcd},
 	{Name: "v2-deprecation", Class: asEtcd, Reason: "etcd 3.6 enforces the default; quorumd has no v2 store at all"},
 
 	// Security

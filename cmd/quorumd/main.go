@@ -190,6 +190,9 @@ func serverConfig(ec *embed.Config, lg *zap.Logger) (*server.Config, error) {
 	c.GRPCKeepAliveTimeout = ec.GRPCKeepAliveTimeout
 	c.MaxConcurrentStreams = ec.MaxConcurrentStreams
 	c.WatchProgressNotifyInterval = ec.WatchProgressNotifyInterval
+	if c.AutoCompactionMode, c.AutoCompactionRetention, err = autoCompaction(ec); err != nil {
+		return nil, err
+	}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}

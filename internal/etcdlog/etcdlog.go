@@ -248,3 +248,72 @@ func stackFrom(pc uintptr) string {
 		}
 	}
 }
+
+// Zap returns a zap logger writing the same lines as lg, for etcd's
+// packages that take a *zap.Logger (v3compactor): over lg's own core, with
+// its name and attributes, when lg was made by this package (Slog), so
+// the lines are etcd's with the caller in etcd's package, as etcd's own
+// are; otherwise over a core that hands each entry to lg's handler.
+func Zap(lg *slog.Logger) *zap.Logger {
+	opts := []zap.Option{zap.AddCaller(), zap.AddStacktrace(zapcore.ErrorLevel)}
+	if h, ok := lg.Handler().(*handler); ok && len(h.groups) == 0 {
+		return zap.New(h.core, opts...).Named(h.name)
+	}
+	return zap.New(&slogCore{h: lg.Handler()}, opts...)
+}
+
+// slogCore is a zap core over an slog.Handler that is not this package's:
+// each entry becomes one record, its fields attributes.
+type slogCore struct {
+	h      slog.Handler
+	fields []zapcore.Field
+}
+
+var _ zapcore.Core = (*slogCore)(nil)
+
+func (c *slogCore) Enabled(l zapcore.Level) bool {
+	return c.h.Enabled(context.Background(), slogLevel(l))
+}
+
+func (c *slogCore) With(fields []zapcore.Field) zapcore.Core {
+	return &slogCore{h: c.h, fields: append(slices.Clip(c.fields), fields...)}
+}
+
+func (c *slogCore) Check(ent zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if c.Enabled(ent.Level) {
+		return ce.AddCore(ent, c)
+	}
+	return ce
+}
+
+func (c *slogCore) Write(ent zapcore.Entry, fields []zapcore.Field) error {
+	r := slog.NewRecord(ent.Time, slogLevel(ent.Level), ent.Message, ent.Caller.PC)
+	if ent.LoggerName != "" {
+		r.AddAttrs(slog.String("logger", ent.LoggerName))
+	}
+	enc := zapcore.NewMapObjectEncoder()
+	for _, f := range append(slices.Clip(c.fields), fields...) {
+		f.AddTo(enc)
+		r.AddAttrs(slog.Any(f.Key, enc.Fields[f.Key]))
+	}
+	return c.h.Handle(context.Background(), r)
+}
+
+func (c *slogCore) Sync() error { return nil }
+
+func slogLevel(l zapcore.Level) slog.Level {
+	switch {
+	case l >= zapcore.FatalLevel:
+		return LevelFatal
+	case l >= zapcore.DPanicLevel:
+		return LevelPanic
+	case l >= zapcore.ErrorLevel:
+		return slog.LevelError
+	case l >= zapcore.WarnLevel:
+		return slog.LevelWarn
+	case l >= zapcore.InfoLevel:
+		return slog.LevelInfo
+	default:
+		return slog.LevelDebug
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/logutil"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
 
@@ -192,5 +193,37 @@ func TestConsoleEncoding(t *testing.T) {
 	parts := strings.Split(strings.TrimSpace(buf.String()), "\t")
 	if len(parts) != 4 || parts[1] != "info" || !strings.HasPrefix(parts[2], "etcdlog/etcdlog_test.go:") || parts[3] != "ready to serve client requests" {
 		t.Fatalf("console line %q", buf.String())
+	}
+}
+
+// Zap over an slog logger of this package writes through the same core:
+// etcd's line shape, the logger's attributes, the caller at the zap call.
+// Over any other slog handler each entry becomes a record with its fields.
+func TestZapSharesTheSlogLoggersOutput(t *testing.T) {
+	var buf bytes.Buffer
+	lg := Slog(New(&buf, zapcore.InfoLevel)).With("local-member-id", "8e9e05c52164694d")
+	z := Zap(lg)
+	want := nextLine()
+	z.Info("completed auto revision compaction", zap.Int64("revision", 7), zap.Duration("took", 1500*time.Millisecond))
+	m := decode(t, bytes.TrimSpace(buf.Bytes()))
+	if m["msg"] != "completed auto revision compaction" || m["caller"] != want || m["revision"] != 7.0 ||
+		m["took"] != "1.5s" || m["local-member-id"] != "8e9e05c52164694d" || m["level"] != "info" {
+		t.Errorf("line %v; want the caller %s and every field", m, want)
+	}
+	if got := keysInOrder(t, bytes.TrimSpace(buf.Bytes())); !slices.Equal(got[:4], []string{"level", "ts", "caller", "msg"}) {
+		t.Errorf("keys %v; want etcd's level, ts, caller, msg first", got)
+	}
+
+	var text bytes.Buffer
+	other := Zap(slog.New(slog.NewTextHandler(&text, nil)).With("member", "m1"))
+	other.Named("compactor").Warn("failed auto periodic compaction", zap.Int64("revision", 3), zap.Error(errors.New("boom")))
+	for _, s := range []string{"level=WARN", `msg="failed auto periodic compaction"`, "member=m1", "logger=compactor", "revision=3", "error=boom"} {
+		if !strings.Contains(text.String(), s) {
+			t.Errorf("%q lacks %s", text.String(), s)
+		}
+	}
+	other.Debug("not enabled")
+	if strings.Contains(text.String(), "not enabled") {
+		t.Errorf("debug line written at info: %q", text.String())
 	}
 }
