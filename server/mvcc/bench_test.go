@@ -113,3 +113,27 @@ func BenchmarkCompact(b *testing.B) {
 		s.Compact(s.Rev() - int64(len(keys))/2)
 	}
 }
+
+// BenchmarkPutRecordingEvents: BenchmarkPut's view-every-16 with watch
+// events recorded and taken every 16 puts, as the applier does for a
+// batch.
+func BenchmarkPutRecordingEvents(b *testing.B) {
+	keys := benchKeys(100000)
+	s := New()
+	val := make([]byte, 128)
+	for _, k := range keys {
+		s.Put(&pb.PutRequest{Key: k, Value: val})
+	}
+	s.RecordEvents()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := s.Put(&pb.PutRequest{Key: keys[i%len(keys)], Value: val}); err != nil {
+			b.Fatal(err)
+		}
+		if i%16 == 0 {
+			s.View()
+			s.TakeEvents()
+		}
+	}
+}

@@ -22,6 +22,9 @@ func (s *Store) RecordEvents() { s.recordEvents = true }
 func (s *Store) TakeEvents() []mvccpb.Event {
 	evs := s.events
 	s.events = nil
+	if len(evs) == 0 {
+		return nil
+	}
 	return evs
 }
 

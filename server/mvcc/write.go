@@ -24,10 +24,11 @@ type writer struct {
 	// leases records every change of a key's lease, for the store's
 	// LeaseChanges once the write is complete.
 	leases []LeaseChange
-	// events, when recordEvents, records every change as a watch event,
-	// for the store's TakeEvents once the write is complete.
-	recordEvents bool
-	events       []mvccpb.Event
+	// events, when set, is the store's event log: every change is
+	// appended to it as a watch event, and a rollback truncates it back to
+	// eventsFrom.
+	events     *[]mvccpb.Event
+	eventsFrom int
 }
 
 // LeaseChange is a key whose lease changed in a write: Old is the lease the
@@ -76,7 +77,9 @@ func (w *writer) rollback() {
 	}
 	w.undo = nil
 	w.leases = nil
-	w.events = nil
+	if w.events != nil {
+		*w.events = (*w.events)[:w.eventsFrom]
+	}
 	w.changes = 0
 	w.st.size = w.oldSize
 }
@@ -104,8 +107,8 @@ func (w *writer) store(it keyItem, existed bool, r rev) {
 	it.revs = append(it.revs, r)
 	w.st.tree.ReplaceOrInsert(it)
 	w.st.size += revSize(len(it.key), len(r.value))
-	if w.recordEvents {
-		w.events = append(w.events, event(&it, &it.revs[len(it.revs)-1]))
+	if w.events != nil {
+		*w.events = append(*w.events, event(&it, &it.revs[len(it.revs)-1]))
 	}
 }
 
@@ -204,15 +207,16 @@ func (s *Store) Put(req *pb.PutRequest) (*pb.PutResponse, error) {
 // newWriter starts a write on the store's live state.
 func (s *Store) newWriter(record bool) *writer {
 	w := newWriter(&s.st, record, s.leaseOK)
-	w.recordEvents = s.recordEvents
+	if s.recordEvents {
+		w.events, w.eventsFrom = &s.events, len(s.events)
+	}
 	return w
 }
 
-// commit keeps what a completed write reports: its lease changes and
-// events.
+// commit keeps what a completed write reports besides its events, which
+// it appended to the store's log itself: its lease changes.
 func (s *Store) commit(w *writer) {
 	s.leaseChanges = append(s.leaseChanges, w.leases...)
-	s.events = append(s.events, w.events...)
 }
 
 // DeleteRange deletes the keys of the request's range, at a new revision if
