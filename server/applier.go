@@ -326,6 +326,8 @@ func (a *applier) applyLeaseGrant(r *pb.LeaseGrantRequest) (*pb.LeaseGrantRespon
 	if err != nil {
 		return nil, err
 	}
+	a.metrics.leaseTTLs.Observe(float64(ttl))
+	a.metrics.leaseGranted.Inc()
 	return &pb.LeaseGrantResponse{ID: r.ID, TTL: ttl}, nil
 }
 
@@ -349,6 +351,7 @@ func (a *applier) applyLeaseRevoke(id int64) (*pb.LeaseRevokeResponse, error) {
 		}
 	}
 	a.lessor.remove(id)
+	a.metrics.leaseRevoked.Inc()
 	return &pb.LeaseRevokeResponse{}, nil
 }
 

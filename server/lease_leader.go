@@ -100,7 +100,9 @@ func (s *Server) leaseRenew(ctx context.Context, id int64) (int64, error) {
 	var ttl int64
 	err := s.onLeaseLeader(ctx, func() error {
 		var err error
-		ttl, err = s.lessor.renew(id, time.Now())
+		if ttl, err = s.lessor.renew(id, time.Now()); err == nil {
+			s.metrics.leaseRenewed.Inc()
+		}
 		return err
 	}, leaseRenewPath, &pb.LeaseKeepAliveRequest{ID: id}, func(body []byte) error {
 		var resp pb.LeaseKeepAliveResponse

@@ -70,6 +70,10 @@ type serverMetrics struct {
 	clientSentBytes      prometheus.Counter
 	clientReceivedBytes  prometheus.Counter
 
+	// etcd_debugging_lease_*
+	leaseGranted, leaseRevoked, leaseRenewed prometheus.Counter
+	leaseTTLs                                prometheus.Histogram
+
 	// etcd_debugging_mvcc_* of the watchable store, and the watch
 	// server's stream failures.
 	watch          watch.Metrics
@@ -224,6 +228,12 @@ func newServerMetrics() *serverMetrics {
 	m.clientSentBytes = counter("etcd", "network", "client_grpc_sent_bytes_total", "The total number of bytes sent to grpc clients.")
 	m.clientReceivedBytes = counter("etcd", "network", "client_grpc_received_bytes_total", "The total number of bytes received from grpc clients.")
 
+	// lease/metrics.go: grants and revokes as every member applies them,
+	// renewals as the leader answers them.
+	m.leaseGranted = counter("etcd_debugging", "lease", "granted_total", "The total number of granted leases.")
+	m.leaseRevoked = counter("etcd_debugging", "lease", "revoked_total", "The total number of revoked leases.")
+	m.leaseRenewed = counter("etcd_debugging", "lease", "renewed_total", "The number of renewed leases seen by the leader.")
+	m.leaseTTLs = histogram("etcd_debugging", "lease", "ttl_total", "Bucketed histogram of lease TTLs.", prometheus.ExponentialBuckets(1, 2, 24))
 	// storage/mvcc/metrics.go: the watchable store's.
 	m.watch = watch.Metrics{
 		Streams:       gauge("etcd_debugging", "mvcc", "watch_stream_total", "Total number of watch streams."),

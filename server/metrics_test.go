@@ -39,6 +39,7 @@ func TestMetricFamiliesHaveEtcdsTypesAndLabels(t *testing.T) {
 	m.grpcServerMetrics(true).InitializeMetrics(newTestGRPCServer())
 	m.peer(0x12)
 	m.observeApply(applyOpPut, true, 0.001)
+	m.leaseTTLs.Observe(60)
 	fams := gather(t, m)
 	tests := []struct {
 		name    string
@@ -69,6 +70,15 @@ func TestMetricFamiliesHaveEtcdsTypesAndLabels(t *testing.T) {
 		{"grpc_server_handled_total", dto.MetricType_COUNTER, []string{"grpc_code", "grpc_method", "grpc_service", "grpc_type"}, 0},
 		{"grpc_server_msg_received_total", dto.MetricType_COUNTER, []string{"grpc_method", "grpc_service", "grpc_type"}, 0},
 		{"grpc_server_handling_seconds", dto.MetricType_HISTOGRAM, []string{"grpc_method", "grpc_service", "grpc_type"}, 11},
+		{"etcd_debugging_lease_granted_total", dto.MetricType_COUNTER, nil, 0},
+		{"etcd_debugging_lease_revoked_total", dto.MetricType_COUNTER, nil, 0},
+		{"etcd_debugging_lease_renewed_total", dto.MetricType_COUNTER, nil, 0},
+		{"etcd_debugging_lease_ttl_total", dto.MetricType_HISTOGRAM, nil, 24},
+		{"etcd_debugging_mvcc_watch_stream_total", dto.MetricType_GAUGE, nil, 0},
+		{"etcd_debugging_mvcc_watcher_total", dto.MetricType_GAUGE, nil, 0},
+		{"etcd_debugging_mvcc_slow_watcher_total", dto.MetricType_GAUGE, nil, 0},
+		{"etcd_debugging_mvcc_pending_events_total", dto.MetricType_GAUGE, nil, 0},
+		{"etcd_debugging_mvcc_events_total", dto.MetricType_COUNTER, nil, 0},
 	}
 	for _, tt := range tests {
 		f, ok := fams[tt.name]
