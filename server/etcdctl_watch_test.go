@@ -282,6 +282,31 @@ func normaliseTranscript(s string) string {
 	return s
 }
 
+var quorumctlOnce struct {
+	sync.Once
+	bin string
+	err error
+}
+
+// sharedQuorumctl builds cmd/quorumctl once per test binary, beside the
+// quorumd binary (whose directory testbin.Main removes at the end).
+func sharedQuorumctl(t *testing.T) string {
+	t.Helper()
+	quorumctlOnce.Do(func() {
+		bin := filepath.Join(filepath.Dir(quorumdBinary), "quorumctl")
+		out, err := exec.Command("go", "build", "-o", bin, "github.com/quorum-kv/quorum/cmd/quorumctl").CombinedOutput()
+		if err != nil {
+			quorumctlOnce.err = fmt.Errorf("build quorumctl: %v\n%s", err, out)
+			return
+		}
+		quorumctlOnce.bin = bin
+	})
+	if quorumctlOnce.err != nil {
+		t.Fatal(quorumctlOnce.err)
+	}
+	return quorumctlOnce.bin
+}
+
 // compareWithEtcd runs script against a fresh 3-member quorumd and a fresh
 // real etcd (or etcd's recorded transcript testdata/etcdctl/NAME.txt) and
 // requires the same transcript.
@@ -289,7 +314,7 @@ func compareWithEtcd(t *testing.T, name string, script func(e *ctlEnv)) {
 	t.Helper()
 	tc := startCluster(t, 3)
 	tc.waitHealthy()
-	bin := quorumctlBinary(t)
+	bin := sharedQuorumctl(t)
 	runOn := func(endpoints []string) string {
 		e := &ctlEnv{t: t, bin: bin, endpoints: endpoints}
 		script(e)
