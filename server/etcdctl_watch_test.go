@@ -465,7 +465,7 @@ func TestEtcdctlLeaseMatchesEtcd(t *testing.T) {
 		e.do("lease", "keep-alive", "--once", id)
 		out := e.run("", "lease", "timetolive", "--keys", id)
 		// The remaining TTL depends on when the second ticks.
-		e.logf("$ lease timetolive --keys ID\n%s", regexp.MustCompile(`remaining\((59|60)s\)`).ReplaceAllString(out, "remaining(Ns)"))
+		e.logf("$ lease timetolive --keys %s\n%s", id, regexp.MustCompile(`remaining\((59|60)s\)`).ReplaceAllString(out, "remaining(Ns)"))
 		e.do("lease", "list")
 		e.do("lease", "revoke", id)
 		w.waitOutput(10*time.Second, contains("DELETE"))
