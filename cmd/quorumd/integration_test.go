@@ -56,20 +56,18 @@ func freeBase(t *testing.T) int {
 	return 0
 }
 
-// startMembers starts one quorumd process per argument list and stops them
-// at the end of the test, printing their logs if it failed.
-func startMembers(t *testing.T, dir string, argv [][]string) {
+// startMembers starts one process of bin (quorumd, or tools/bin/etcd,
+// which takes the same flags) per argument list and stops them at the end
+// of the test, printing their logs if it failed.
+func startMembers(t *testing.T, bin, dir string, argv [][]string) {
 	t.Helper()
-	if quorumdBinary == "" {
-		t.Skip("integration test: starts real quorumd processes (skipped with -short)")
-	}
 	for i, args := range argv {
 		logPath := filepath.Join(dir, fmt.Sprintf("member%d.log", i+1))
 		f, err := os.Create(logPath)
 		if err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command(quorumdBinary, args...)
+		cmd := exec.Command(bin, args...)
 		cmd.Stdout, cmd.Stderr = f, f
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -141,22 +139,29 @@ func httpGet(t *testing.T, url string) string {
 	return string(b)
 }
 
-// startThree starts 3 real members on 127.0.0.1 ports base+i*10 (+1 peer,
-// +2 metrics) with the command lines args gives member i, checks that
-// they serve a put and a get, and returns their client endpoints and base.
+// startThree starts 3 real quorumd members on 127.0.0.1 ports base+i*10
+// (+1 peer, +2 metrics) with the command lines args gives member i, checks
+// that they serve a put and a get, and returns their client endpoints and
+// base.
 func startThree(t *testing.T, args func(dir string, i, base int) []string) ([]string, int) {
 	t.Helper()
 	if quorumdBinary == "" {
 		t.Skip("integration test: starts real quorumd processes (skipped with -short)")
 	}
+	return startCluster(t, quorumdBinary, 3, args)
+}
+
+// startCluster starts n (at most 3) members of bin as startThree does.
+func startCluster(t *testing.T, bin string, n int, args func(dir string, i, base int) []string) ([]string, int) {
+	t.Helper()
 	dir, base := t.TempDir(), freeBase(t)
 	var argv [][]string
 	var eps []string
-	for i := 1; i <= 3; i++ {
+	for i := 1; i <= n; i++ {
 		argv = append(argv, args(dir, i, base))
 		eps = append(eps, fmt.Sprintf("127.0.0.1:%d", base+i*10))
 	}
-	startMembers(t, dir, argv)
+	startMembers(t, bin, dir, argv)
 	putGet(t, eps)
 	return eps, base
 }

@@ -42,9 +42,16 @@ func withMsg(lines []map[string]any, msg string) []map[string]any {
 
 // kubeadmArgs is kubeadm's etcd static-pod command line without the
 // certificate flags, for member i of 3 on 127.0.0.1 ports base+i*10.
-func kubeadmArgs(dir string, i, base int) []string {
+func kubeadmArgs(dir string, i, base int) []string { return kubeadmMemberArgs(dir, i, 3, base) }
+
+// kubeadmMemberArgs is kubeadmArgs for member i of an n-member cluster.
+func kubeadmMemberArgs(dir string, i, n, base int) []string {
 	u := func(j, off int) string { return "http://127.0.0.1:" + itoa(base+j*10+off) }
-	cluster := "m1=" + u(1, 1) + ",m2=" + u(2, 1) + ",m3=" + u(3, 1)
+	var members []string
+	for j := 1; j <= n; j++ {
+		members = append(members, "m"+itoa(j)+"="+u(j, 1))
+	}
+	cluster := strings.Join(members, ",")
 	return []string{
 		"--advertise-client-urls=" + u(i, 0),
 		"--data-dir=" + filepath.Join(dir, "m"+itoa(i)),
