@@ -311,16 +311,7 @@ func (sws *serverWatchStream) sendLoop() {
 				}
 			}
 			events.received(len(evs))
-			sws.mu.RLock()
-			fragmented, ok := sws.fragment[wresp.WatchID]
-			sws.mu.RUnlock()
-			var serr error
-			if !fragmented && !ok {
-				serr = sws.gRPCStream.Send(wr)
-			} else {
-				serr = sendFragments(wr, sws.s.cfg.MaxRequestBytes+grpcOverheadBytes, sws.gRPCStream.Send)
-			}
-			if serr != nil {
+			if serr := sws.send(wr); serr != nil {
 				sws.sendFailed("failed to send watch response to gRPC stream", serr)
 				return
 			}
@@ -348,7 +339,10 @@ func (sws *serverWatchStream) sendLoop() {
 				ids[wid] = struct{}{}
 				for _, v := range pending[wid] {
 					events.received(len(v.Events))
-					if err := sws.gRPCStream.Send(v); err != nil {
+					// etcd sends these whole; a catch-up can be waiting
+					// here, so it is fragmented when asked, like any
+					// response.
+					if err := sws.send(v); err != nil {
 						sws.sendFailed("failed to send pending watch response to gRPC stream", err)
 						return
 					}
@@ -370,6 +364,18 @@ func (sws *serverWatchStream) sendLoop() {
 			return
 		}
 	}
+}
+
+// send sends one watcher's response, in fragments if the watcher asked
+// for them.
+func (sws *serverWatchStream) send(wr *pb.WatchResponse) error {
+	sws.mu.RLock()
+	fragmented := sws.fragment[watch.WatchID(wr.WatchId)]
+	sws.mu.RUnlock()
+	if !fragmented {
+		return sws.gRPCStream.Send(wr)
+	}
+	return sendFragments(wr, sws.s.cfg.MaxRequestBytes+grpcOverheadBytes, sws.gRPCStream.Send)
 }
 
 func (sws *serverWatchStream) sendFailed(msg string, err error) {

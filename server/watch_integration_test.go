@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -250,5 +251,94 @@ func TestWatchThroughFollowerSurvivesSnapshotInstall(t *testing.T) {
 	got, _ := w.snapshot()
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("watch through %s after the snapshot:\n%s\nwant\n%s", lagging.Name(), strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// A catch-up response beyond --max-request-bytes (plus etcd's gRPC
+// overhead) goes out in fragments to a watcher that asked for them, and in
+// one piece to one that did not; both get every event.
+func TestWatchFragmentsLargeResponses(t *testing.T) {
+	tc := startCluster(t, 1, "--max-request-bytes=1024")
+	tc.waitHealthy()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cli := tc.client(tc.Endpoints()...)
+	val := strings.Repeat("v", 800)
+	const puts = 1000
+	var first int64
+	for i := 0; i < puts; i++ {
+		r, err := cli.Put(ctx, fmt.Sprintf("f/%04d", i), val)
+		if err != nil {
+			t.Fatalf("put %d: %v", i, err)
+		}
+		if i == 0 {
+			first = r.Header.Revision
+		}
+	}
+	for _, fragment := range []bool{true, false} {
+		wc := pb.NewWatchClient(cli.ActiveConnection())
+		stream, err := wc.Watch(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := stream.Send(&pb.WatchRequest{RequestUnion: &pb.WatchRequest_CreateRequest{CreateRequest: &pb.WatchCreateRequest{
+			Key: []byte("f/"), RangeEnd: []byte("f0"), StartRevision: first, Fragment: fragment}}}); err != nil {
+			t.Fatal(err)
+		}
+		events, fragments, largest := 0, 0, 0
+		for events < puts {
+			resp, err := stream.Recv()
+			if err != nil {
+				t.Fatalf("fragment=%v: after %d events: %v", fragment, events, err)
+			}
+			events += len(resp.Events)
+			largest = max(largest, resp.Size())
+			if resp.Fragment {
+				fragments++
+			}
+		}
+		stream.CloseSend()
+		limit := 1024 + 512*1024
+		switch {
+		case fragment && (fragments == 0 || largest > limit+2*len(val)):
+			t.Errorf("with fragment: %d fragments, largest response %d bytes; want fragments of about %d bytes", fragments, largest, limit)
+		case !fragment && (fragments != 0 || largest <= limit):
+			t.Errorf("without fragment: %d fragments, largest response %d bytes; want one response above %d", fragments, largest, limit)
+		}
+		t.Logf("fragment=%v: %d events, %d fragments, largest response %d bytes", fragment, events, fragments, largest)
+	}
+}
+
+// --watch-progress-notify-interval: a watcher with progress_notify and no
+// events gets progress notifications at the member's revision.
+func TestWatchProgressNotifyInterval(t *testing.T) {
+	tc := startCluster(t, 1, "--watch-progress-notify-interval=200ms")
+	tc.waitHealthy()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cli := tc.client(tc.Endpoints()...)
+	r, err := cli.Put(ctx, "other", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := cli.Watch(ctx, "quiet", clientv3.WithProgressNotify())
+	start := time.Now()
+	notes := 0
+	for resp := range ch {
+		if !resp.IsProgressNotify() {
+			continue
+		}
+		if resp.Header.Revision != r.Header.Revision {
+			t.Fatalf("progress at %d, want the member's revision %d", resp.Header.Revision, r.Header.Revision)
+		}
+		if notes++; notes == 3 {
+			break
+		}
+	}
+	if notes < 3 {
+		t.Fatalf("%d progress notifications before the deadline", notes)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("3 notifications took %v at a 200 ms interval", took)
 	}
 }
