@@ -18,7 +18,7 @@ const leaseTTL = 3600
 // more than max(512 KiB, 0.5%) over the last 2 s, or bound passed (at
 // least one sample is taken). It returns the last sample (0 for a member
 // without a process) and whether it settled.
-func settleRSS(ctx context.Context, nodes []cluster.Node, bound time.Duration) ([]int64, bool) {
+func settleRSS(ctx context.Context, nodes []cluster.Node, bound time.Duration) (rss, anon []int64, settled bool) {
 	const every, window = 250 * time.Millisecond, 2 * time.Second
 	var hist [][]int64
 	start := time.Now()
@@ -43,17 +43,29 @@ func settleRSS(ctx context.Context, nodes []cluster.Node, bound time.Duration) (
 				}
 			}
 			if steady {
-				return cur, true
+				return cur, anonRSS(nodes), true
 			}
 		}
 		if time.Since(start) >= bound || ctx.Err() != nil {
-			return cur, false
+			return cur, anonRSS(nodes), false
 		}
 		select {
 		case <-time.After(every):
 		case <-ctx.Done():
 		}
 	}
+}
+
+// anonRSS is every member's RssAnon now (0 for a member without a
+// process).
+func anonRSS(nodes []cluster.Node) []int64 {
+	out := make([]int64, len(nodes))
+	for i, n := range nodes {
+		if p := pid(n); p != 0 {
+			out[i], _ = procRSSAnon(p)
+		}
+	}
+	return out
 }
 
 // memoryCell measures one memory cell (watch-memory or lease-memory) on c:
@@ -65,7 +77,7 @@ func settleRSS(ctx context.Context, nodes []cluster.Node, bound time.Duration) (
 // outlive the run: later cells on this cluster run beside them).
 func (e *engine) memoryCell(ctx context.Context, c cluster.Cluster, srv Server, size, round int, w string) (LoadCell, error) {
 	nodes := c.Nodes()
-	before, settledBefore := settleRSS(ctx, nodes, e.cfg.MemorySettle)
+	before, anonBefore, settledBefore := settleRSS(ctx, nodes, e.cfg.MemorySettle)
 	usage := startUsage(nodes)
 	cell := LoadCell{Server: srv.Label, Round: round, Size: size, Workload: w}
 	m := &MemoryStats{}
@@ -110,16 +122,20 @@ func (e *engine) memoryCell(ctx context.Context, c cluster.Cluster, srv Server, 
 	if cell.Measured > 0 {
 		cell.Throughput = float64(cell.OK) / cell.Measured.Seconds()
 	}
-	after, settledAfter := settleRSS(ctx, nodes, e.cfg.MemorySettle)
+	after, anonAfter, settledAfter := settleRSS(ctx, nodes, e.cfg.MemorySettle)
 	cell.Members, cell.LoadGenCPU = usage.finish()
 	cell.IdleWatchEvents = idleEvents()
 	m.Settled = settledBefore && settledAfter
 	for i := range cell.Members {
 		cell.Members[i].RSSBefore, cell.Members[i].RSSAfter = before[i], after[i]
+		cell.Members[i].RSSAnonBefore, cell.Members[i].RSSAnonAfter = anonBefore[i], anonAfter[i]
 		if before[i] > 0 && after[i] > 0 {
 			d := after[i] - before[i]
 			m.RSSDelta += d
 			m.MaxMemberDelta = max(m.MaxMemberDelta, d)
+		}
+		if anonBefore[i] > 0 && anonAfter[i] > 0 {
+			m.AnonDelta += anonAfter[i] - anonBefore[i]
 		}
 	}
 	cell.Memory = m

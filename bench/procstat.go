@@ -63,6 +63,15 @@ func procRSS(pid int) (int64, error) {
 	return parseStatusKB(b, "VmRSS")
 }
 
+// procRSSAnon returns RssAnon from /proc/PID/status in bytes.
+func procRSSAnon(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read rss of pid %d: %w", pid, err)
+	}
+	return parseStatusKB(b, "RssAnon")
+}
+
 // parseHWM reads the VmHWM line ("VmHWM:   12345 kB") in bytes.
 func parseHWM(b []byte) (int64, error) { return parseStatusKB(b, "VmHWM") }
 

@@ -192,8 +192,8 @@ Every member and the load generator share these CPUs (the "load generator CPU" c
 {{with memcells .Res.Summary.Load}}<h2>Memory</h2>
 <p class="muted">Members' VmRSS at steady state after creating the objects minus before (median over rounds), summed over members and the largest member's.</p>
 <table>
-<tr><th>server</th><th>size</th><th>workload</th><th>objects</th><th>members' RSS delta</th><th>largest member</th><th>per object (summed)</th><th>created/s</th><th>p99</th><th>errors</th></tr>
-{{range .}}<tr{{if .Errors}} class="bad"{{end}}><td>{{.Server}}</td><td class="num">{{.Size}}</td><td>{{.Workload}}</td><td class="num">{{.Objects}}</td><td class="num">{{mibf .RSSDelta}}</td><td class="num">{{mibf .MaxMemberDelta}}</td><td class="num">{{perobj .RSSDelta .Objects}}</td><td class="num">{{rate .Throughput}}</td><td class="num">{{dur .P99}}</td><td class="num">{{.Errors}}</td></tr>
+<tr><th>server</th><th>size</th><th>workload</th><th>objects</th><th>members' RSS delta</th><th>of it anonymous</th><th>largest member</th><th>per object (summed)</th><th>created/s</th><th>p99</th><th>errors</th></tr>
+{{range .}}<tr{{if .Errors}} class="bad"{{end}}><td>{{.Server}}</td><td class="num">{{.Size}}</td><td>{{.Workload}}</td><td class="num">{{.Objects}}</td><td class="num">{{mibf .RSSDelta}}</td><td class="num">{{mibf .AnonDelta}}</td><td class="num">{{mibf .MaxMemberDelta}}</td><td class="num">{{perobj .RSSDelta .Objects}}</td><td class="num">{{rate .Throughput}}</td><td class="num">{{dur .P99}}</td><td class="num">{{.Errors}}</td></tr>
 {{end}}</table>
 {{end}}
 
@@ -201,7 +201,7 @@ Every member and the load generator share these CPUs (the "load generator CPU" c
 <p class="muted">Each server against the first ({{(index .Res.Run.Servers 0).Label}}), measured in the same round one after the other: median (min–max) of the per-round ratios. Throughput above 1 is better; latency and unavailability below 1 are better.</p>
 <table>
 <tr><th>server / baseline</th><th>size</th><th>workload or fault</th><th>clients</th><th>metric</th><th>ratio</th><th>rounds</th></tr>
-{{range .Res.Summary.Ratios}}<tr><td>{{.Server}} / {{.Baseline}}</td><td class="num">{{.Size}}</td><td>{{.Workload}}{{.Fault}}{{variant .}}{{if eq .Kind "idle-watchers"}} (with/without){{end}}</td><td class="num">{{if .Clients}}{{.Clients}}{{end}}</td><td>{{.Metric}}</td><td class="num">{{ratio .}}</td><td class="num">{{len .PerRound}}</td></tr>
+{{range .Res.Summary.Ratios}}<tr><td>{{.Server}} / {{.Baseline}}</td><td class="num">{{.Size}}</td><td>{{.Workload}}{{.Fault}}{{variant .}}{{if eq .Kind "idle-watchers"}} (with / without them){{end}}</td><td class="num">{{if .Clients}}{{.Clients}}{{end}}</td><td>{{.Metric}}</td><td class="num">{{ratio .}}</td><td class="num">{{len .PerRound}}</td></tr>
 {{end}}</table>
 {{end}}
 
@@ -261,10 +261,10 @@ func FormatSummary(res Results, dir string) string {
 		fmt.Fprintln(tw)
 	}
 	if len(mem) > 0 {
-		fmt.Fprintln(tw, "server\tsize\tworkload\tobjects\tmembers' rss delta\tlargest member\tper object\tcreated/s\tp99\terrors\t")
+		fmt.Fprintln(tw, "server\tsize\tworkload\tobjects\tmembers' rss delta\tof it anon\tlargest member\tper object\tcreated/s\tp99\terrors\t")
 		for _, l := range mem {
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t\n", l.Server, l.Size, l.Workload, l.Objects, fmtMiBf(l.RSSDelta), fmtMiBf(l.MaxMemberDelta),
-				perObject(l.RSSDelta, l.Objects), fmtRate(l.Throughput), fmtDur(l.P99), l.Errors)
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n", l.Server, l.Size, l.Workload, l.Objects, fmtMiBf(l.RSSDelta), fmtMiBf(l.AnonDelta),
+				fmtMiBf(l.MaxMemberDelta), perObject(l.RSSDelta, l.Objects), fmtRate(l.Throughput), fmtDur(l.P99), l.Errors)
 		}
 		fmt.Fprintln(tw)
 	}
@@ -279,7 +279,11 @@ func FormatSummary(res Results, dir string) string {
 			if r.Kind == "idle-watchers" {
 				name = fmt.Sprintf("%s with/without %d idle watchers", r.Server, r.IdleWatchers)
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s%s%s\t%s\t%s\t%s\t\n", name, r.Size, r.Workload, r.Fault, variantLabel(r.Watchers, 0, r.Leases), clients, r.Metric, fmtRatio(r))
+			idle := r.IdleWatchers
+			if r.Kind == "idle-watchers" {
+				idle = 0 // in the name
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s%s%s\t%s\t%s\t%s\t\n", name, r.Size, r.Workload, r.Fault, variantLabel(r.Watchers, idle, r.Leases), clients, r.Metric, fmtRatio(r))
 		}
 		fmt.Fprintln(tw)
 	}

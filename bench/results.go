@@ -124,6 +124,11 @@ type MemberUsage struct {
 	// (watch-memory, lease-memory cells only).
 	RSSBefore int64 `json:"rss_before_bytes,omitempty"`
 	RSSAfter  int64 `json:"rss_after_bytes,omitempty"`
+	// RSSAnonBefore and RSSAnonAfter are RssAnon, the anonymous part of
+	// VmRSS (heap, stacks), without file pages mapped in (etcd's bbolt
+	// database is an mmapped file, counted in VmRSS as it is touched).
+	RSSAnonBefore int64 `json:"rss_anon_before_bytes,omitempty"`
+	RSSAnonAfter  int64 `json:"rss_anon_after_bytes,omitempty"`
 }
 
 // LoadCell is one measured (server, round, size, workload, clients) cell.
@@ -221,6 +226,8 @@ type MemoryStats struct {
 	// MaxMemberDelta is the largest member's.
 	RSSDelta       int64 `json:"rss_delta_bytes"`
 	MaxMemberDelta int64 `json:"max_member_rss_delta_bytes"`
+	// AnonDelta is the sum over members of RSSAnonAfter-RSSAnonBefore.
+	AnonDelta int64 `json:"rss_anon_delta_bytes"`
 	// Settled: every member's RSS stopped moving (less than 1% of its
 	// delta, or 256 KiB, over 2 s) within MemorySettle.
 	Settled bool `json:"settled"`

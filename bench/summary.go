@@ -65,6 +65,7 @@ type LoadSummary struct {
 	Objects        int   `json:"objects,omitempty"`
 	RSSDelta       int64 `json:"rss_delta_bytes,omitempty"`
 	MaxMemberDelta int64 `json:"max_member_rss_delta_bytes,omitempty"`
+	AnonDelta      int64 `json:"rss_anon_delta_bytes,omitempty"`
 }
 
 // variant is what besides (workload, clients) tells cells apart.
@@ -267,7 +268,7 @@ func Summarize(servers []Server, cells []LoadCell, trials []FaultTrial) Summary 
 func summarizeLoad(k loadKey, cs []LoadCell) LoadSummary {
 	ls := LoadSummary{Server: k.server, Workload: k.workload, Size: k.size, Clients: k.clients, Rounds: len(cs),
 		Watchers: k.v.watchers, IdleWatchers: k.v.idle, Leases: k.v.leases}
-	var tp, cpu, gen, rss, rssMax []float64
+	var tp, cpu, gen, rss, rssMax, anon []float64
 	var early []float64
 	var s50, s99 []time.Duration
 	for _, c := range cs {
@@ -284,6 +285,7 @@ func summarizeLoad(k loadKey, cs []LoadCell) LoadSummary {
 			ls.Objects = m.Objects
 			rss = append(rss, float64(m.RSSDelta))
 			rssMax = append(rssMax, float64(m.MaxMemberDelta))
+			anon = append(anon, float64(m.AnonDelta))
 		}
 	}
 	if len(early) > 0 {
@@ -293,7 +295,8 @@ func summarizeLoad(k loadKey, cs []LoadCell) LoadSummary {
 	if len(rss) > 0 {
 		a, _, _ := Spread(rss)
 		b, _, _ := Spread(rssMax)
-		ls.RSSDelta, ls.MaxMemberDelta = int64(a), int64(b)
+		c, _, _ := Spread(anon)
+		ls.RSSDelta, ls.MaxMemberDelta, ls.AnonDelta = int64(a), int64(b), int64(c)
 	}
 	var p50, p90, p99, p999, mx []time.Duration
 	for _, c := range cs {

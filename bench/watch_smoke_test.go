@@ -28,7 +28,7 @@ func etcdBinary() string {
 
 // watchSmokeConfig is a small run of every watch and memory mode on one
 // 3-member cluster of srv: watch with 1 and 20 watchers, put with and
-// without 50 idle watchers, 200 idle watchers' and 300 leases' memory.
+// without 50 idle watchers, 200 idle watchers' and 200 leases' memory.
 func watchSmokeConfig(t *testing.T, srv bench.Server) bench.Config {
 	cfg := bench.DefaultConfig()
 	cfg.Servers = []bench.Server{srv}
@@ -39,8 +39,8 @@ func watchSmokeConfig(t *testing.T, srv bench.Server) bench.Config {
 	cfg.Clients = []int{4}
 	cfg.IdleWatchers = []int{0, 50}
 	cfg.MemoryWatchers = 200
-	cfg.MemoryLeases = 300
-	cfg.MemorySettle = time.Second
+	cfg.MemoryLeases = 200
+	cfg.MemorySettle = 500 * time.Millisecond
 	cfg.Duration = time.Second
 	cfg.Warmup = 200 * time.Millisecond
 	cfg.Faults = nil
@@ -101,12 +101,12 @@ func checkWatchSmoke(t *testing.T, srv bench.Server) {
 		default:
 			mem++
 			m := c.Memory
-			want := map[string]int{bench.WorkloadWatchMemory: 200, bench.WorkloadLeaseMemory: 300}[c.Workload]
+			want := map[string]int{bench.WorkloadWatchMemory: 200, bench.WorkloadLeaseMemory: 200}[c.Workload]
 			if m == nil || m.Objects != want || m.Errors != 0 || c.OK != int64(want) || c.IdleWatchEvents != 0 || c.Latency.Count != int64(want) {
 				t.Fatalf("%s: %+v, memory %+v", c.Workload, c, m)
 			}
 			for _, mu := range c.Members {
-				if mu.RSSBefore <= 0 || mu.RSSAfter <= 0 {
+				if mu.RSSBefore <= 0 || mu.RSSAfter <= 0 || mu.RSSAnonBefore <= 0 || mu.RSSAnonAfter <= 0 {
 					t.Errorf("%s: member %s RSS before %d after %d", c.Workload, mu.Name, mu.RSSBefore, mu.RSSAfter)
 				}
 			}
