@@ -71,10 +71,11 @@ func Compare(base, next Results, threshold float64) Comparison {
 	type key struct {
 		server, workload, fault string
 		size, clients           int
+		v                       variant
 	}
 	newLoad := map[key]LoadSummary{}
 	for _, l := range next.Summary.Load {
-		newLoad[key{server: rename(l.Server), workload: l.Workload, size: l.Size, clients: l.Clients}] = l
+		newLoad[key{server: rename(l.Server), workload: l.Workload, size: l.Size, clients: l.Clients, v: variant{l.Watchers, l.IdleWatchers, l.Leases}}] = l
 	}
 	newFault := map[key]FaultSummary{}
 	for _, f := range next.Summary.Availability {
@@ -100,8 +101,12 @@ func Compare(base, next Results, threshold float64) Comparison {
 		cmp.Changes = append(cmp.Changes, c)
 	}
 	for _, b := range base.Summary.Load {
-		k := key{server: b.Server, workload: b.Workload, size: b.Size, clients: b.Clients}
+		k := key{server: b.Server, workload: b.Workload, size: b.Size, clients: b.Clients, v: variant{b.Watchers, b.IdleWatchers, b.Leases}}
 		name := fmt.Sprintf("%s %s %d members %d clients", b.Server, b.Workload, b.Size, b.Clients)
+		if b.Clients == 0 {
+			name = fmt.Sprintf("%s %s %d members", b.Server, b.Workload, b.Size)
+		}
+		name += variantLabel(b.Watchers, b.IdleWatchers, b.Leases)
 		n, ok := newLoad[k]
 		if !ok {
 			cmp.Unmatched = append(cmp.Unmatched, "only in baseline: "+name)
@@ -111,6 +116,9 @@ func Compare(base, next Results, threshold float64) Comparison {
 		add(name, "throughput", b.Throughput, n.Throughput, true)
 		add(name, "p50", b.P50.Seconds(), n.P50.Seconds(), false)
 		add(name, "p99", b.P99.Seconds(), n.P99.Seconds(), false)
+		if b.RSSDelta > 0 && n.RSSDelta > 0 {
+			add(name, "rss_delta", float64(b.RSSDelta), float64(n.RSSDelta), false)
+		}
 	}
 	for _, b := range base.Summary.Availability {
 		k := key{server: b.Server, fault: b.Fault, size: b.Size}
@@ -135,7 +143,8 @@ func Compare(base, next Results, threshold float64) Comparison {
 	}
 	for k, l := range newLoad {
 		if !matched[k] {
-			cmp.Unmatched = append(cmp.Unmatched, fmt.Sprintf("only in new: %s %s %d members %d clients", l.Server, l.Workload, l.Size, l.Clients))
+			cmp.Unmatched = append(cmp.Unmatched, fmt.Sprintf("only in new: %s %s %d members %d clients%s", l.Server, l.Workload, l.Size, l.Clients,
+				variantLabel(l.Watchers, l.IdleWatchers, l.Leases)))
 		}
 	}
 	for k, f := range newFault {
@@ -187,6 +196,8 @@ func fmtFigure(metric string, x float64) string {
 		return fmt.Sprintf("%.0f/s", x)
 	case "unavailability":
 		return fmt.Sprintf("%.3fs", x)
+	case "rss_delta":
+		return fmt.Sprintf("%.1f MiB", x/(1<<20))
 	case "writable":
 		if x == 1 {
 			return "writable"

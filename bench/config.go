@@ -40,11 +40,37 @@ const (
 	WorkloadTxn = "txn"
 	// WorkloadMixed: half Puts, half linearizable Gets, chosen at random.
 	WorkloadMixed = "mixed"
+	// WorkloadWatch: for each count of Config.Watchers, that many
+	// watchers of the whole key space (spread over WatchConns connections
+	// pinned to the members) under an open-loop put load of WatchPutRate
+	// puts/s (lowered so that watchers x rate <= WatchEventRate). Measures
+	// events delivered per second summed over the watchers and each
+	// event's latency from its put's acknowledgement (by revision).
+	WorkloadWatch = "watch"
+	// WorkloadWatchMemory: open MemoryWatchers idle watchers (one key
+	// each, a range no put touches) and report each member's RSS before
+	// and after, at steady state.
+	WorkloadWatchMemory = "watch-memory"
+	// WorkloadLeaseMemory: grant MemoryLeases leases (TTL 1 h, no keys)
+	// and report each member's RSS before and after, at steady state.
+	WorkloadLeaseMemory = "lease-memory"
 )
 
 // Workloads lists the workload names in documentation order.
 func Workloads() []string {
-	return []string{WorkloadPut, WorkloadRangeLinearizable, WorkloadRangeSerializable, WorkloadTxn, WorkloadMixed}
+	return []string{WorkloadPut, WorkloadRangeLinearizable, WorkloadRangeSerializable, WorkloadTxn, WorkloadMixed,
+		WorkloadWatch, WorkloadWatchMemory, WorkloadLeaseMemory}
+}
+
+// clientWorkload reports whether w is a request-loop workload, run once
+// per Clients count (and per IdleWatchers count).
+func clientWorkload(w string) bool {
+	return w != WorkloadWatch && w != WorkloadWatchMemory && w != WorkloadLeaseMemory
+}
+
+// needsPreload reports whether w reads keys that must exist.
+func needsPreload(w string) bool {
+	return w == WorkloadRangeLinearizable || w == WorkloadRangeSerializable || w == WorkloadTxn || w == WorkloadMixed
 }
 
 // Server is one server under test: its Label names it in results and
@@ -125,6 +151,30 @@ type Config struct {
 	// Progress, when set, shows what runs and what remains (a progress bar
 	// on a terminal, lines elsewhere).
 	Progress io.Writer
+	// Watchers are the watcher counts of the watch workload, one cell each.
+	Watchers []int
+	// WatchConns is the number of gRPC connections (clientv3 clients, one
+	// watch stream each) the watchers of a watch or watch-memory cell, and
+	// the idle watchers of a load cell, are spread over, connection i
+	// pinned to member i mod N; 0 means min(watchers, 10).
+	WatchConns int
+	// WatchPutRate is the watch workload's put rate (puts/s, open loop).
+	WatchPutRate int
+	// WatchEventRate caps the events offered per second in a watch cell:
+	// the put rate is min(WatchPutRate, WatchEventRate/watchers); 0 means
+	// no cap.
+	WatchEventRate int
+	// IdleWatchers are the counts of idle watchers held open during each
+	// request-loop cell (one cell per count; 0 = none): each watches its
+	// own key in a range the workload never writes, so it costs the
+	// server matching and memory but receives no events.
+	IdleWatchers []int
+	// MemoryWatchers and MemoryLeases are the objects the watch-memory and
+	// lease-memory cells create.
+	MemoryWatchers, MemoryLeases int
+	// MemorySettle bounds the wait for the members' RSS to settle after a
+	// memory cell created its objects (and before, for the baseline).
+	MemorySettle time.Duration
 	// Members are the members' flags and environment on every cluster
 	// (extra server flags, timing), whatever the backend.
 	Members cluster.MemberSettings
@@ -153,6 +203,13 @@ func DefaultConfig() Config {
 		ProbeTimeout:    2 * time.Second,
 		RecoveryTimeout: 20 * time.Second,
 		Store:           "store",
+		Watchers:        []int{1, 100, 10000},
+		WatchPutRate:    100,
+		WatchEventRate:  100000,
+		IdleWatchers:    []int{0},
+		MemoryWatchers:  10000,
+		MemoryLeases:    100000,
+		MemorySettle:    10 * time.Second,
 		Seed:            1,
 		Now:             time.Now,
 		Logger:          slog.New(slog.DiscardHandler),
@@ -198,6 +255,22 @@ func (c Config) Validate() error {
 			return fmt.Errorf("bench config: Clients: %d is not in 1..100000", n)
 		}
 	}
+	for _, n := range c.Watchers {
+		if n < 1 || n > 1000000 {
+			return fmt.Errorf("bench config: Watchers: %d is not in 1..1000000", n)
+		}
+	}
+	if slices.Contains(c.Workloads, WorkloadWatch) && len(c.Watchers) == 0 {
+		return errors.New("bench config: Watchers is empty but the watch workload is selected")
+	}
+	if len(c.IdleWatchers) == 0 {
+		return errors.New("bench config: IdleWatchers is empty (want 0 for none)")
+	}
+	for _, n := range c.IdleWatchers {
+		if n < 0 || n > 1000000 {
+			return fmt.Errorf("bench config: IdleWatchers: %d is not in 0..1000000", n)
+		}
+	}
 	for _, f := range c.Faults {
 		if err := checkFault(f); err != nil {
 			return fmt.Errorf("bench config: Faults: %w", err)
@@ -232,6 +305,18 @@ func (c Config) Validate() error {
 		return fmt.Errorf("bench config: ProbeTimeout %v must be positive", c.ProbeTimeout)
 	case c.RecoveryTimeout <= 0:
 		return fmt.Errorf("bench config: RecoveryTimeout %v must be positive", c.RecoveryTimeout)
+	case c.WatchConns < 0:
+		return fmt.Errorf("bench config: WatchConns %d < 0", c.WatchConns)
+	case c.WatchPutRate < 1 || c.WatchPutRate > maxWatchPutRate:
+		return fmt.Errorf("bench config: WatchPutRate %d is not in 1..%d", c.WatchPutRate, maxWatchPutRate)
+	case c.WatchEventRate < 0:
+		return fmt.Errorf("bench config: WatchEventRate %d < 0", c.WatchEventRate)
+	case c.MemoryWatchers < 1 || c.MemoryWatchers > 1000000:
+		return fmt.Errorf("bench config: MemoryWatchers %d is not in 1..1000000", c.MemoryWatchers)
+	case c.MemoryLeases < 1 || c.MemoryLeases > 10000000:
+		return fmt.Errorf("bench config: MemoryLeases %d is not in 1..10000000", c.MemoryLeases)
+	case c.MemorySettle < 0:
+		return fmt.Errorf("bench config: MemorySettle %v < 0", c.MemorySettle)
 	case c.Store == "":
 		return errors.New("bench config: Store is empty")
 	case c.Now == nil:
@@ -249,4 +334,22 @@ func (c Config) connsFor(clients int) int {
 		n = 100
 	}
 	return max(1, min(n, clients))
+}
+
+// watchConnsFor is the number of connections watchers are spread over.
+func (c Config) watchConnsFor(watchers int) int {
+	n := c.WatchConns
+	if n == 0 {
+		n = 10
+	}
+	return max(1, min(n, watchers))
+}
+
+// watchPutRate is the put rate of a watch cell with watchers watchers.
+func (c Config) watchPutRate(watchers int) float64 {
+	r := float64(c.WatchPutRate)
+	if c.WatchEventRate > 0 {
+		r = min(r, float64(c.WatchEventRate)/float64(watchers))
+	}
+	return r
 }

@@ -80,6 +80,11 @@ func writePlots(dir string, res Results) ([]render.PlotFile, error) {
 		return nil
 	}
 	st, sum, servers := res.Run.Settings, res.Summary, res.Run.Servers
+	// The plots are of the request-loop cells without idle watchers; the
+	// watch and memory cells are in the report's tables.
+	sum.Load = slices.DeleteFunc(slices.Clone(sum.Load), func(l LoadSummary) bool {
+		return l.Watchers > 0 || l.IdleWatchers > 0 || l.Leases > 0 || !clientWorkload(l.Workload)
+	})
 	if len(sum.Load) > 0 {
 		c, err := throughputChart(st, sum, servers)
 		if err != nil {

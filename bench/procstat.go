@@ -53,24 +53,47 @@ func procPeakRSS(pid int) (int64, error) {
 	return parseHWM(b)
 }
 
+// procRSS returns VmRSS (the resident set now) from /proc/PID/status in
+// bytes.
+func procRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read rss of pid %d: %w", pid, err)
+	}
+	return parseStatusKB(b, "VmRSS")
+}
+
+// procRSSAnon returns RssAnon from /proc/PID/status in bytes.
+func procRSSAnon(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read rss of pid %d: %w", pid, err)
+	}
+	return parseStatusKB(b, "RssAnon")
+}
+
 // parseHWM reads the VmHWM line ("VmHWM:   12345 kB") in bytes.
-func parseHWM(b []byte) (int64, error) {
+func parseHWM(b []byte) (int64, error) { return parseStatusKB(b, "VmHWM") }
+
+// parseStatusKB reads the line "FIELD:   12345 kB" of /proc/PID/status in
+// bytes.
+func parseStatusKB(b []byte, field string) (int64, error) {
 	for _, line := range strings.Split(string(b), "\n") {
-		rest, ok := strings.CutPrefix(line, "VmHWM:")
+		rest, ok := strings.CutPrefix(line, field+":")
 		if !ok {
 			continue
 		}
 		f := strings.Fields(rest)
 		if len(f) != 2 || f[1] != "kB" {
-			return 0, fmt.Errorf("parse VmHWM %q", line)
+			return 0, fmt.Errorf("parse %s %q", field, line)
 		}
 		kb, err := strconv.ParseInt(f[0], 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("parse VmHWM %q: %w", line, err)
+			return 0, fmt.Errorf("parse %s %q: %w", field, line, err)
 		}
 		return kb * 1024, nil
 	}
-	return 0, fmt.Errorf("no VmHWM line in /proc status")
+	return 0, fmt.Errorf("no %s line in /proc status", field)
 }
 
 // resetPeakRSS resets pid's VmHWM to its current RSS (writing 5 to

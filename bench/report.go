@@ -61,6 +61,20 @@ func fmtRate(x float64) string { return fmt.Sprintf("%.0f", x) }
 
 func fmtMiB(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
 
+func fmtMiBf(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// perObject is b/n in bytes or KiB.
+func perObject(b int64, n int) string {
+	if n == 0 {
+		return "-"
+	}
+	x := float64(b) / float64(n)
+	if x < 10*1024 {
+		return fmt.Sprintf("%.0f B", x)
+	}
+	return fmt.Sprintf("%.1f KiB", x/1024)
+}
+
 // fmtRatio is "median (min–max)".
 func fmtRatio(r Ratio) string {
 	return fmt.Sprintf("%.2f (%.2f–%.2f)", r.Median, r.Min, r.Max)
@@ -103,6 +117,13 @@ func renderReport(res Results, plots []render.PlotFile) ([]byte, error) {
 		{"availability probes", fmt.Sprintf("one write every %v, round-robin over the members, %v timeout", st.ProbeInterval, st.ProbeTimeout)},
 		{"election timeout", st.ElectionTimeout}, {"seed", fmt.Sprint(st.Seed)},
 	}}
+	if len(st.Watchers) > 0 {
+		v.Settings = append(v.Settings, [2]string{"watch: watchers", fmt.Sprint(st.Watchers)},
+			[2]string{"watch: put rate", fmt.Sprintf("%d/s, at most %d events/s offered (0: no cap)", st.WatchPutRate, st.WatchEventRate)},
+			[2]string{"watch connections (0: min(watchers, 10))", fmt.Sprint(st.WatchConns)},
+			[2]string{"idle watchers per request-loop cell", fmt.Sprint(st.IdleWatchers)},
+			[2]string{"memory cells: watchers / leases", fmt.Sprintf("%d / %d", st.MemoryWatchers, st.MemoryLeases)})
+	}
 	return render.Page("bench report", reportTemplate, template.FuncMap{
 		"dur": fmtDur, "rate": fmtRate, "mib": fmtMiB, "ratio": fmtRatio, "yesno": yesNo,
 		"win": func(a FaultSummary) string { m, _ := fmtWindow(a); return m },
@@ -111,7 +132,30 @@ func renderReport(res Results, plots []render.PlotFile) ([]byte, error) {
 			return m
 		},
 		"f2": func(x float64) string { return fmt.Sprintf("%.2f", x) },
+		"plain": func(ls []LoadSummary) []LoadSummary {
+			return filterLoad(ls, func(l LoadSummary) bool { return clientWorkload(l.Workload) })
+		},
+		"watchcells": func(ls []LoadSummary) []LoadSummary {
+			return filterLoad(ls, func(l LoadSummary) bool { return l.Workload == WorkloadWatch })
+		},
+		"memcells": func(ls []LoadSummary) []LoadSummary {
+			return filterLoad(ls, func(l LoadSummary) bool {
+				return l.Workload == WorkloadWatchMemory || l.Workload == WorkloadLeaseMemory
+			})
+		},
+		"mibf": fmtMiBf, "pct": func(x float64) string { return fmt.Sprintf("%.0f%%", 100*x) }, "perobj": perObject,
+		"variant": func(r Ratio) string { return variantLabel(r.Watchers, r.IdleWatchers, r.Leases) },
 	}, v)
+}
+
+func filterLoad(ls []LoadSummary, keep func(LoadSummary) bool) []LoadSummary {
+	var out []LoadSummary
+	for _, l := range ls {
+		if keep(l) {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // reportTemplate is report.html's title, styles and body (render.Page).
@@ -132,8 +176,24 @@ Every member and the load generator share these CPUs (the "load generator CPU" c
 {{if .Res.Summary.Load}}<h2>Throughput and latency</h2>
 <p class="muted">Median over rounds. Latency of acknowledged requests; errors are counted separately. CPU: the members' user+system time per second (2.0 = two cores busy). Peak RSS: the largest member's VmHWM in the cell.</p>
 <table>
-<tr><th>server</th><th>workload</th><th>size</th><th>clients</th><th>req/s</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>errors</th><th>members CPU</th><th>peak RSS</th><th>load generator CPU</th></tr>
-{{range .Res.Summary.Load}}<tr{{if .Errors}} class="bad"{{end}}><td>{{.Server}}</td><td>{{.Workload}}</td><td class="num">{{.Size}}</td><td class="num">{{.Clients}}</td><td class="num">{{rate .Throughput}}</td><td class="num">{{dur .P50}}</td><td class="num">{{dur .P90}}</td><td class="num">{{dur .P99}}</td><td class="num">{{dur .P999}}</td><td class="num">{{dur .Max}}</td><td class="num">{{.Errors}}</td><td class="num">{{f2 .CPU}}</td><td class="num">{{mib .PeakRSS}}</td><td class="num">{{f2 .LoadGenCPU}}</td></tr>
+<tr><th>server</th><th>workload</th><th>size</th><th>clients</th><th>idle watchers</th><th>req/s</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>errors</th><th>members CPU</th><th>peak RSS</th><th>load generator CPU</th></tr>
+{{range plain .Res.Summary.Load}}<tr{{if .Errors}} class="bad"{{end}}><td>{{.Server}}</td><td>{{.Workload}}</td><td class="num">{{.Size}}</td><td class="num">{{.Clients}}</td><td class="num">{{.IdleWatchers}}</td><td class="num">{{rate .Throughput}}</td><td class="num">{{dur .P50}}</td><td class="num">{{dur .P90}}</td><td class="num">{{dur .P99}}</td><td class="num">{{dur .P999}}</td><td class="num">{{dur .Max}}</td><td class="num">{{.Errors}}</td><td class="num">{{f2 .CPU}}</td><td class="num">{{mib .PeakRSS}}</td><td class="num">{{f2 .LoadGenCPU}}</td></tr>
+{{end}}</table>
+{{end}}
+
+{{with watchcells .Res.Summary.Load}}<h2>Watch</h2>
+<p class="muted">Median over rounds. Watchers of the whole key space under an open-loop put load; events/s summed over the watchers (received in the measured time); latency from the put's acknowledgement to the event's receipt. Missing / duplicates: summed over rounds, per watcher against the acknowledged puts.</p>
+<table>
+<tr><th>server</th><th>size</th><th>watchers</th><th>puts/s</th><th>events/s offered</th><th>events/s</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>before ack</th><th>put sent → event p50 / p99</th><th>missing</th><th>duplicates</th><th>put errors</th><th>members CPU</th><th>peak RSS</th><th>load generator CPU</th></tr>
+{{range .}}<tr{{if or .Missing .Duplicates .Errors}} class="bad"{{end}}><td>{{.Server}}</td><td class="num">{{.Size}}</td><td class="num">{{.Watchers}}</td><td class="num">{{rate .PutRate}}</td><td class="num">{{rate .EventRate}}</td><td class="num">{{rate .Throughput}}</td><td class="num">{{dur .P50}}</td><td class="num">{{dur .P90}}</td><td class="num">{{dur .P99}}</td><td class="num">{{dur .P999}}</td><td class="num">{{dur .Max}}</td><td class="num">{{pct .BeforeAckFraction}}</td><td class="num">{{dur .SendP50}} / {{dur .SendP99}}</td><td class="num">{{.Missing}}</td><td class="num">{{.Duplicates}}</td><td class="num">{{.Errors}}</td><td class="num">{{f2 .CPU}}</td><td class="num">{{mib .PeakRSS}}</td><td class="num">{{f2 .LoadGenCPU}}</td></tr>
+{{end}}</table>
+{{end}}
+
+{{with memcells .Res.Summary.Load}}<h2>Memory</h2>
+<p class="muted">Members' VmRSS at steady state after creating the objects minus before (median over rounds), summed over members and the largest member's.</p>
+<table>
+<tr><th>server</th><th>size</th><th>workload</th><th>objects</th><th>members' RSS delta</th><th>of it anonymous</th><th>largest member</th><th>per object (summed)</th><th>created/s</th><th>p99</th><th>errors</th></tr>
+{{range .}}<tr{{if .Errors}} class="bad"{{end}}><td>{{.Server}}</td><td class="num">{{.Size}}</td><td>{{.Workload}}</td><td class="num">{{.Objects}}</td><td class="num">{{mibf .RSSDelta}}</td><td class="num">{{mibf .AnonDelta}}</td><td class="num">{{mibf .MaxMemberDelta}}</td><td class="num">{{perobj .RSSDelta .Objects}}</td><td class="num">{{rate .Throughput}}</td><td class="num">{{dur .P99}}</td><td class="num">{{.Errors}}</td></tr>
 {{end}}</table>
 {{end}}
 
@@ -141,7 +201,7 @@ Every member and the load generator share these CPUs (the "load generator CPU" c
 <p class="muted">Each server against the first ({{(index .Res.Run.Servers 0).Label}}), measured in the same round one after the other: median (min–max) of the per-round ratios. Throughput above 1 is better; latency and unavailability below 1 are better.</p>
 <table>
 <tr><th>server / baseline</th><th>size</th><th>workload or fault</th><th>clients</th><th>metric</th><th>ratio</th><th>rounds</th></tr>
-{{range .Res.Summary.Ratios}}<tr><td>{{.Server}} / {{.Baseline}}</td><td class="num">{{.Size}}</td><td>{{.Workload}}{{.Fault}}</td><td class="num">{{if .Clients}}{{.Clients}}{{end}}</td><td>{{.Metric}}</td><td class="num">{{ratio .}}</td><td class="num">{{len .PerRound}}</td></tr>
+{{range .Res.Summary.Ratios}}<tr><td>{{.Server}} / {{.Baseline}}</td><td class="num">{{.Size}}</td><td>{{.Workload}}{{.Fault}}{{variant .}}{{if eq .Kind "idle-watchers"}} (with / without them){{end}}</td><td class="num">{{if .Clients}}{{.Clients}}{{end}}</td><td>{{.Metric}}</td><td class="num">{{ratio .}}</td><td class="num">{{len .PerRound}}</td></tr>
 {{end}}</table>
 {{end}}
 
@@ -172,11 +232,39 @@ Every member and the load generator share these CPUs (the "load generator CPU" c
 func FormatSummary(res Results, dir string) string {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	if len(res.Summary.Load) > 0 {
-		fmt.Fprintln(tw, "server\tworkload\tsize\tclients\treq/s\tp50\tp99\tp99.9\tmax\terrors\tcpu/s\tpeak rss\t")
-		for _, l := range res.Summary.Load {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%.2f\t%s\t\n", l.Server, l.Workload, l.Size, l.Clients,
+	var plain, watch, mem []LoadSummary
+	for _, l := range res.Summary.Load {
+		switch {
+		case l.Workload == WorkloadWatch:
+			watch = append(watch, l)
+		case !clientWorkload(l.Workload):
+			mem = append(mem, l)
+		default:
+			plain = append(plain, l)
+		}
+	}
+	if len(plain) > 0 {
+		fmt.Fprintln(tw, "server\tworkload\tsize\tclients\tidle watchers\treq/s\tp50\tp99\tp99.9\tmax\terrors\tcpu/s\tpeak rss\t")
+		for _, l := range plain {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%.2f\t%s\t\n", l.Server, l.Workload, l.Size, l.Clients, l.IdleWatchers,
 				fmtRate(l.Throughput), fmtDur(l.P50), fmtDur(l.P99), fmtDur(l.P999), fmtDur(l.Max), l.Errors, l.CPU, fmtMiB(l.PeakRSS))
+		}
+		fmt.Fprintln(tw)
+	}
+	if len(watch) > 0 {
+		fmt.Fprintln(tw, "server\tsize\twatchers\tputs/s\tevents/s offered\tevents/s\tp50\tp99\tp99.9\tmax\tbefore ack\tsent p50\tsent p99\tmissing\tduplicates\tput errors\tcpu/s\tpeak rss\t")
+		for _, l := range watch {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.0f\t%s\t%s\t%s\t%s\t%s\t%.0f%%\t%s\t%s\t%d\t%d\t%d\t%.2f\t%s\t\n", l.Server, l.Size, l.Watchers, l.PutRate, l.EventRate,
+				fmtRate(l.Throughput), fmtDur(l.P50), fmtDur(l.P99), fmtDur(l.P999), fmtDur(l.Max), 100*l.BeforeAckFraction, fmtDur(l.SendP50), fmtDur(l.SendP99),
+				l.Missing, l.Duplicates, l.Errors, l.CPU, fmtMiB(l.PeakRSS))
+		}
+		fmt.Fprintln(tw)
+	}
+	if len(mem) > 0 {
+		fmt.Fprintln(tw, "server\tsize\tworkload\tobjects\tmembers' rss delta\tof it anon\tlargest member\tper object\tcreated/s\tp99\terrors\t")
+		for _, l := range mem {
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n", l.Server, l.Size, l.Workload, l.Objects, fmtMiBf(l.RSSDelta), fmtMiBf(l.AnonDelta),
+				fmtMiBf(l.MaxMemberDelta), perObject(l.RSSDelta, l.Objects), fmtRate(l.Throughput), fmtDur(l.P99), l.Errors)
 		}
 		fmt.Fprintln(tw)
 	}
@@ -187,7 +275,15 @@ func FormatSummary(res Results, dir string) string {
 			if r.Clients > 0 {
 				clients = fmt.Sprint(r.Clients)
 			}
-			fmt.Fprintf(tw, "%s/%s\t%d\t%s%s\t%s\t%s\t%s\t\n", r.Server, r.Baseline, r.Size, r.Workload, r.Fault, clients, r.Metric, fmtRatio(r))
+			name := r.Server + "/" + r.Baseline
+			if r.Kind == "idle-watchers" {
+				name = fmt.Sprintf("%s with/without %d idle watchers", r.Server, r.IdleWatchers)
+			}
+			idle := r.IdleWatchers
+			if r.Kind == "idle-watchers" {
+				idle = 0 // in the name
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s%s%s\t%s\t%s\t%s\t\n", name, r.Size, r.Workload, r.Fault, variantLabel(r.Watchers, idle, r.Leases), clients, r.Metric, fmtRatio(r))
 		}
 		fmt.Fprintln(tw)
 	}

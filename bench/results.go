@@ -68,6 +68,14 @@ type Settings struct {
 	ProbeTimeout    time.Duration `json:"probe_timeout_ns"`
 	Seed            uint64        `json:"seed"`
 	ElectionTimeout string        `json:"election_timeout"`
+	// The watch and memory knobs (absent in runs from before them).
+	Watchers       []int `json:"watchers,omitempty"`
+	WatchConns     int   `json:"watch_conns,omitempty"`
+	WatchPutRate   int   `json:"watch_put_rate,omitempty"`
+	WatchEventRate int   `json:"watch_event_rate,omitempty"`
+	IdleWatchers   []int `json:"idle_watchers,omitempty"`
+	MemoryWatchers int   `json:"memory_watchers,omitempty"`
+	MemoryLeases   int   `json:"memory_leases,omitempty"`
 }
 
 // Machine is where the run happened. The load generator runs on the same
@@ -111,6 +119,16 @@ type MemberUsage struct {
 	// allows, which PeakRSSReset says; otherwise it is the peak since start.
 	PeakRSS      int64 `json:"peak_rss_bytes"`
 	PeakRSSReset bool  `json:"peak_rss_reset"`
+	// RSSBefore and RSSAfter are VmRSS (/proc/PID/status), in bytes, at
+	// steady state before and after a memory cell created its objects
+	// (watch-memory, lease-memory cells only).
+	RSSBefore int64 `json:"rss_before_bytes,omitempty"`
+	RSSAfter  int64 `json:"rss_after_bytes,omitempty"`
+	// RSSAnonBefore and RSSAnonAfter are RssAnon, the anonymous part of
+	// VmRSS (heap, stacks), without file pages mapped in (etcd's bbolt
+	// database is an mmapped file, counted in VmRSS as it is touched).
+	RSSAnonBefore int64 `json:"rss_anon_before_bytes,omitempty"`
+	RSSAnonAfter  int64 `json:"rss_anon_after_bytes,omitempty"`
 }
 
 // LoadCell is one measured (server, round, size, workload, clients) cell.
@@ -134,6 +152,85 @@ type LoadCell struct {
 	// LoadGenCPU is the benchmark process's own CPU time in the measured
 	// time (it shares the machine with the cluster).
 	LoadGenCPU time.Duration `json:"loadgen_cpu_ns"`
+	// Watchers is the watcher count of a watch cell (Clients is 0; OK
+	// counts the events received in the measured time, Throughput is
+	// events/s summed over the watchers, Latency is put acknowledgement
+	// to event, Errors counts failed puts) and of a watch-memory cell.
+	Watchers int `json:"watchers,omitempty"`
+	// IdleWatchers is the number of idle watchers held open during a
+	// request-loop cell (on keys the workload never writes).
+	IdleWatchers int `json:"idle_watchers,omitempty"`
+	// IdleWatchEvents counts the events the idle watchers received (0
+	// unless something wrote their keys).
+	IdleWatchEvents int64 `json:"idle_watch_events,omitempty"`
+	// Leases is the number of leases a lease-memory cell granted.
+	Leases int `json:"leases,omitempty"`
+	// Watch is the watch cell's detail.
+	Watch *WatchStats `json:"watch,omitempty"`
+	// Memory is a memory cell's detail (Throughput and Latency are then
+	// those of creating the watchers or granting the leases).
+	Memory *MemoryStats `json:"memory,omitempty"`
+}
+
+// WatchStats is what a watch cell measured besides events/s and latency.
+type WatchStats struct {
+	Conns int `json:"conns"`
+	// PutRate is the offered put rate (puts/s); EventRate = PutRate x
+	// watchers is the offered event rate.
+	PutRate   float64 `json:"put_rate"`
+	EventRate float64 `json:"event_rate"`
+	// Puts and PutErrors count the puts of the whole cell (warm-up
+	// included); PutsSkipped counts the puts not sent because 64 were
+	// already in flight (the server fell behind the open-loop rate).
+	Puts        int64 `json:"puts"`
+	PutErrors   int64 `json:"put_errors"`
+	PutsSkipped int64 `json:"puts_skipped,omitempty"`
+	// PutLatency is the measured time's put latency.
+	PutLatency Latency `json:"put_latency"`
+	// Delivered counts every event received (warm-up and the drain after
+	// the last put included); Expected = watchers x Puts. Missing sums,
+	// over watchers, the acknowledged puts a watcher did not see once the
+	// drain ended; Extra the events beyond Puts+PutErrors (a failed put
+	// may still have been applied); Duplicates the events whose revision
+	// was not above the watcher's previous one.
+	Delivered  int64 `json:"delivered"`
+	Expected   int64 `json:"expected"`
+	Missing    int64 `json:"missing"`
+	Extra      int64 `json:"extra"`
+	Duplicates int64 `json:"duplicates"`
+	// BeforeAck counts measured events received before their put's
+	// acknowledgement was recorded (latency recorded as 0, as etcd's
+	// watch-latency benchmark does).
+	BeforeAck int64 `json:"before_ack"`
+	// FromSend is the measured events' latency from their put's sending
+	// (the put's invocation) instead of its acknowledgement: never
+	// negative, so it still tells servers apart when most events beat the
+	// acknowledgement.
+	FromSend Latency `json:"from_send_latency"`
+	// WatchErrors counts watchers that ended early (canceled, error);
+	// WatchErrorSample is one of the reasons.
+	WatchErrors      int64  `json:"watch_errors,omitempty"`
+	WatchErrorSample string `json:"watch_error_sample,omitempty"`
+	// Drain is the time from the last put's acknowledgement until every
+	// watcher had its events (or the OpTimeout bound ran out).
+	Drain time.Duration `json:"drain_ns"`
+}
+
+// MemoryStats is what a memory cell measured.
+type MemoryStats struct {
+	// Kind is "watchers" or "leases"; Objects how many were created.
+	Kind    string `json:"kind"`
+	Objects int    `json:"objects"`
+	Errors  int64  `json:"errors"`
+	// RSSDelta is the sum over members of RSSAfter-RSSBefore, in bytes;
+	// MaxMemberDelta is the largest member's.
+	RSSDelta       int64 `json:"rss_delta_bytes"`
+	MaxMemberDelta int64 `json:"max_member_rss_delta_bytes"`
+	// AnonDelta is the sum over members of RSSAnonAfter-RSSAnonBefore.
+	AnonDelta int64 `json:"rss_anon_delta_bytes"`
+	// Settled: every member's RSS stopped moving (less than 1% of its
+	// delta, or 256 KiB, over 2 s) within MemorySettle.
+	Settled bool `json:"settled"`
 }
 
 // FaultTrial is one repetition of one fault on one cluster.

@@ -69,6 +69,8 @@ func Run(ctx context.Context, cfg Config, backend cluster.Backend) (*Outcome, er
 		Rounds: cfg.Rounds, Faults: cfg.Faults, FaultReps: cfg.FaultReps, FaultWait: cfg.FaultWait,
 		ProbeInterval: cfg.ProbeInterval, ProbeTimeout: cfg.ProbeTimeout, Seed: cfg.Seed,
 		ElectionTimeout: "server default",
+		Watchers:        cfg.Watchers, WatchConns: cfg.WatchConns, WatchPutRate: cfg.WatchPutRate, WatchEventRate: cfg.WatchEventRate,
+		IdleWatchers: cfg.IdleWatchers, MemoryWatchers: cfg.MemoryWatchers, MemoryLeases: cfg.MemoryLeases,
 	}}
 	if cfg.Members.ElectionTimeout > 0 {
 		e.res.Run.Settings.ElectionTimeout = cfg.Members.ElectionTimeout.String()
@@ -109,7 +111,17 @@ loop:
 func (e *engine) steps() int {
 	n := 0
 	for _, size := range e.cfg.Sizes {
-		per := len(e.cfg.Workloads) * len(e.cfg.Clients)
+		per := 0
+		for _, w := range e.cfg.Workloads {
+			switch {
+			case w == WorkloadWatch:
+				per += len(e.cfg.Watchers)
+			case clientWorkload(w):
+				per += len(e.cfg.Clients) * len(e.cfg.IdleWatchers)
+			default:
+				per++
+			}
+		}
 		for _, f := range e.cfg.Faults {
 			if faultApplies(f, size) {
 				per += e.cfg.FaultReps
@@ -135,7 +147,7 @@ func (e *engine) runCluster(ctx context.Context, runDir string, srv Server, size
 
 	preloaded := false
 	for _, w := range e.cfg.Workloads {
-		if w != WorkloadPut && !preloaded {
+		if needsPreload(w) && !preloaded {
 			e.prog.status(where + " · preloading keys")
 			conns, err := dialConns(ctx, c.Endpoints(), 8)
 			if err != nil {
@@ -148,16 +160,49 @@ func (e *engine) runCluster(ctx context.Context, runDir string, srv Server, size
 			}
 			preloaded = true
 		}
-		for _, clients := range e.cfg.Clients {
-			e.prog.status(fmt.Sprintf("%s · %s · %d clients", where, w, clients))
-			cell, err := e.cell(ctx, c, srv, size, round, w, clients)
+		switch w {
+		case WorkloadWatch:
+			for _, n := range e.cfg.Watchers {
+				e.prog.status(fmt.Sprintf("%s · watch · %d watchers", where, n))
+				cell, err := e.watchCell(ctx, c, srv, size, round, n)
+				if err != nil {
+					return err
+				}
+				e.res.Load = append(e.res.Load, cell)
+				e.prog.step()
+				ws := cell.Watch
+				e.prog.note(fmt.Sprintf("%s · watch · %d watchers: %.0f events/s (offered %.0f), p50 %v p99 %v, %d missing, %d duplicate, %d put errors",
+					where, n, cell.Throughput, ws.EventRate, cell.Latency.P50, cell.Latency.P99, ws.Missing, ws.Duplicates, ws.PutErrors))
+			}
+			continue
+		case WorkloadWatchMemory, WorkloadLeaseMemory:
+			e.prog.status(fmt.Sprintf("%s · %s", where, w))
+			cell, err := e.memoryCell(ctx, c, srv, size, round, w)
 			if err != nil {
 				return err
 			}
 			e.res.Load = append(e.res.Load, cell)
 			e.prog.step()
-			e.prog.note(fmt.Sprintf("%s · %s · %d clients: %.0f req/s, p99 %v, %d errors",
-				where, w, clients, cell.Throughput, cell.Latency.P99, cell.Errors))
+			m := cell.Memory
+			e.prog.note(fmt.Sprintf("%s · %s: %d %s, members' RSS +%s (largest member +%s), settled %v",
+				where, w, m.Objects, m.Kind, fmtMiB(m.RSSDelta), fmtMiB(m.MaxMemberDelta), m.Settled))
+			continue
+		}
+		for _, clients := range e.cfg.Clients {
+			for _, idle := range e.cfg.IdleWatchers {
+				label := fmt.Sprintf("%s · %s · %d clients", where, w, clients)
+				if idle > 0 {
+					label += fmt.Sprintf(" · %d idle watchers", idle)
+				}
+				e.prog.status(label)
+				cell, err := e.cell(ctx, c, srv, size, round, w, clients, idle)
+				if err != nil {
+					return err
+				}
+				e.res.Load = append(e.res.Load, cell)
+				e.prog.step()
+				e.prog.note(fmt.Sprintf("%s: %.0f req/s, p99 %v, %d errors", label, cell.Throughput, cell.Latency.P99, cell.Errors))
+			}
 		}
 	}
 	if e.cfg.FaultReps == 0 || len(e.cfg.Faults) == 0 {
@@ -272,8 +317,69 @@ func pid(n cluster.Node) int {
 	return 0
 }
 
-// cell measures one (workload, clients) cell on c.
-func (e *engine) cell(ctx context.Context, c cluster.Cluster, srv Server, size, round int, w string, clients int) (LoadCell, error) {
+// usageProbe measures the members' CPU and peak RSS and the load
+// generator's CPU over a measured time: start at its beginning, finish at
+// its end.
+type usageProbe struct {
+	nodes      []cluster.Node
+	pids       []int
+	cpu        []time.Duration
+	reset      []bool
+	selfBefore time.Duration
+}
+
+func startUsage(nodes []cluster.Node) *usageProbe {
+	u := &usageProbe{nodes: nodes, pids: make([]int, len(nodes)), cpu: make([]time.Duration, len(nodes)), reset: make([]bool, len(nodes))}
+	u.selfBefore = selfCPU()
+	for i, n := range nodes {
+		u.pids[i] = pid(n)
+		if u.pids[i] != 0 {
+			u.cpu[i], _ = procCPU(u.pids[i])
+			u.reset[i] = resetPeakRSS(u.pids[i])
+		}
+	}
+	return u
+}
+
+// finish returns each member's usage since start and the load
+// generator's CPU.
+func (u *usageProbe) finish() ([]MemberUsage, time.Duration) {
+	var out []MemberUsage
+	for i, n := range u.nodes {
+		mu := MemberUsage{Name: n.Name(), PeakRSSReset: u.reset[i]}
+		if p := pid(n); p != 0 && p == u.pids[i] {
+			if cpu, err := procCPU(p); err == nil {
+				mu.CPU = cpu - u.cpu[i]
+			}
+			mu.PeakRSS, _ = procPeakRSS(p)
+		}
+		out = append(out, mu)
+	}
+	return out, selfCPU() - u.selfBefore
+}
+
+// cellSeed is the seed of one cell's random choices.
+func (e *engine) cellSeed(size, round, n int) uint64 {
+	return e.cfg.Seed + uint64(round)*1_000_003 + uint64(size)*7919 + uint64(n)
+}
+
+// cell measures one (workload, clients) cell on c, with idle idle
+// watchers open throughout (none when 0).
+func (e *engine) cell(ctx context.Context, c cluster.Cluster, srv Server, size, round int, w string, clients, idle int) (LoadCell, error) {
+	var idleEvents func() int64
+	if idle > 0 {
+		wconns, err := dialConns(ctx, c.Endpoints(), e.cfg.watchConnsFor(idle))
+		if err != nil {
+			return LoadCell{}, err
+		}
+		defer closeConns(wconns)
+		ws, events, err := openIdleWatchers(ctx, wconns, e.ks, idle, watchCreateTimeout(idle))
+		if err != nil {
+			return LoadCell{}, err
+		}
+		defer ws.close()
+		idleEvents = events.Load
+	}
 	nconns := e.cfg.connsFor(clients)
 	conns, err := dialConns(ctx, c.Endpoints(), nconns)
 	if err != nil {
@@ -281,50 +387,75 @@ func (e *engine) cell(ctx context.Context, c cluster.Cluster, srv Server, size, 
 	}
 	defer closeConns(conns)
 
-	type snap struct {
-		pid   int
-		cpu   time.Duration
-		reset bool
-	}
-	nodes := c.Nodes()
-	before := make([]snap, len(nodes))
-	var selfBefore time.Duration
+	var usage *usageProbe
 	measuring := make(chan struct{})
 	spec := loadSpec{
 		Workload: w, Clients: clients, Conns: nconns, Warmup: e.cfg.Warmup, Duration: e.cfg.Duration,
-		OpTimeout: e.cfg.OpTimeout, Seed: e.cfg.Seed + uint64(round)*1_000_003 + uint64(size)*7919 + uint64(clients),
+		OpTimeout: e.cfg.OpTimeout, Seed: e.cellSeed(size, round, clients),
 		OnMeasure: func() {
 			defer close(measuring)
-			selfBefore = selfCPU()
-			for i, n := range nodes {
-				pid := pid(n)
-				before[i].pid = pid
-				if pid != 0 {
-					before[i].cpu, _ = procCPU(pid)
-					before[i].reset = resetPeakRSS(pid)
-				}
-			}
+			usage = startUsage(c.Nodes())
 		},
 	}
 	out := runLoad(ctx, conns, e.ks, spec)
 	<-measuring
 	cell := LoadCell{
-		Server: srv.Label, Round: round, Size: size, Workload: w, Clients: clients, Conns: nconns,
+		Server: srv.Label, Round: round, Size: size, Workload: w, Clients: clients, Conns: nconns, IdleWatchers: idle,
 		OK: out.OK, Errors: out.Errors, ErrorSample: out.ErrorSample, Measured: out.Measured,
-		Latency: latencyOf(out.Hist), LoadGenCPU: selfCPU() - selfBefore,
+		Latency: latencyOf(out.Hist),
+	}
+	cell.Members, cell.LoadGenCPU = usage.finish()
+	if idleEvents != nil {
+		cell.IdleWatchEvents = idleEvents()
 	}
 	if out.Measured > 0 {
 		cell.Throughput = float64(out.OK) / out.Measured.Seconds()
 	}
-	for i, n := range nodes {
-		mu := MemberUsage{Name: n.Name(), PeakRSSReset: before[i].reset}
-		if pid := pid(n); pid != 0 && pid == before[i].pid {
-			if cpu, err := procCPU(pid); err == nil {
-				mu.CPU = cpu - before[i].cpu
-			}
-			mu.PeakRSS, _ = procPeakRSS(pid)
-		}
-		cell.Members = append(cell.Members, mu)
+	if ctx.Err() != nil {
+		return cell, ctx.Err()
+	}
+	return cell, nil
+}
+
+// watchCell measures one watch cell on c: watchers watchers of the whole
+// key space over watchConnsFor(watchers) connections, under puts sent
+// round-robin over one connection per member.
+func (e *engine) watchCell(ctx context.Context, c cluster.Cluster, srv Server, size, round, watchers int) (LoadCell, error) {
+	nconns := e.cfg.watchConnsFor(watchers)
+	wconns, err := dialConns(ctx, c.Endpoints(), nconns)
+	if err != nil {
+		return LoadCell{}, err
+	}
+	defer closeConns(wconns)
+	pconns, err := dialConns(ctx, c.Endpoints(), len(c.Endpoints()))
+	if err != nil {
+		return LoadCell{}, err
+	}
+	defer closeConns(pconns)
+	var usage *usageProbe
+	measuring := make(chan struct{})
+	spec := watchSpec{
+		Watchers: watchers, PutRate: e.cfg.watchPutRate(watchers), Warmup: e.cfg.Warmup, Duration: e.cfg.Duration,
+		OpTimeout: e.cfg.OpTimeout, Seed: e.cellSeed(size, round, watchers),
+		OnMeasure: func() {
+			defer close(measuring)
+			usage = startUsage(c.Nodes())
+		},
+	}
+	out, err := runWatch(ctx, wconns, pconns, e.ks, spec)
+	if err != nil && ctx.Err() == nil {
+		return LoadCell{}, fmt.Errorf("watch cell, %d watchers: %w", watchers, err)
+	}
+	<-measuring
+	out.Stats.Conns = nconns
+	cell := LoadCell{
+		Server: srv.Label, Round: round, Size: size, Workload: WorkloadWatch, Conns: len(pconns), Watchers: watchers,
+		OK: out.Events, Errors: out.Stats.PutErrors, ErrorSample: out.PutErrorSample, Measured: out.Measured,
+		Latency: latencyOf(out.Hist), Watch: &out.Stats,
+	}
+	cell.Members, cell.LoadGenCPU = usage.finish()
+	if out.Measured > 0 {
+		cell.Throughput = float64(out.Events) / out.Measured.Seconds()
 	}
 	if ctx.Err() != nil {
 		return cell, ctx.Err()

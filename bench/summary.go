@@ -42,6 +42,50 @@ type LoadSummary struct {
 	// CDF is the latency distribution of the round with the median
 	// throughput.
 	CDF []CDFPoint `json:"cdf"`
+	// Watchers, IdleWatchers and Leases are the cells' (LoadCell).
+	Watchers     int `json:"watchers,omitempty"`
+	IdleWatchers int `json:"idle_watchers,omitempty"`
+	Leases       int `json:"leases,omitempty"`
+	// Watch cells: the put rate offered, the events offered per second,
+	// and the delivery checks summed over rounds (all 0 when every watcher
+	// saw every acknowledged put exactly once).
+	PutRate    float64 `json:"put_rate,omitempty"`
+	EventRate  float64 `json:"event_rate,omitempty"`
+	Missing    int64   `json:"missing,omitempty"`
+	Duplicates int64   `json:"duplicates,omitempty"`
+	// BeforeAckFraction is the median over rounds of the share of events
+	// that arrived before their put's acknowledgement (latency 0);
+	// SendP50 and SendP99 are the medians of the put-sent-to-event
+	// latency quantiles.
+	BeforeAckFraction float64       `json:"before_ack_fraction,omitempty"`
+	SendP50           time.Duration `json:"send_p50_ns,omitempty"`
+	SendP99           time.Duration `json:"send_p99_ns,omitempty"`
+	// Memory cells: the median over rounds of the members' summed RSS
+	// delta and of the largest member's, in bytes; Objects created.
+	Objects        int   `json:"objects,omitempty"`
+	RSSDelta       int64 `json:"rss_delta_bytes,omitempty"`
+	MaxMemberDelta int64 `json:"max_member_rss_delta_bytes,omitempty"`
+	AnonDelta      int64 `json:"rss_anon_delta_bytes,omitempty"`
+}
+
+// variant is what besides (workload, clients) tells cells apart.
+type variant struct{ watchers, idle, leases int }
+
+func variantOf(c LoadCell) variant { return variant{c.Watchers, c.IdleWatchers, c.Leases} }
+
+// variantLabel is " 100 watchers", " 10000 idle watchers" or "".
+func variantLabel(watchers, idle, leases int) string {
+	var s string
+	if watchers > 0 {
+		s += fmt.Sprintf(" %d watchers", watchers)
+	}
+	if idle > 0 {
+		s += fmt.Sprintf(" %d idle watchers", idle)
+	}
+	if leases > 0 {
+		s += fmt.Sprintf(" %d leases", leases)
+	}
+	return s
 }
 
 // FaultSummary is one (server, size, fault) over all its trials.
@@ -109,7 +153,8 @@ type QuorumRow struct {
 type Ratio struct {
 	Baseline string `json:"baseline"`
 	Server   string `json:"server"`
-	// Kind is "load" (Workload, Clients set) or "availability" (Fault set).
+	// Kind is "load" (Workload, Clients set), "availability" (Fault set)
+	// or "idle-watchers" (one server with idle watchers open over without).
 	Kind     string `json:"kind"`
 	Workload string `json:"workload,omitempty"`
 	Size     int    `json:"size"`
@@ -117,11 +162,17 @@ type Ratio struct {
 	Fault    string `json:"fault,omitempty"`
 	// Metric is throughput, p50, p99 (load) or unavailability (median
 	// window of the round's trials).
-	Metric   string    `json:"metric"`
-	PerRound []float64 `json:"per_round"`
-	Median   float64   `json:"median"`
-	Min      float64   `json:"min"`
-	Max      float64   `json:"max"`
+	Metric string `json:"metric"`
+	// Watchers, IdleWatchers, Leases: the cells' variant (LoadCell). In an
+	// "idle-watchers" ratio Server = Baseline and the ratio is the cell
+	// with IdleWatchers open over the same cell without (same round).
+	Watchers     int       `json:"watchers,omitempty"`
+	IdleWatchers int       `json:"idle_watchers,omitempty"`
+	Leases       int       `json:"leases,omitempty"`
+	PerRound     []float64 `json:"per_round"`
+	Median       float64   `json:"median"`
+	Min          float64   `json:"min"`
+	Max          float64   `json:"max"`
 }
 
 // Spread returns the median, minimum and maximum of xs (NaN for none); the
@@ -156,6 +207,7 @@ func medianDur(ds []time.Duration) time.Duration {
 type loadKey struct {
 	server, workload string
 	size, clients    int
+	v                variant
 }
 
 type faultKey struct {
@@ -174,7 +226,7 @@ func Summarize(servers []Server, cells []LoadCell, trials []FaultTrial) Summary 
 	byLoad := map[loadKey][]LoadCell{}
 	var loadKeys []loadKey
 	for _, c := range cells {
-		k := loadKey{c.Server, c.Workload, c.Size, c.Clients}
+		k := loadKey{c.Server, c.Workload, c.Size, c.Clients, variantOf(c)}
 		if _, ok := byLoad[k]; !ok {
 			loadKeys = append(loadKeys, k)
 		}
@@ -182,7 +234,8 @@ func Summarize(servers []Server, cells []LoadCell, trials []FaultTrial) Summary 
 	}
 	slices.SortStableFunc(loadKeys, func(a, b loadKey) int {
 		return cmp.Or(cmp.Compare(a.size, b.size), cmp.Compare(a.workload, b.workload),
-			cmp.Compare(a.clients, b.clients), cmp.Compare(order(a.server), order(b.server)))
+			cmp.Compare(a.clients, b.clients), cmp.Compare(a.v.watchers, b.v.watchers), cmp.Compare(a.v.idle, b.v.idle),
+			cmp.Compare(a.v.leases, b.v.leases), cmp.Compare(order(a.server), order(b.server)))
 	})
 	for _, k := range loadKeys {
 		s.Load = append(s.Load, summarizeLoad(k, byLoad[k]))
@@ -208,12 +261,43 @@ func Summarize(servers []Server, cells []LoadCell, trials []FaultTrial) Summary 
 	if len(servers) > 1 {
 		s.Ratios = ratios(servers, cells, trials)
 	}
+	s.Ratios = append(s.Ratios, idleWatcherRatios(cells)...)
 	return s
 }
 
 func summarizeLoad(k loadKey, cs []LoadCell) LoadSummary {
-	ls := LoadSummary{Server: k.server, Workload: k.workload, Size: k.size, Clients: k.clients, Rounds: len(cs)}
-	var tp, cpu, gen []float64
+	ls := LoadSummary{Server: k.server, Workload: k.workload, Size: k.size, Clients: k.clients, Rounds: len(cs),
+		Watchers: k.v.watchers, IdleWatchers: k.v.idle, Leases: k.v.leases}
+	var tp, cpu, gen, rss, rssMax, anon []float64
+	var early []float64
+	var s50, s99 []time.Duration
+	for _, c := range cs {
+		if w := c.Watch; w != nil {
+			ls.PutRate, ls.EventRate = w.PutRate, w.EventRate
+			ls.Missing += w.Missing
+			ls.Duplicates += w.Duplicates
+			if c.OK > 0 {
+				early = append(early, float64(w.BeforeAck)/float64(c.OK))
+			}
+			s50, s99 = append(s50, w.FromSend.P50), append(s99, w.FromSend.P99)
+		}
+		if m := c.Memory; m != nil {
+			ls.Objects = m.Objects
+			rss = append(rss, float64(m.RSSDelta))
+			rssMax = append(rssMax, float64(m.MaxMemberDelta))
+			anon = append(anon, float64(m.AnonDelta))
+		}
+	}
+	if len(early) > 0 {
+		ls.BeforeAckFraction, _, _ = Spread(early)
+	}
+	ls.SendP50, ls.SendP99 = medianDur(s50), medianDur(s99)
+	if len(rss) > 0 {
+		a, _, _ := Spread(rss)
+		b, _, _ := Spread(rssMax)
+		c, _, _ := Spread(anon)
+		ls.RSSDelta, ls.MaxMemberDelta, ls.AnonDelta = int64(a), int64(b), int64(c)
+	}
 	var p50, p90, p99, p999, mx []time.Duration
 	for _, c := range cs {
 		tp = append(tp, c.Throughput)
@@ -325,11 +409,12 @@ func ratios(servers []Server, cells []LoadCell, trials []FaultTrial) []Ratio {
 	type cellKey struct {
 		server, workload string
 		size, clients    int
+		v                variant
 		round            int
 	}
 	byCell := map[cellKey]LoadCell{}
 	for _, c := range cells {
-		byCell[cellKey{c.Server, c.Workload, c.Size, c.Clients, c.Round}] = c
+		byCell[cellKey{c.Server, c.Workload, c.Size, c.Clients, variantOf(c), c.Round}] = c
 	}
 	metrics := []struct {
 		name string
@@ -338,6 +423,12 @@ func ratios(servers []Server, cells []LoadCell, trials []FaultTrial) []Ratio {
 		{"throughput", func(c LoadCell) float64 { return c.Throughput }},
 		{"p50", func(c LoadCell) float64 { return float64(c.Latency.P50) }},
 		{"p99", func(c LoadCell) float64 { return float64(c.Latency.P99) }},
+		{"rss_delta", func(c LoadCell) float64 {
+			if c.Memory == nil {
+				return 0
+			}
+			return float64(c.Memory.RSSDelta)
+		}},
 	}
 	var out []Ratio
 	seen := map[string]bool{}
@@ -345,19 +436,20 @@ func ratios(servers []Server, cells []LoadCell, trials []FaultTrial) []Ratio {
 		if c.Server == base {
 			continue
 		}
-		id := fmt.Sprint(c.Server, c.Workload, c.Size, c.Clients)
+		id := fmt.Sprint(c.Server, c.Workload, c.Size, c.Clients, variantOf(c))
 		if seen[id] {
 			continue
 		}
 		seen[id] = true
 		for _, m := range metrics {
-			r := Ratio{Baseline: base, Server: c.Server, Kind: "load", Workload: c.Workload, Size: c.Size, Clients: c.Clients, Metric: m.name}
+			r := Ratio{Baseline: base, Server: c.Server, Kind: "load", Workload: c.Workload, Size: c.Size, Clients: c.Clients, Metric: m.name,
+				Watchers: c.Watchers, IdleWatchers: c.IdleWatchers, Leases: c.Leases}
 			for _, o := range cells {
-				if o.Server != c.Server || o.Workload != c.Workload || o.Size != c.Size || o.Clients != c.Clients {
+				if o.Server != c.Server || o.Workload != c.Workload || o.Size != c.Size || o.Clients != c.Clients || variantOf(o) != variantOf(c) {
 					continue
 				}
-				b, ok := byCell[cellKey{base, o.Workload, o.Size, o.Clients, o.Round}]
-				if !ok || m.of(b) == 0 || o.OK == 0 || b.OK == 0 {
+				b, ok := byCell[cellKey{base, o.Workload, o.Size, o.Clients, variantOf(o), o.Round}]
+				if !ok || m.of(b) == 0 || m.of(o) == 0 || o.OK == 0 || b.OK == 0 {
 					continue
 				}
 				r.PerRound = append(r.PerRound, m.of(o)/m.of(b))
@@ -413,4 +505,55 @@ func ratios(servers []Server, cells []LoadCell, trials []FaultTrial) []Ratio {
 		out[i].Median, out[i].Min, out[i].Max = Spread(out[i].PerRound)
 	}
 	return slices.DeleteFunc(out, func(r Ratio) bool { return len(r.PerRound) == 0 })
+}
+
+// idleWatcherRatios is, for every cell run with idle watchers open, its
+// throughput and p99 over the same server's same cell without them in the
+// same round: the cost of holding watchers.
+func idleWatcherRatios(cells []LoadCell) []Ratio {
+	type key struct {
+		server, workload     string
+		size, clients, round int
+	}
+	without := map[key]LoadCell{}
+	for _, c := range cells {
+		if c.IdleWatchers == 0 && c.Watchers == 0 && c.Leases == 0 && c.OK > 0 {
+			without[key{c.Server, c.Workload, c.Size, c.Clients, c.Round}] = c
+		}
+	}
+	var out []Ratio
+	index := map[string]int{}
+	for _, c := range cells {
+		if c.IdleWatchers == 0 || c.OK == 0 {
+			continue
+		}
+		b, ok := without[key{c.Server, c.Workload, c.Size, c.Clients, c.Round}]
+		if !ok {
+			continue
+		}
+		for _, m := range []struct {
+			name   string
+			of, bf float64
+		}{
+			{"throughput", c.Throughput, b.Throughput},
+			{"p99", float64(c.Latency.P99), float64(b.Latency.P99)},
+		} {
+			if m.bf == 0 {
+				continue
+			}
+			id := fmt.Sprint(c.Server, c.Workload, c.Size, c.Clients, c.IdleWatchers, m.name)
+			i, ok := index[id]
+			if !ok {
+				out = append(out, Ratio{Baseline: c.Server, Server: c.Server, Kind: "idle-watchers", Workload: c.Workload,
+					Size: c.Size, Clients: c.Clients, IdleWatchers: c.IdleWatchers, Metric: m.name})
+				i = len(out) - 1
+				index[id] = i
+			}
+			out[i].PerRound = append(out[i].PerRound, m.of/m.bf)
+		}
+	}
+	for i := range out {
+		out[i].Median, out[i].Min, out[i].Max = Spread(out[i].PerRound)
+	}
+	return out
 }

@@ -168,6 +168,9 @@ func TestProcParsers(t *testing.T) {
 	if b, err := parseHWM(status); err != nil || b != 2048*1024 {
 		t.Errorf("parseHWM = %v, %v", b, err)
 	}
+	if b, err := parseStatusKB(status, "VmRSS"); err != nil || b != 1024*1024 {
+		t.Errorf("parseStatusKB VmRSS = %v, %v", b, err)
+	}
 	if _, err := parseHWM([]byte("Name: x\n")); err == nil {
 		t.Error("parseHWM without VmHWM succeeded")
 	}

@@ -41,6 +41,13 @@ etcd's published benchmark shape, A/B against etcd, 3 rounds interleaved:
   quorum bench --server-binary etcd=tools/bin/etcd --server-binary quorumd=/path/to/quorumd \
     --sizes 3 --workload put,range-linearizable --clients 1,1000 --duration 30s --rounds 3
 
+Watch and memory (workloads watch, watch-memory, lease-memory):
+
+  quorum bench --server-binary etcd=tools/bin/etcd --server-binary quorumd=/path/to/quorumd \
+    --sizes 3 --workload watch --watchers 1,100,10000 --faults none
+  quorum bench ... --workload put --clients 1000 --idle-watchers 0,10000 --faults none
+  quorum bench ... --workload watch-memory,lease-memory --faults none
+
 The first --server-binary is the baseline of the ratios (other/first).
 With --backend docker every member is a container (nothing is pulled:
 quorumd is built static from this checkout, a --server-binary must be
@@ -105,6 +112,14 @@ Exit code: 0 done, 2 harness error (or a cluster failed; results are partial).`,
 	f.StringArrayVar(&servers, "server-binary", nil, "LABEL=PATH of a server taking etcd's flags; repeat for A/B (default: quorumd built from this checkout; static for --backend docker)")
 	f.StringArrayVar(&images, "image", nil, "with --backend docker: LABEL=IMAGE of a server image already in the engine; repeat for A/B")
 	f.StringVar(&backendName, "backend", "local", "where members run: local (processes on loopback) or docker (containers on a Docker network of the run's own; nothing is pulled)")
+	f.IntSliceVar(&cfg.Watchers, "watchers", cfg.Watchers, "watch workload: watcher counts (watchers of the whole key space), one cell each")
+	f.IntVar(&cfg.WatchConns, "watch-conns", cfg.WatchConns, "gRPC connections (one watch stream each) the watchers are spread over (0: min(watchers, 10))")
+	f.IntVar(&cfg.WatchPutRate, "watch-put-rate", cfg.WatchPutRate, "watch workload: puts per second (open loop)")
+	f.IntVar(&cfg.WatchEventRate, "watch-event-rate", cfg.WatchEventRate, "watch workload: cap on events offered per second; the put rate is lowered to it/watchers (0: no cap)")
+	f.IntSliceVar(&cfg.IdleWatchers, "idle-watchers", cfg.IdleWatchers, "idle watchers held open during each request-loop cell, one cell per count (0: none); each watches its own key, which no workload writes")
+	f.IntVar(&cfg.MemoryWatchers, "memory-watchers", cfg.MemoryWatchers, "watch-memory workload: idle watchers to open")
+	f.IntVar(&cfg.MemoryLeases, "memory-leases", cfg.MemoryLeases, "lease-memory workload: leases to grant")
+	f.DurationVar(&cfg.MemorySettle, "memory-settle", cfg.MemorySettle, "memory workloads: bound on the wait for the members' RSS to settle")
 	f.StringVar(&cfg.Store, "store", cfg.Store, "directory holding the runs")
 	f.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of keys, values and mixed choices")
 	f.StringVar(&logLevel, "log-level", "warn", "log level: debug, info, warn, error")
