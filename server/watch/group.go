@@ -19,6 +19,9 @@ type watcher struct {
 	startRev int64
 	// minRev is the lowest revision the watcher still needs.
 	minRev int64
+	// behind: the watcher misses events below the hub's revision and is
+	// in the hub's behind set, to be caught up by the sync loop.
+	behind bool
 	// compacted: removed after its compaction response was sent.
 	compacted bool
 }

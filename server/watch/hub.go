@@ -47,6 +47,11 @@ func gaugeAdd(g prometheus.Gauge, d float64) {
 // Hub is a member's watchable store: its watchers and the events the
 // applier notifies. All methods are safe for concurrent use; Notify and
 // Restore must be called by one goroutine (the applier), in revision order.
+//
+// Every watcher is in one indexed group, all; the ones that are behind
+// (etcd's unsynced and victims) are also in the set behind and flagged, so
+// that falling behind on the apply path is a flag and a map insert, and
+// the index is changed only when a watcher is created or canceled.
 type Hub struct {
 	source  func() Source
 	metrics Metrics
@@ -56,8 +61,8 @@ type Hub struct {
 	// rev is the revision of the last notified batch; compactRev the
 	// store's compaction revision then.
 	rev, compactRev int64
-	synced          group
-	unsynced        group
+	all             group
+	behind          watcherSet
 	recent          ring
 }
 
@@ -68,10 +73,34 @@ func NewHub(rev, compactRev int64, source func() Source, m Metrics) *Hub {
 	return &Hub{
 		source: source, metrics: m, kick: make(chan struct{}, 1),
 		rev: rev, compactRev: compactRev,
-		synced: newGroup(), unsynced: newGroup(),
+		all: newGroup(), behind: watcherSet{},
 		recent: ring{from: rev + 1},
 	}
 }
+
+// fallBehind marks w as needing a catch-up from revision from. Caller
+// holds h.mu.
+func (h *Hub) fallBehind(w *watcher, from int64) {
+	w.minRev = from
+	if !w.behind {
+		w.behind = true
+		h.behind[w] = struct{}{}
+		gaugeAdd(h.metrics.SlowWatchers, 1)
+	}
+}
+
+// caughtUp marks w as synced again. Caller holds h.mu.
+func (h *Hub) caughtUp(w *watcher) {
+	if w.behind {
+		w.behind = false
+		delete(h.behind, w)
+		gaugeAdd(h.metrics.SlowWatchers, -1)
+	}
+}
+
+// synced reports whether w has been sent every event up to the hub's
+// revision. Caller holds h.mu.
+func (h *Hub) synced(w *watcher) bool { return h.all.has(w) && !w.behind }
 
 // Notify hands the events of one applied batch to the synced watchers;
 // rev is the store's revision after the batch, compactRev its compaction
@@ -85,13 +114,13 @@ func (h *Hub) Notify(rev, compactRev int64, evs []mvccpb.Event) {
 		return
 	}
 	h.recent.add(evs)
-	if h.synced.size() == 0 {
+	if h.all.size() == len(h.behind) {
 		return
 	}
 	batches := map[*watcher][]mvccpb.Event{}
 	for _, e := range evs {
-		h.synced.match(e.Kv.Key, func(w *watcher) {
-			if e.Kv.ModRevision >= w.minRev {
+		h.all.match(e.Kv.Key, func(w *watcher) {
+			if !w.behind && e.Kv.ModRevision >= w.minRev {
 				batches[w] = append(batches[w], e)
 			}
 		})
@@ -103,12 +132,9 @@ func (h *Hub) Notify(rev, compactRev int64, evs []mvccpb.Event) {
 			gaugeAdd(h.metrics.PendingEvents, float64(len(b)))
 			continue
 		}
-		// The stream is full: catch the watcher up from the store later,
-		// from the first revision it was not sent.
-		w.minRev = b[0].Kv.ModRevision
-		h.synced.remove(w)
-		h.unsynced.add(w)
-		gaugeAdd(h.metrics.SlowWatchers, 1)
+		// The stream is full: catch the watcher up later, from the first
+		// revision it was not sent.
+		h.fallBehind(w, b[0].Kv.ModRevision)
 		slow = true
 	}
 	if slow {
@@ -122,11 +148,10 @@ func (h *Hub) Notify(rev, compactRev int64, evs []mvccpb.Event) {
 func (h *Hub) Restore(rev, compactRev int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for w := range h.synced.watchers {
-		w.minRev = max(w.minRev, h.rev+1)
-		h.synced.remove(w)
-		h.unsynced.add(w)
-		gaugeAdd(h.metrics.SlowWatchers, 1)
+	for w := range h.all.watchers {
+		if !w.behind {
+			h.fallBehind(w, max(w.minRev, h.rev+1))
+		}
 	}
 	h.rev, h.compactRev = rev, compactRev
 	h.recent = ring{from: rev + 1}
@@ -140,7 +165,7 @@ func (h *Hub) wake() {
 	}
 }
 
-// Run catches unsynced watchers up until stop is closed.
+// Run catches watchers that are behind up until stop is closed.
 func (h *Hub) Run(stop <-chan struct{}) {
 	t := time.NewTimer(syncPeriod)
 	defer t.Stop()
@@ -169,45 +194,95 @@ func (h *Hub) Run(stop <-chan struct{}) {
 }
 
 // pick is one watcher chosen for a catch-up round, with what the round
-// read for it.
+// read for it: its events of revisions [minRev, observed].
 type pick struct {
 	w              *watcher
 	key, end       []byte
 	minRev         int64
 	evs            []mvccpb.Event
-	more, observed int64
+	observed, more int64
+	revs           int
+}
+
+// add appends e to p's events unless p already has watchBatchMaxRevs
+// revisions and e starts another (then more is set).
+func (p *pick) add(e mvccpb.Event) {
+	if p.more != 0 {
+		return
+	}
+	r := e.Kv.ModRevision
+	if len(p.evs) == 0 || p.evs[len(p.evs)-1].Kv.ModRevision != r {
+		if p.revs == watchBatchMaxRevs {
+			p.more = r
+			p.observed = r - 1
+			return
+		}
+		p.revs++
+	}
+	p.evs = append(p.evs, e)
 }
 
 // syncWatchers is one catch-up round over at most maxWatchersPerSync
-// unsynced watchers. It returns how many remain unsynced and whether any
-// watcher advanced.
+// watchers that are behind. It returns how many remain behind and whether
+// any watcher advanced.
+//
+// The history is read outside the lock. Watchers whose next revision the
+// ring of recent events still holds are served together, in one pass over
+// the ring (a snapshot of it: the ring is append-only until trimmed, and
+// trimming copies), dispatching each event by key as etcd's syncWatchers
+// does over its revision-ordered backend; the others read their key range
+// from the store's latest view, one by one.
 func (h *Hub) syncWatchers() (left int, progressed bool) {
 	h.mu.Lock()
-	if h.unsynced.size() == 0 {
+	if len(h.behind) == 0 {
 		h.mu.Unlock()
 		return 0, false
 	}
-	picks := make([]pick, 0, min(h.unsynced.size(), maxWatchersPerSync))
-	for w := range h.unsynced.watchers {
+	picks := make([]pick, 0, min(len(h.behind), maxWatchersPerSync))
+	for w := range h.behind {
 		if len(picks) == maxWatchersPerSync {
 			break
 		}
 		picks = append(picks, pick{w: w, key: w.key, end: w.end, minRev: w.minRev})
 	}
+	recent, ringRev := h.recent, h.rev
 	h.mu.Unlock()
 
-	// Read the history outside the lock: Notify goes on meanwhile.
 	src := h.source()
 	srcRev, srcCompact := src.Rev(), src.CompactRev()
+	fromRing := newGroup()
+	byWatcher := map[*watcher]*pick{}
+	minRing := int64(0)
 	for i := range picks {
 		p := &picks[i]
-		p.observed = srcRev
-		if p.minRev < srcCompact || p.minRev > srcRev {
-			continue
+		switch {
+		case p.minRev < srcCompact:
+			// compacted: answered under the lock
+		case p.minRev >= recent.from && len(recent.evs) > 0:
+			p.observed = ringRev
+			fromRing.add(p.w)
+			byWatcher[p.w] = p
+			if minRing == 0 || p.minRev < minRing {
+				minRing = p.minRev
+			}
+		default:
+			p.observed = srcRev
+			if p.minRev <= srcRev {
+				p.evs, p.more = src.Events(p.key, p.end, p.minRev, srcRev, watchBatchMaxRevs)
+				if p.more != 0 {
+					p.observed = p.more - 1
+				}
+			}
 		}
-		p.evs, p.more = src.Events(p.key, p.end, p.minRev, srcRev, watchBatchMaxRevs)
-		if p.more != 0 {
-			p.observed = p.more - 1
+	}
+	if len(byWatcher) > 0 {
+		i := sort.Search(len(recent.evs), func(i int) bool { return recent.evs[i].Kv.ModRevision >= minRing })
+		for _, e := range recent.evs[i:] {
+			fromRing.match(e.Kv.Key, func(w *watcher) {
+				if p := byWatcher[w]; e.Kv.ModRevision >= p.minRev {
+					p.add(e)
+				}
+			})
 		}
 	}
 
@@ -216,14 +291,14 @@ func (h *Hub) syncWatchers() (left int, progressed bool) {
 	for i := range picks {
 		p := &picks[i]
 		w := p.w
-		if !h.unsynced.has(w) || w.minRev != p.minRev {
+		if !w.behind || !h.all.has(w) || w.minRev != p.minRev {
 			continue // canceled, or moved meanwhile
 		}
 		if compactRev := max(h.compactRev, srcCompact); w.minRev < compactRev {
 			if w.send(Response{WatchID: w.id, CompactRevision: compactRev}) {
 				w.compacted = true
-				h.unsynced.remove(w)
-				gaugeAdd(h.metrics.SlowWatchers, -1)
+				h.caughtUp(w)
+				h.all.remove(w)
 				gaugeAdd(h.metrics.Watchers, -1)
 				progressed = true
 			}
@@ -231,7 +306,7 @@ func (h *Hub) syncWatchers() (left int, progressed bool) {
 		}
 		evs, next := p.evs, max(p.minRev, p.observed+1)
 		if p.more == 0 && next <= h.rev {
-			// Close the gap between the snapshot read and the hub's
+			// Close the gap between the history read and the hub's
 			// revision from the recent events, if they reach back so far.
 			if gap, ok := h.recent.since(next, w); ok {
 				evs = append(evs, gap...)
@@ -249,14 +324,11 @@ func (h *Hub) syncWatchers() (left int, progressed bool) {
 		}
 		w.minRev = next
 		if w.minRev > h.rev {
-			h.unsynced.remove(w)
-			h.synced.add(w)
-			gaugeAdd(h.metrics.SlowWatchers, -1)
+			h.caughtUp(w)
 		}
 	}
-	return h.unsynced.size(), progressed
+	return len(h.behind), progressed
 }
-
 // ring holds the events of the most recent revisions: every event of a
 // revision >= from that was notified since.
 type ring struct {

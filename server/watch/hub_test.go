@@ -440,7 +440,7 @@ func TestStreamIDs(t *testing.T) {
 	if err := s.Cancel(5); err != nil {
 		t.Fatalf("cancel 5: %v", err)
 	}
-	if a.hub.synced.size() != 1 {
-		t.Fatalf("%d synced watchers after one cancel, want 1", a.hub.synced.size())
+	if a.hub.all.size() != 1 || len(a.hub.behind) != 0 {
+		t.Fatalf("%d watchers (%d behind) after one cancel, want 1 synced", a.hub.all.size(), len(a.hub.behind))
 	}
 }

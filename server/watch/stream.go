@@ -50,12 +50,11 @@ func (s *Stream) Watch(id WatchID, key, end []byte, startRev int64, fcs ...Filte
 	w := &watcher{key: key, end: end, id: id, fcs: fcs, stream: s, startRev: startRev, minRev: startRev}
 	h := s.h
 	h.mu.Lock()
+	h.all.add(w)
 	if startRev == 0 || startRev > h.rev {
 		w.minRev = max(h.rev+1, startRev)
-		h.synced.add(w)
 	} else {
-		h.unsynced.add(w)
-		gaugeAdd(h.metrics.SlowWatchers, 1)
+		h.fallBehind(w, startRev)
 		h.wake()
 	}
 	h.mu.Unlock()
@@ -84,13 +83,10 @@ func (s *Stream) Cancel(id WatchID) error {
 func (h *Hub) cancel(w *watcher) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	switch {
-	case h.synced.remove(w):
-	case h.unsynced.remove(w):
-		gaugeAdd(h.metrics.SlowWatchers, -1)
-	default:
+	if !h.all.remove(w) {
 		return // removed after compaction
 	}
+	h.caughtUp(w)
 	gaugeAdd(h.metrics.Watchers, -1)
 }
 
@@ -144,7 +140,7 @@ func (h *Hub) progressIfSync(watchers map[WatchID]*watcher, id WatchID) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, w := range watchers {
-		if !h.synced.has(w) || h.rev < w.startRev {
+		if !h.synced(w) || h.rev < w.startRev {
 			return false
 		}
 	}
