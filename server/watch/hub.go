@@ -329,6 +329,7 @@ func (h *Hub) syncWatchers() (left int, progressed bool) {
 	}
 	return len(h.behind), progressed
 }
+
 // ring holds the events of the most recent revisions: every event of a
 // revision >= from that was notified since.
 type ring struct {
