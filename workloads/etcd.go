@@ -302,8 +302,9 @@ const watchPoll = 100 * time.Millisecond
 
 // Watch is clientv3's Watch with WithRequireLeader, so that a member
 // that loses its leader cancels the watch ("no leader") instead of
-// serving it from a partitioned copy, and with the spec's options. The
-// watch counts as cut — its last response carries Err — when clientv3
+// serving it from a partitioned copy, and with the spec's options. It
+// starts once the connection is ready (else, within DefaultDialTimeout,
+// it is cut at once). The watch counts as cut — its last response carries Err — when clientv3
 // ends it, or when the connection to the member is found not ready (every
 // watchPoll): clientv3 would otherwise reconnect and resume the watch
 // itself, and the cut would not show in the history. With
@@ -319,6 +320,15 @@ func (e *etcdClient) Watch(ctx context.Context, spec history.WatchSpec) <-chan h
 			case <-ctx.Done():
 				return false
 			}
+		}
+		rctx, rcancel := context.WithTimeout(ctx, DefaultDialTimeout)
+		err := e.ready(rctx)
+		rcancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				send(history.WatchResponse{Err: err.Error()})
+			}
+			return
 		}
 		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 		defer cancel()
