@@ -214,7 +214,7 @@ func Check(h History) Result {
 	}
 	if h.Final != nil {
 		c.buildTruth(h.Final)
-		c.checkWrites(h.Writes)
+		c.checkWrites(h.Final, h.Writes)
 	}
 	c.checkWatchers(h)
 	c.checkAgreement(h.Sessions)
@@ -319,9 +319,9 @@ func (c *checker) presentBefore(key string, rev int64) bool {
 	return false
 }
 
-// checkWrites verifies the history against the writes.
-func (c *checker) checkWrites(writes []Write) {
-	final := &Session{Spec: history.WatchSpec{Watcher: FinalWatcher}}
+// checkWrites verifies the history, read by the final watch, against the
+// writes.
+func (c *checker) checkWrites(final *Session, writes []Write) {
 	puts := map[revKey]bool{}         // (0, key+"\x00"+value) of ok or unknown puts
 	okDeletes := map[revKey]bool{}    // (rev, key) of ok deletes
 	maybeDeletes := map[string]bool{} // keys of unknown-outcome deletes
