@@ -191,9 +191,10 @@ func (w *watcher) session(ctx context.Context) (cut bool) {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
-		got  []history.WatchResponse
-		last int64
-		errs string
+		got       []history.WatchResponse
+		last      int64
+		compacted int64
+		errs      string
 	)
 	for r := range w.client.Watch(sctx, w.spec) {
 		if len(got) == maxWatchResponses {
@@ -207,6 +208,7 @@ func (w *watcher) session(ctx context.Context) (cut bool) {
 		if r.Progress {
 			last = max(last, r.Revision)
 		}
+		compacted = max(compacted, r.CompactRevision)
 		if r.Err != "" || r.Canceled {
 			cut, errs = true, r.Err
 			if errs == "" {
@@ -224,6 +226,11 @@ func (w *watcher) session(ctx context.Context) (cut bool) {
 	w.rec.Complete(h, t, history.Completion{Value: history.WatchJSON(got), Error: errs})
 	if last >= w.spec.StartRev {
 		w.spec.StartRev = last + 1
+	}
+	if compacted > w.spec.StartRev {
+		// The run does not compact; if the server did, what is gone is
+		// gone: resume from the oldest revision left.
+		w.spec.StartRev = compacted
 	}
 	return cut
 }
