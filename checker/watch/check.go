@@ -229,12 +229,15 @@ func Check(h History) Result {
 	case h.Final == nil:
 		c.res.Verdict = verdict.Unknown
 		c.res.Reason = "no final watch: the history's events are not known"
-	case c.res.Events == 0:
-		c.res.Verdict = verdict.Unknown
-		c.res.Reason = "no watcher received an event: nothing was checked"
 	case h.Final.Target > c.through:
 		c.res.Verdict = verdict.Unknown
 		c.res.Reason = fmt.Sprintf("the final watch reached revision %d, short of %d: the history is incomplete", c.through, h.Final.Target)
+		if h.Final.Error != "" {
+			c.res.Reason += " (" + h.Final.Error + ")"
+		}
+	case c.res.Events == 0:
+		c.res.Verdict = verdict.Unknown
+		c.res.Reason = "no watcher received an event: nothing was checked"
 	default:
 		c.res.Verdict = verdict.Valid
 	}
