@@ -4,7 +4,8 @@
 // JSON-stable Result. The register workload is checked for linearizability
 // with porcupine, one key at a time; the set workload for lost and
 // unexpected elements; the append workload's list-append transactions for
-// strict serializability with checker/elle; final reads for agreement
+// strict serializability with checker/elle; the watch workload's watch
+// streams with checker/watch; final reads for agreement
 // between members. Unknown (timeout, nothing checked, malformed history) is
 // never a pass.
 package checker
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/quorum-kv/quorum/checker/elle"
+	"github.com/quorum-kv/quorum/checker/watch"
 	"github.com/quorum-kv/quorum/history"
 )
 
@@ -23,13 +25,16 @@ const (
 	WorkloadRegister = "register"
 	WorkloadSet      = "set"
 	WorkloadAppend   = "append"
+	WorkloadWatch    = "watch"
 )
 
 // Options configures Check.
 type Options struct {
-	// Workload is WorkloadRegister, WorkloadSet or WorkloadAppend. Empty:
-	// inferred, set if the history has any add operation, append if it has
-	// any transaction (history.FTxn), register otherwise.
+	// Workload is WorkloadRegister, WorkloadSet, WorkloadAppend or
+	// WorkloadWatch. Empty: inferred, set if the history has any add
+	// operation, append if it has any transaction (history.FTxn), watch if
+	// it has any watch (history.FWatch, history.FFinalWatch), register
+	// otherwise.
 	Workload string
 	// Timeout bounds the linearizability search over all keys; keys not
 	// decided in time are unknown. 0: no limit (the context still
@@ -63,7 +68,9 @@ type Result struct {
 	Linearizability *LinearizabilityResult `json:"linearizability,omitempty"`
 	Set             *SetResult             `json:"set,omitempty"`
 	// Append is checker/elle's result for the append workload.
-	Append     *elle.Result      `json:"append,omitempty"`
+	Append *elle.Result `json:"append,omitempty"`
+	// Watch is checker/watch's result for the watch workload.
+	Watch      *watch.Result     `json:"watch,omitempty"`
 	FinalReads *FinalReadsResult `json:"final_reads,omitempty"`
 
 	// Counts holds, per operation name (F), how many operations ended
@@ -120,6 +127,11 @@ func Check(ctx context.Context, events []history.Event, opts Options) Result {
 		if _, ok := res.Counts[history.FTxn]; ok {
 			res.Workload = WorkloadAppend
 		}
+		for _, f := range []string{history.FWatch, history.FFinalWatch} {
+			if _, ok := res.Counts[f]; ok {
+				res.Workload = WorkloadWatch
+			}
+		}
 	}
 
 	var verdicts []Verdict
@@ -133,8 +145,11 @@ func Check(ctx context.Context, events []history.Event, opts Options) Result {
 	case WorkloadAppend:
 		res.Append = checkAppend(events)
 		verdicts = append(verdicts, res.Append.Verdict)
+	case WorkloadWatch:
+		res.Watch = checkWatch(events)
+		verdicts = append(verdicts, res.Watch.Verdict)
 	default:
-		res.Reason = fmt.Sprintf("unknown workload %q: want %q, %q or %q", res.Workload, WorkloadRegister, WorkloadSet, WorkloadAppend)
+		res.Reason = fmt.Sprintf("unknown workload %q: want %q, %q, %q or %q", res.Workload, WorkloadRegister, WorkloadSet, WorkloadAppend, WorkloadWatch)
 		return res
 	}
 	if fr := checkFinalReads(ops, res.Workload == WorkloadSet); fr != nil {
@@ -157,5 +172,16 @@ func checkAppend(events []history.Event) *elle.Result {
 		return &elle.Result{Verdict: Unknown, Reason: fmt.Sprintf("cannot check: %v", err)}
 	}
 	r := elle.Check(txns)
+	return &r
+}
+
+// checkWatch runs checker/watch on the history's writes and watches. A
+// history it cannot read is Unknown, with the reason.
+func checkWatch(events []history.Event) *watch.Result {
+	h, err := watch.FromHistory(events)
+	if err != nil {
+		return &watch.Result{Verdict: Unknown, Reason: fmt.Sprintf("cannot check: %v", err)}
+	}
+	r := watch.Check(h)
 	return &r
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/quorum-kv/quorum/history"
@@ -151,6 +152,52 @@ func fixtureHistories() []fixture {
 				txn(0, `[["r","x",null]]`, `[["r","x",[1]]]`, ms(5), ms(6), ok, ""),
 			},
 		},
+		watchFixture("watch-valid", expectation{WorkloadWatch, Valid,
+			"puts, deletes (one of an absent key) and a write txn; a prefix watcher with prev_kv cut by a kill and resumed after its last revision, a key watcher without deletes; an unknown-outcome put seen applied; the final watch from revision 1 agrees"}, false),
+		watchFixture("watch-missed-event", expectation{WorkloadWatch, Invalid,
+			"the key watcher on n2 gets a progress notification at revision 4 but never the put of k/a at 4: unreliable"}, true),
+	}
+}
+
+// watchFixture is a small watch run on keys k/a and k/b:
+//
+//	2 put a=1   3 txn: put b=2, delete a   4 put a=3 (unknown outcome)
+//
+// with missed, watcher 1 misses revision 4 but gets a progress
+// notification at 4.
+func watchFixture(name string, expect expectation, missed bool) fixture {
+	prefix := history.WatchSpec{Watcher: 0, Kind: "prefix", Key: "k/", RangeEnd: "k0", StartRev: 1, PrevKV: true}
+	resumed := prefix
+	resumed.StartRev = 4
+	key := history.WatchSpec{Watcher: 1, Kind: "key", Key: "k/a", StartRev: 2, NoDelete: true, ProgressNotify: true}
+	final := history.WatchSpec{Watcher: -1, Kind: "prefix", Key: "k/", RangeEnd: "k0", StartRev: 1, PrevKV: true, ProgressNotify: true}
+	a1 := history.KV{Key: "k/a", Value: "1", ModRev: 2, CreateRev: 2, Version: 1}
+	txnOps := `[{"f":"put","key":"k/b","value":"2"},{"f":"delete","key":"k/a"}]`
+	keyResps := []history.WatchResponse{wresp(wput("k/a", "1", 2, 2, 1, nil)), wresp(wput("k/a", "3", 4, 4, 1, nil)), wprogress(4)}
+	if missed {
+		keyResps = slices.Delete(keyResps, 1, 2)
+	}
+	return fixture{
+		name:   name,
+		expect: expect,
+		spans: []span{
+			watchSpan(1000000, "n1", prefix, ms(0), ms(500), fail, "member n1: connection TRANSIENT_FAILURE", 0,
+				wresp(wput("k/a", "1", 2, 2, 1, nil)),
+				wresp(wput("k/b", "2", 3, 3, 1, nil), wdel("k/a", 3, &a1))),
+			watchSpan(1000001, "n2", key, ms(0), ms(1100), ok, "", 0, keyResps...),
+			nodeSpan(span{p: 0, f: history.FWrite, key: "k/a", val: str("1"), call: ms(1), ret: ms(2), typ: ok}, "n3", 2),
+			nodeSpan(span{p: 1, f: history.FDelete, key: "k/b", call: ms(2), ret: ms(3), typ: ok}, "n3", 2),
+			nodeSpan(span{p: 1, f: history.FWriteTxn, val: str(txnOps), call: ms(4), ret: ms(5), typ: ok}, "n2", 3),
+			nodeSpan(span{p: 2, f: history.FWrite, key: "k/a", val: str("3"), call: ms(6), ret: ms(1006), typ: info, err: "context deadline exceeded"}, "n1", 0),
+			watchSpan(1000000, "n1", resumed, ms(600), ms(1100), ok, "", 0,
+				wresp(wput("k/a", "3", 4, 4, 1, nil))),
+			watchSpan(1000002, "n1", final, ms(1200), ms(1300), ok, "", 4,
+				wresp(wput("k/a", "1", 2, 2, 1, nil)),
+				wresp(wput("k/b", "2", 3, 3, 1, nil), wdel("k/a", 3, &a1)),
+				wresp(wput("k/a", "3", 4, 4, 1, nil)),
+				wprogress(4)),
+		},
+		faults: []fault{{"kill-one", ms(400), ms(1000), "n1"}},
 	}
 }
 

@@ -14,7 +14,7 @@ type span struct {
 	val, exp  *string // invocation Value and Expected
 	call, ret int64
 	typ       history.Type
-	read      *string  // completion Value of a read, or of an ok txn
+	read      *string  // completion Value of a read, of an ok txn, of a watch
 	rev       int64    // completion Revision
 	els       []string // completion Elements
 	node, err string
@@ -45,7 +45,8 @@ func build(spans []span, faults ...fault) []history.Event {
 		}
 		c := inv
 		c.Time, c.Type, c.Revision, c.Elements, c.Error = sp.ret, sp.typ, sp.rev, sp.els, sp.err
-		if sp.f == history.FRead || sp.f == history.FFinalRead || sp.f == history.FTxn && sp.typ == history.OK {
+		if sp.f == history.FRead || sp.f == history.FFinalRead || sp.f == history.FTxn && sp.typ == history.OK ||
+			sp.f == history.FWatch || sp.f == history.FFinalWatch {
 			c.Value = sp.read
 		}
 		evs = append(evs, ev{c, 0})
@@ -102,4 +103,33 @@ func txn(p int, ops, done string, call, ret int64, typ history.Type, errStr stri
 		sp.read = str(done)
 	}
 	return sp
+}
+
+// watchSpan is a watch session (history.FWatch, or FFinalWatch for
+// spec.Watcher -1) with its responses; rev is the completion's Revision.
+func watchSpan(p int, node string, spec history.WatchSpec, call, ret int64, typ history.Type, errStr string, rev int64, resps ...history.WatchResponse) span {
+	f := history.FWatch
+	if spec.Watcher == -1 {
+		f = history.FFinalWatch
+	}
+	return span{p: p, f: f, key: spec.Key, val: history.WatchJSON(spec), call: call, ret: ret, typ: typ, err: errStr, node: node,
+		read: history.WatchJSON(resps), rev: rev}
+}
+
+// wput and wdel are watch events; wresp a response of events at one
+// revision, wprogress a progress notification.
+func wput(key, value string, mod, create, ver int64, prev *history.KV) history.WatchEvent {
+	return history.WatchEvent{Type: history.WatchPut, Kv: history.KV{Key: key, Value: value, ModRev: mod, CreateRev: create, Version: ver}, PrevKV: prev}
+}
+
+func wdel(key string, mod int64, prev *history.KV) history.WatchEvent {
+	return history.WatchEvent{Type: history.WatchDelete, Kv: history.KV{Key: key, ModRev: mod}, PrevKV: prev}
+}
+
+func wresp(evs ...history.WatchEvent) history.WatchResponse {
+	return history.WatchResponse{Revision: evs[0].Kv.ModRev, Events: evs}
+}
+
+func wprogress(rev int64) history.WatchResponse {
+	return history.WatchResponse{Revision: rev, Progress: true}
 }

@@ -255,3 +255,43 @@ func TestAppendRunOnTheFakeBackendIsValidAndCatchesStaleReads(t *testing.T) {
 	}
 	t.Logf("stale reads: %v", reports.AppendLines(res.Append))
 }
+
+// The watch workload runs end to end on the fake: a correct store whose
+// watches are cut now and then is valid, and results.json and the report
+// carry the watch result; a store whose watches skip events is caught,
+// and the report names the watchers and the revisions they missed.
+func TestWatchRunOnTheFakeBackendIsValidAndCatchesSkippedEvents(t *testing.T) {
+	cfg := fakeConfig(t, workloads.NewMemStore(workloads.MemBugs{WatchCutEvery: 9}))
+	cfg.Workload.Workload = workloads.WorkloadWatch
+	cfg.Workload.Keys = 4
+	out := runFake(t, cfg, &fake.Backend{})
+	res := out.Results.Check
+	if res.Verdict != checker.Valid || res.Watch == nil || res.Watch.Events == 0 || len(res.Watch.Watchers) != 6 {
+		t.Fatalf("verdict %v (%s), watch %v: want valid with events from 6 watchers; run dir %s", res.Verdict, res.Reason, reports.WatchLines(res.Watch), out.Dir)
+	}
+	saved, err := reports.LoadResults(out.Dir)
+	if err != nil || saved.Check.Watch == nil || saved.Check.Watch.Events != res.Watch.Events {
+		t.Fatalf("results.json watch %+v, %v", saved.Check.Watch, err)
+	}
+	html, err := os.ReadFile(filepath.Join(out.Dir, "report.html"))
+	if err != nil || !strings.Contains(string(html), "Watches: valid") {
+		t.Fatalf("report.html lacks the watch result (%v)", err)
+	}
+
+	cfg = fakeConfig(t, workloads.NewMemStore(workloads.MemBugs{WatchSkipEvery: 40}))
+	cfg.Workload.Workload = workloads.WorkloadWatch
+	cfg.Workload.Keys = 4
+	cfg.Nemeses = "none"
+	out = runFake(t, cfg, &fake.Backend{})
+	res = out.Results.Check
+	if res.Verdict != checker.Invalid || res.Watch.Counts["reliable"] == 0 {
+		t.Fatalf("verdict %v (%s), watch %v: want invalid, unreliable", res.Verdict, res.Reason, reports.WatchLines(res.Watch))
+	}
+	html, _ = os.ReadFile(filepath.Join(out.Dir, "report.html"))
+	for _, want := range []string{"Watches: invalid", "anomalies: ", "reliable", "at revisions "} {
+		if !strings.Contains(string(html), want) {
+			t.Errorf("report.html lacks %q", want)
+		}
+	}
+	t.Logf("skipped events: %v", reports.WatchLines(res.Watch))
+}

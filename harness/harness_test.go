@@ -212,3 +212,46 @@ func TestShortAppendRunWithALeaderKillIsValidAndRechecksOffline(t *testing.T) {
 	}
 	t.Logf("%v", reports.AppendLines(res.Append))
 }
+
+// A short watch run against real etcd v3.6 (3 members) with a leader kill
+// and a partition is valid by checker/watch — watchers cut by the faults
+// resume — and re-checks offline to the same verdict and figures.
+func TestShortWatchRunAgainstRealEtcdIsValidAndRechecksOffline(t *testing.T) {
+	etcd, err := filepath.Abs("../tools/bin/etcd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(etcd); err != nil {
+		t.Skipf("no real etcd at %s (run: bash tools/build.sh)", etcd)
+	}
+	cfg := shortConfig(t)
+	cfg.Server = cluster.Server{Label: "etcd", Binary: etcd}
+	cfg.Workload.Workload = workloads.WorkloadWatch
+	cfg.Workload.Rate = 300
+	cfg.Nemeses = "kill-leader,partition-halves"
+	cfg.NemesisInterval = 1500 * time.Millisecond
+	cfg.TimeLimit = 7 * time.Second
+	start := time.Now()
+	out := run(t, cfg)
+	res := out.Results.Check
+	w := res.Watch
+	if res.Verdict != checker.Valid || w == nil {
+		t.Fatalf("verdict %v (%s), watch %v; run dir %s", res.Verdict, res.Reason, reports.WatchLines(w), out.Dir)
+	}
+	if w.Events == 0 || w.Revisions == 0 || len(w.Watchers) != 6 || res.Faults["kill-leader"] != 1 {
+		t.Errorf("watch %v, faults %v: want events from 6 watchers and one leader kill", reports.WatchLines(w), res.Faults)
+	}
+	events, err := history.Load(filepath.Join(out.Dir, "history.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := checker.Check(context.Background(), events, checker.Options{Timeout: 30 * time.Second})
+	if again.Verdict != res.Verdict || again.Workload != checker.WorkloadWatch || again.Watch.Events != w.Events || again.Watch.Revisions != w.Revisions {
+		t.Errorf("offline re-check: %v %s %v, run said %v %v", again.Verdict, again.Workload, reports.WatchLines(again.Watch), res.Verdict, reports.WatchLines(w))
+	}
+	ops := 0
+	for _, c := range res.Counts {
+		ops += c.OK + c.Fail + c.Info
+	}
+	t.Logf("%d operations, %v in %v: %v", ops, res.Verdict, time.Since(start).Round(time.Millisecond), reports.WatchLines(w))
+}

@@ -23,7 +23,8 @@ type Completion struct {
 	// Value is the value read, for FRead and FFinalRead (nil: absent), or
 	// for an ok FTxn its micro-ops with the lists read (nil: the
 	// invocation's). It is ignored for other operations, whose completion
-	// repeats the invocation's Value.
+	// repeats the invocation's Value. For FWatch and FFinalWatch it is the
+	// responses received (nil: the invocation's spec).
 	Value *string
 	// Revision is the header revision of a write or cas, or the mod
 	// revision of the key read; 0 when unknown.
@@ -146,7 +147,8 @@ func (r *Recorder) Complete(h Handle, t Type, c Completion) {
 		Node:     inv.Node,
 		Error:    c.Error,
 	}
-	if inv.F == FRead || inv.F == FFinalRead || inv.F == FTxn && t == OK && c.Value != nil {
+	if inv.F == FRead || inv.F == FFinalRead || inv.F == FTxn && t == OK && c.Value != nil ||
+		(inv.F == FWatch || inv.F == FFinalWatch) && c.Value != nil {
 		e.Value = clonePtr(c.Value)
 	}
 	if c.Node != "" {

@@ -205,7 +205,15 @@ func BucketSize(d time.Duration) time.Duration {
 // list-append transaction counts, though some only read: most append,
 // and every one needs a quorum unless reads are serializable.
 func isWrite(f string) bool {
-	return f == history.FWrite || f == history.FCAS || f == history.FAdd || f == history.FTxn
+	return f == history.FWrite || f == history.FCAS || f == history.FAdd || f == history.FTxn ||
+		f == history.FDelete || f == history.FWriteTxn
+}
+
+// untimed reports whether f names an operation left out of the timeline
+// and the latency plot: final reads and watches (a watch session lasts as
+// long as the watcher is not cut; its duration is no latency).
+func untimed(f string) bool {
+	return f == history.FFinalRead || f == history.FFinalWatch || f == history.FWatch
 }
 
 // Analyze summarizes a history. It is a pure function of its arguments and
@@ -254,7 +262,7 @@ func Analyze(events []history.Event, opts Options) Summary {
 func workloadDuration(events []history.Event, ops []history.Op) time.Duration {
 	final := make(map[int64]bool)
 	for _, op := range ops {
-		if op.F() == history.FFinalRead {
+		if op.F() == history.FFinalRead || op.F() == history.FFinalWatch {
 			final[op.Invoke.Index] = true
 			if op.Complete != nil {
 				final[op.Complete.Index] = true
@@ -339,7 +347,7 @@ func timeline(ops []history.Op, d, width time.Duration) []Bucket {
 		buckets[i].Start = time.Duration(i) * width
 	}
 	for _, op := range ops {
-		if op.Complete == nil || op.F() == history.FFinalRead {
+		if op.Complete == nil || untimed(op.F()) {
 			continue
 		}
 		i := min(int(time.Duration(op.Complete.Time)/width), n-1)

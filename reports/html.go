@@ -9,6 +9,7 @@ import (
 
 	"github.com/quorum-kv/quorum/checker"
 	"github.com/quorum-kv/quorum/checker/elle"
+	"github.com/quorum-kv/quorum/checker/watch"
 	"github.com/quorum-kv/quorum/history"
 	"github.com/quorum-kv/quorum/reports/render"
 )
@@ -79,6 +80,9 @@ type reportView struct {
 	Final        *checker.FinalReadsResult
 	Append       *elle.Result
 	AppendText   []string
+	Watch        *watch.Result
+	WatchText    []string
+	WatchRows    []watchRow
 	FinalDisagr  listView
 	FinalReads   []finalRow
 	Plots        []render.PlotFile
@@ -182,6 +186,12 @@ func verdictReasons(r checker.Result) []string {
 		out = append(out, AppendLines(a)[0])
 		if a.Reason != "" {
 			out = append(out, "append: "+a.Reason)
+		}
+	}
+	if w := r.Watch; w != nil {
+		out = append(out, WatchLines(w)[0])
+		if w.Reason != "" {
+			out = append(out, "watch: "+w.Reason)
 		}
 	}
 	if f := r.FinalReads; f != nil {
@@ -326,6 +336,13 @@ func buildView(res Results, plots []render.PlotFile, linLink string) reportView 
 		v.Append = a
 		v.AppendText = AppendLines(a)
 	}
+	if w := res.Check.Watch; w != nil {
+		v.Watch = w
+		v.WatchText = WatchLines(w)
+		for _, wr := range w.Watchers {
+			v.WatchRows = append(v.WatchRows, watchRow{wr, SpecText(wr.Spec), revsText(wr.WrongRevisions)})
+		}
+	}
 	if f := res.Check.FinalReads; f != nil {
 		v.Final = f
 		v.FinalDisagr = list(f.Disagreements)
@@ -444,6 +461,13 @@ tr.total td { font-weight: bold; }
 <pre{{if .Anomalies}} class="bad"{{end}}>{{range $.AppendText}}{{.}}
 {{end}}</pre>
 {{end}}
+{{with .Watch}}<h3>Watches: {{.Verdict}}</h3>
+<pre{{if .Anomalies}} class="bad"{{end}}>{{range $.WatchText}}{{.}}
+{{end}}</pre>
+<table><tr><th>watcher</th><th>member</th><th>watch</th><th>from</th><th>sessions</th><th>cuts</th><th>events</th><th>progress</th><th>anomalies</th><th>revisions wrong</th></tr>
+{{range $.WatchRows}}<tr{{if .Anomalies}} class="bad"{{end}}><td class="num">{{.Watcher}}</td><td>{{.Node}}</td><td>{{.Text}}</td><td class="num">{{.Spec.StartRev}}</td><td class="num">{{.Sessions}}</td><td class="num">{{.Cuts}}</td><td class="num">{{.Events}}</td><td class="num">{{.Progress}}</td><td class="num">{{.Anomalies}}</td><td>{{.Wrong}}</td></tr>
+{{end}}</table>
+{{end}}
 {{with .Final}}<h3>Final reads: {{.Verdict}}</h3>
 {{if .Disagreements}}<p class="bad">Members disagree on {{len .Disagreements}} keys: {{range $.FinalDisagr.Items}}{{.}} {{end}}{{with $.FinalDisagr.More}}… and {{.}} more{{end}}</p>{{else}}<p>All members agree.</p>{{end}}
 {{if .NotOK}}<p class="muted">{{.NotOK}} final reads failed or have an unknown outcome.</p>{{end}}
@@ -452,7 +476,7 @@ tr.total td { font-weight: bold; }
 {{range $.FinalReads}}<tr{{if .Disagrees}} class="bad"{{end}}><td>{{.Key}}</td><td>{{.Node}}</td><td>{{.Value}}</td><td class="num">{{.Rev}}</td><td class="num">{{.Elements}}</td><td>{{range .Missing.Items}}{{.}} {{end}}{{with .Missing.More}}… and {{.}} more{{end}}</td></tr>
 {{end}}</table>{{end}}
 {{end}}
-{{if not (or .Lin .Set .Append .Final)}}<p class="muted">No sub-check ran.</p>{{end}}
+{{if not (or .Lin .Set .Append .Watch .Final)}}<p class="muted">No sub-check ran.</p>{{end}}
 
 <h2>Plots</h2>
 <p class="muted">Shaded bands are fault intervals, labelled with the fault's name.</p>
@@ -461,3 +485,10 @@ tr.total td { font-weight: bold; }
 {{end}}
 {{end}}
 `
+
+// watchRow is one watcher in the report's table.
+type watchRow struct {
+	watch.WatcherResult
+	Text  string // SpecText
+	Wrong string // the revisions it got wrong
+}

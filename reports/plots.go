@@ -217,7 +217,7 @@ func latencyRawChart(s Summary, ops []history.Op) (*chart, error) {
 	}
 	lo, hi := math.Inf(1), 0.0
 	for _, op := range ops {
-		if op.F() == history.FFinalRead {
+		if untimed(op.F()) {
 			continue
 		}
 		end := int64(s.Duration)

@@ -3,7 +3,11 @@
 // for package checker: the register workload (read, write and
 // compare-and-set on a few keys) and the set workload (adds of unique
 // elements, read back at the end) and the append workload (list-append
-// transactions of reads and appends, checked by package checker/elle). Run starts Config.Concurrency logical
+// transactions of reads and appends, checked by package checker/elle) and
+// the watch workload (puts, deletes and write txns on a few keys while
+// watchers on every member record every watch response, then a final
+// watch from revision 1 reads the keyspace's history back, checked by
+// package checker/watch). Run starts Config.Concurrency logical
 // clients, each bound to one member and with one operation in flight;
 // FinalReads then reads every key on every member once faults are healed.
 //

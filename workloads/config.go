@@ -15,6 +15,10 @@ const (
 	// WorkloadAppend runs list-append transactions (history.FTxn) for
 	// package checker/elle.
 	WorkloadAppend = "append"
+	// WorkloadWatch runs puts, deletes and write txns on a few keys while
+	// watchers on every member record what they see (history.FWatch),
+	// for package checker/watch.
+	WorkloadWatch = "watch"
 )
 
 // Read consistencies for Config.ReadConsistency.
@@ -34,7 +38,8 @@ type Mix struct {
 // Config describes a workload run. Build one with DefaultConfig, change
 // fields, then Validate.
 type Config struct {
-	// Workload is WorkloadRegister, WorkloadSet or WorkloadAppend.
+	// Workload is WorkloadRegister, WorkloadSet, WorkloadAppend or
+	// WorkloadWatch.
 	Workload string `json:"workload"`
 	// Concurrency is the number of logical clients (workers), each with
 	// one operation in flight.
@@ -62,6 +67,9 @@ type Config struct {
 	// MaxOps bounds the operations Run invokes in total. 0: derived, see
 	// Config.OpsBound.
 	MaxOps int `json:"max_ops"`
+	// Watchers is, in the watch workload, how many watchers each member
+	// serves (see Config.WatchKey); ignored by the others.
+	Watchers int `json:"watchers"`
 	// KeyPrefix is prepended to every key the workload touches: register
 	// keys are KeyPrefix+"register/<i>", the set is KeyPrefix+"set".
 	KeyPrefix string `json:"key_prefix"`
@@ -92,6 +100,7 @@ func DefaultConfig() Config {
 		ReadConsistency: Linearizable,
 		Timeout:         2 * time.Second,
 		Seed:            1,
+		Watchers:        2,
 		KeyPrefix:       "/quorum/",
 	}
 }
@@ -102,8 +111,13 @@ func (c Config) Validate() error {
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("workload config: %s: %s", field, fmt.Sprintf(format, args...)))
 	}
-	if c.Workload != WorkloadRegister && c.Workload != WorkloadSet && c.Workload != WorkloadAppend {
-		bad("Workload", "%q: want %q, %q or %q", c.Workload, WorkloadRegister, WorkloadSet, WorkloadAppend)
+	switch c.Workload {
+	case WorkloadRegister, WorkloadSet, WorkloadAppend, WorkloadWatch:
+	default:
+		bad("Workload", "%q: want %q, %q, %q or %q", c.Workload, WorkloadRegister, WorkloadSet, WorkloadAppend, WorkloadWatch)
+	}
+	if c.Workload == WorkloadWatch && (c.Watchers < 1 || c.Watchers > MaxWatchers) {
+		bad("Watchers", "%d: want 1 to %d watchers per member", c.Watchers, MaxWatchers)
 	}
 	if c.Concurrency < 1 {
 		bad("Concurrency", "%d: want >= 1", c.Concurrency)
@@ -164,3 +178,13 @@ func (c Config) AppendKey(n int) string { return fmt.Sprintf("%sappend/%d", c.Ke
 // and lists stay short (Elle's advice), while workers that progress alike
 // share their active keys.
 const AppendKeyEvery = 4
+
+// MaxWatchers bounds Config.Watchers.
+const MaxWatchers = 64
+
+// WatchPrefix is the watch workload's key space: every key it writes is
+// WatchKey(i), below it.
+func (c Config) WatchPrefix() string { return c.KeyPrefix + "watch/" }
+
+// WatchKey returns the i-th key of the watch workload.
+func (c Config) WatchKey(i int) string { return fmt.Sprintf("%s%d", c.WatchPrefix(), i) }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc/connectivity"
@@ -252,4 +253,158 @@ func (e *etcdClient) Txn(ctx context.Context, ops []history.MicroOp, serializabl
 	}
 	done, _ = applyTxn(ops, lists)
 	return done, true, nil
+}
+
+var _ WatchClient = (*etcdClient)(nil)
+
+func (e *etcdClient) Delete(ctx context.Context, key string) (int64, error) {
+	if err := e.ready(ctx); err != nil {
+		return 0, err
+	}
+	resp, err := e.c.Delete(ctx, key)
+	if err != nil {
+		return 0, fmt.Errorf("delete %s on %s: %w", key, e.target.Name, err)
+	}
+	return resp.Header.Revision, nil
+}
+
+func (e *etcdClient) WriteTxn(ctx context.Context, ops []history.WriteOp) (int64, error) {
+	if err := e.ready(ctx); err != nil {
+		return 0, err
+	}
+	then := make([]clientv3.Op, len(ops))
+	for i, o := range ops {
+		then[i] = clientv3.OpDelete(o.Key)
+		if o.F == history.WatchPut {
+			then[i] = clientv3.OpPut(o.Key, o.Value)
+		}
+	}
+	resp, err := e.c.Txn(ctx).Then(then...).Commit()
+	if err != nil {
+		return 0, fmt.Errorf("txn of %d writes on %s: %w", len(ops), e.target.Name, err)
+	}
+	return resp.Header.Revision, nil
+}
+
+func (e *etcdClient) Revision(ctx context.Context) (int64, error) {
+	if err := e.ready(ctx); err != nil {
+		return 0, err
+	}
+	resp, err := e.c.Get(ctx, "\x00", clientv3.WithKeysOnly(), clientv3.WithLimit(1))
+	if err != nil {
+		return 0, fmt.Errorf("get revision on %s: %w", e.target.Name, err)
+	}
+	return resp.Header.Revision, nil
+}
+
+// watchPoll is how often a watch checks its connection.
+const watchPoll = 100 * time.Millisecond
+
+// Watch is clientv3's Watch with WithRequireLeader, so that a member
+// that loses its leader cancels the watch ("no leader") instead of
+// serving it from a partitioned copy, and with the spec's options. It
+// starts once the connection is ready (else, within DefaultDialTimeout,
+// it is cut at once). The watch counts as cut — its last response carries Err — when clientv3
+// ends it, or when the connection to the member is found not ready (every
+// watchPoll): clientv3 would otherwise reconnect and resume the watch
+// itself, and the cut would not show in the history. With
+// spec.ProgressNotify it calls RequestProgress every ProgressEvery.
+func (e *etcdClient) Watch(ctx context.Context, spec history.WatchSpec) <-chan history.WatchResponse {
+	out := make(chan history.WatchResponse, 16)
+	go func() {
+		defer close(out)
+		send := func(r history.WatchResponse) bool {
+			select {
+			case out <- r:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		rctx, rcancel := context.WithTimeout(ctx, DefaultDialTimeout)
+		err := e.ready(rctx)
+		rcancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				send(history.WatchResponse{Err: err.Error()})
+			}
+			return
+		}
+		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+		defer cancel()
+		opts := []clientv3.OpOption{clientv3.WithRev(spec.StartRev)}
+		if spec.RangeEnd != "" {
+			opts = append(opts, clientv3.WithRange(spec.RangeEnd))
+		}
+		if spec.PrevKV {
+			opts = append(opts, clientv3.WithPrevKV())
+		}
+		if spec.NoPut {
+			opts = append(opts, clientv3.WithFilterPut())
+		}
+		if spec.NoDelete {
+			opts = append(opts, clientv3.WithFilterDelete())
+		}
+		if spec.ProgressNotify {
+			opts = append(opts, clientv3.WithProgressNotify())
+		}
+		wch := e.c.Watch(wctx, spec.Key, opts...)
+		poll := time.NewTicker(watchPoll)
+		defer poll.Stop()
+		lastAsk := time.Now()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-poll.C:
+				if s := e.c.ActiveConnection().GetState(); s != connectivity.Ready {
+					send(history.WatchResponse{Err: fmt.Sprintf("member %s: connection %s", e.target.Name, s)})
+					return
+				}
+				if spec.ProgressNotify && time.Since(lastAsk) >= ProgressEvery {
+					lastAsk = time.Now()
+					_ = e.c.RequestProgress(wctx)
+				}
+			case wr, ok := <-wch:
+				if !ok {
+					if ctx.Err() == nil {
+						send(history.WatchResponse{Err: fmt.Sprintf("member %s: watch channel closed", e.target.Name)})
+					}
+					return
+				}
+				r := watchResponse(wr)
+				if err := wr.Err(); err != nil && ctx.Err() == nil {
+					r.Err = fmt.Sprintf("member %s: %v", e.target.Name, err)
+				}
+				if !send(r) || r.Err != "" || r.Canceled {
+					return
+				}
+			}
+		}
+	}()
+	return out
+}
+
+// watchResponse converts a clientv3 watch response.
+func watchResponse(wr clientv3.WatchResponse) history.WatchResponse {
+	r := history.WatchResponse{
+		Revision: wr.Header.Revision, Created: wr.Created, Canceled: wr.Canceled,
+		CompactRevision: wr.CompactRevision, Progress: wr.IsProgressNotify(),
+	}
+	for _, ev := range wr.Events {
+		e := history.WatchEvent{Type: history.WatchPut, Kv: kvOf(ev.Kv)}
+		if ev.Type == clientv3.EventTypeDelete {
+			e.Type = history.WatchDelete
+		}
+		if ev.PrevKv != nil {
+			p := kvOf(ev.PrevKv)
+			e.PrevKV = &p
+		}
+		r.Events = append(r.Events, e)
+	}
+	return r
+}
+
+func kvOf(kv *mvccpb.KeyValue) history.KV {
+	return history.KV{Key: string(kv.Key), Value: string(kv.Value), ModRev: kv.ModRevision, CreateRev: kv.CreateRevision, Version: kv.Version}
 }

@@ -179,8 +179,10 @@ func TestWorkloadsAgainstARealServerAreValid(t *testing.T) {
 		prefix = fmt.Sprintf("/quorum-test/%d/", time.Now().UnixNano())
 	}
 	dial := EtcdDialer(EtcdOptions{})
-	workloads := []string{WorkloadRegister, WorkloadSet, WorkloadAppend}
+	workloads := []string{WorkloadRegister, WorkloadSet, WorkloadAppend, WorkloadWatch}
 	if external {
+		// Not watch either: its final watch reads from revision 1, which
+		// a shared cluster may have compacted.
 		workloads = []string{WorkloadRegister, WorkloadAppend}
 	}
 	for _, workload := range workloads {
@@ -208,15 +210,24 @@ func TestWorkloadsAgainstARealServerAreValid(t *testing.T) {
 			}
 			res := check(t, rec.Events(), workload)
 			if res.Verdict != checker.Valid {
-				t.Fatalf("stats %+v, verdict %s: %+v %+v %+v %+v", st, res.Verdict, res.Linearizability, res.Set, res.Append, res.FinalReads)
+				t.Fatalf("stats %+v, verdict %s: %+v %+v %+v %+v %+v", st, res.Verdict, res.Linearizability, res.Set, res.Append, res.Watch, res.FinalReads)
 			}
-			if workload == WorkloadAppend {
+			switch workload {
+			case WorkloadWatch:
+				// Watchers of every kind got events; deletes of absent
+				// keys and txns were acknowledged.
+				if w := res.Watch; w.Events == 0 || len(w.Watchers) != 2 || res.Counts[history.FDelete].OK == 0 || res.Counts[history.FWriteTxn].OK == 0 {
+					t.Fatalf("watch %+v, counts %v", w, res.Counts)
+				}
+			case WorkloadAppend:
 				// Concurrent appends to a key: some guards fail.
 				if c := res.Counts[history.FTxn]; c.OK == 0 || c.Fail == 0 {
 					t.Fatalf("txn counts %+v: want committed and failed-guard txns", c)
 				}
-			} else if res.FinalReads == nil || res.FinalReads.Verdict != checker.Valid {
-				t.Fatalf("final reads %+v", res.FinalReads)
+			default:
+				if res.FinalReads == nil || res.FinalReads.Verdict != checker.Valid {
+					t.Fatalf("final reads %+v", res.FinalReads)
+				}
 			}
 			t.Logf("%s: %+v, counts %v", workload, st, res.Counts)
 		})

@@ -23,7 +23,8 @@ const (
 // (history.FFinalRead, Node = the member) of every register key
 // (cfg.RegisterKey(0..Keys-1)) or of the set (cfg.SetKey(), Elements), so
 // the checker can compare the replicas; for the append workload it does
-// nothing. Call it after Run returned and
+// nothing; for the watch workload it records the final watch (see
+// finalWatch) instead. Call it after Run returned and
 // every fault was healed.
 //
 // Members are read concurrently, each by a fresh Client and a fresh
@@ -49,6 +50,9 @@ func FinalReads(ctx context.Context, cfg Config, targets []Target, dial Dialer, 
 	base := 0
 	for _, e := range rec.Events() {
 		base = max(base, e.Process+1)
+	}
+	if cfg.Workload == WorkloadWatch {
+		return finalWatch(ctx, cfg, targets, dial, rec, base)
 	}
 	errs := make([]error, len(targets))
 	var wg sync.WaitGroup

@@ -11,12 +11,14 @@ import (
 type opKind int
 
 const (
-	opRead    opKind = iota // register read
-	opWrite                 // register write
-	opCAS                   // register compare-and-set
-	opAdd                   // set add
-	opReadSet               // set read
-	opTxn                   // list-append transaction
+	opRead     opKind = iota // register read
+	opWrite                  // register write
+	opCAS                    // register compare-and-set
+	opAdd                    // set add
+	opReadSet                // set read
+	opTxn                    // list-append transaction
+	opDelete                 // watch workload: delete one key
+	opWriteTxn               // watch workload: puts and deletes in one txn
 )
 
 // op is one generated operation.
@@ -26,6 +28,7 @@ type op struct {
 	value    string            // value written, cas new value, element added
 	expected *string           // cas compare value (nil: absent)
 	txn      []history.MicroOp // opTxn: the micro-ops, reads nil
+	writes   []history.WriteOp // opWriteTxn: the writes, on distinct keys
 }
 
 // ownWrites is how many of its recent written values a generator keeps as
@@ -80,6 +83,9 @@ func (g *generator) next(process int) op {
 	if g.cfg.Workload == WorkloadAppend {
 		return g.txn(aux)
 	}
+	if g.cfg.Workload == WorkloadWatch {
+		return g.watchWrite(u, k, aux, value)
+	}
 	if g.cfg.Workload == WorkloadSet {
 		if u < 1.0/SetReadEvery {
 			return op{kind: opReadSet, key: g.cfg.SetKey()}
@@ -124,6 +130,25 @@ func (g *generator) txn(aux uint64) op {
 		aux >>= 15
 	}
 	return op{kind: opTxn, txn: ops}
+}
+
+// watchWrite returns the watch workload's write chosen by u: a put of
+// value (half), a delete (a quarter) or a txn (a quarter) that puts value
+// at key k and puts or deletes (by aux's low bit) a second, distinct key.
+func (g *generator) watchWrite(u float64, k int, aux uint64, value string) op {
+	key := g.cfg.WatchKey(k)
+	switch {
+	case u < 0.5:
+		return op{kind: opWrite, key: key, value: value}
+	case u < 0.75 || g.cfg.Keys < 2:
+		return op{kind: opDelete, key: key}
+	}
+	other := g.cfg.WatchKey((k + 1 + int(aux>>1)%(g.cfg.Keys-1)) % g.cfg.Keys)
+	second := history.WriteOp{F: history.WatchDelete, Key: other}
+	if aux&1 == 1 {
+		second = history.WriteOp{F: history.WatchPut, Key: other, Value: value + "b"}
+	}
+	return op{kind: opWriteTxn, writes: []history.WriteOp{{F: history.WatchPut, Key: key, Value: value}, second}}
 }
 
 // observe tells the generator how o ended: t, and for an ok read the value

@@ -32,6 +32,14 @@ type MemBugs struct {
 	// not a bug (the client is told the outcome is unknown); it lets tests
 	// exercise info outcomes.
 	IndefiniteEvery int
+	// WatchSkipEvery, when > 0, makes watches drop every
+	// WatchSkipEvery-th event they would deliver: an unreliable-watch bug
+	// checker/watch must catch.
+	WatchSkipEvery int
+	// WatchCutEvery, when > 0, cuts a watch after every
+	// WatchCutEvery-th response the store's watches send. Not a bug (the
+	// watcher is told, and resumes); it exercises resumption.
+	WatchCutEvery int
 }
 
 // MemStore is an in-memory twin of an etcd KV store, shared by all the
@@ -48,16 +56,24 @@ type MemStore struct {
 	puts     int                     // Puts seen, for DropEvery
 	mutating int                     // mutating requests seen, for IndefiniteEvery
 	dials    map[string]int          // target name -> Dialer calls
+	log      []history.WatchEvent    // every event, in revision order, with PrevKV
+	changed  chan struct{}           // closed and replaced at every new revision
+	watchEvs int                     // events watches delivered, for WatchSkipEvery
+	watchRsp int                     // responses watches sent, for WatchCutEvery
 }
 
+// memVersion is one revision of a key: a put, or a delete (deleted).
 type memVersion struct {
-	rev   int64
-	value string
+	rev     int64
+	value   string
+	create  int64
+	version int64
+	deleted bool
 }
 
 // NewMemStore returns an empty store at revision 0 with the given bugs.
 func NewMemStore(bugs MemBugs) *MemStore {
-	return &MemStore{bugs: bugs, versions: map[string][]memVersion{}, dials: map[string]int{}}
+	return &MemStore{bugs: bugs, versions: map[string][]memVersion{}, dials: map[string]int{}, changed: make(chan struct{})}
 }
 
 // Dialer returns a Dialer making Clients of this store. The Target's
@@ -98,10 +114,42 @@ func (s *MemStore) viewRevLocked(node string) int64 {
 func (s *MemStore) getLocked(key string, at int64) (memVersion, bool) {
 	vs := s.versions[key]
 	i := sort.Search(len(vs), func(i int) bool { return vs[i].rev > at })
-	if i == 0 {
+	if i == 0 || vs[i-1].deleted {
 		return memVersion{}, false
 	}
 	return vs[i-1], true
+}
+
+// writeLocked records a put of value at key (or, deleted, a delete) at
+// revision rev, the current one, which the caller has just advanced to:
+// the key's new version and the event for watches. A delete of an absent
+// key records nothing and returns false. s.mu must be held.
+func (s *MemStore) writeLocked(rev int64, key, value string, deleted bool) bool {
+	prev, existed := s.getLocked(key, rev)
+	if deleted && !existed {
+		return false
+	}
+	v := memVersion{rev: rev, value: value, create: rev, version: 1, deleted: deleted}
+	ev := history.WatchEvent{Type: history.WatchPut}
+	if existed {
+		v.create, v.version = prev.create, prev.version+1
+		ev.PrevKV = &history.KV{Key: key, Value: prev.value, ModRev: prev.rev, CreateRev: prev.create, Version: prev.version}
+	}
+	if deleted {
+		v = memVersion{rev: rev, deleted: true}
+		ev.Type, ev.Kv = history.WatchDelete, history.KV{Key: key, ModRev: rev}
+	} else {
+		ev.Kv = history.KV{Key: key, Value: value, ModRev: rev, CreateRev: v.create, Version: v.version}
+	}
+	s.versions[key] = append(s.versions[key], v)
+	s.log = append(s.log, ev)
+	return true
+}
+
+// bumpLocked tells the watches a new revision exists. s.mu must be held.
+func (s *MemStore) bumpLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
 }
 
 // indefiniteLocked counts a mutating request and says whether it must
@@ -120,7 +168,8 @@ func (s *MemStore) putLocked(key, value string) int64 {
 	if n := s.bugs.DropEvery; n > 0 && s.puts%n == 0 {
 		return s.rev // acknowledged, never stored
 	}
-	s.versions[key] = append(s.versions[key], memVersion{rev: s.rev, value: value})
+	s.writeLocked(s.rev, key, value, false)
+	s.bumpLocked()
 	return s.rev
 }
 
@@ -186,7 +235,8 @@ func (c *memClient) CAS(ctx context.Context, key string, expected *string, value
 	if holds && apply {
 		c.s.rev++
 		rev = c.s.rev
-		c.s.versions[key] = append(c.s.versions[key], memVersion{rev: rev, value: value})
+		c.s.writeLocked(rev, key, value, false)
+		c.s.bumpLocked()
 	}
 	if timeout {
 		return false, 0, errMemTimeout
@@ -295,8 +345,9 @@ func (c *memClient) Txn(ctx context.Context, ops []history.MicroOp, _ bool) ([]h
 	if apply {
 		c.s.rev++
 		for _, k := range appended {
-			c.s.versions[k] = append(c.s.versions[k], memVersion{rev: c.s.rev, value: encodeList(writes[k])})
+			c.s.writeLocked(c.s.rev, k, encodeList(writes[k]), false)
 		}
+		c.s.bumpLocked()
 	}
 	if timeout {
 		return nil, false, errMemTimeout

@@ -43,6 +43,12 @@ const (
 // transactions (history.FTxn) their micro-ops with the lists read; a
 // transaction whose guard did not hold is fail with ErrCompareFailed.
 //
+// In the watch workload Run also starts cfg.Watchers watchers per member
+// (watcher w on targets[w%len(targets)], process WatchProcessBase+w), each
+// recording its watch sessions (history.FWatch) until ctx is done or the
+// writers stopped; they
+// need Clients with the WatchClient capability.
+//
 // Run returns an error for a bad cfg or arguments (nothing is recorded),
 // or when no operation could be invoked because every dial failed. lg
 // receives dial failures and a summary; nil discards.
@@ -84,7 +90,17 @@ func Run(ctx context.Context, cfg Config, targets []Target, dial Dialer, rec *hi
 			dialErr[i] = w.run(ctx, func() bool { return budget.Add(1) <= bound }, lim)
 		})
 	}
+	var watchers sync.WaitGroup
+	wctx, stopWatchers := context.WithCancel(ctx)
+	defer stopWatchers()
+	if cfg.Workload == WorkloadWatch {
+		for w := range cfg.Watchers * len(targets) {
+			watchers.Go(func() { runWatcher(wctx, cfg, w, targets, dial, rec, lg) })
+		}
+	}
 	wg.Wait()
+	stopWatchers()
+	watchers.Wait()
 	st := local.Snapshot()
 	lg.Info("workload stopped", "invoked", st.Invoked, "ok", st.OK, "fail", st.Fail, "info", st.Info)
 	if st.Invoked == 0 {
@@ -200,6 +216,10 @@ func invocation(o op, node string) history.Invocation {
 		in.F, in.Value = history.FAdd, history.Str(o.value)
 	case opTxn:
 		in.F, in.Value = history.FTxn, microOpsJSON(o.txn)
+	case opDelete:
+		in.F = history.FDelete
+	case opWriteTxn:
+		in.F, in.Value = history.FWriteTxn, history.WatchJSON(o.writes)
 	}
 	return in
 }
@@ -261,6 +281,16 @@ func perform(ctx context.Context, c Client, o op, serializable bool) (history.Ty
 		}
 		if err == nil {
 			comp.Value = microOpsJSON(done)
+		}
+	case opDelete, opWriteTxn:
+		wc, ok := c.(WatchClient)
+		if !ok {
+			return history.Fail, history.Completion{Error: fmt.Sprintf("%T cannot delete or write a txn: %v", c, ErrNotSent)}
+		}
+		if o.kind == opDelete {
+			comp.Revision, err = wc.Delete(ctx, o.key)
+		} else {
+			comp.Revision, err = wc.WriteTxn(ctx, o.writes)
 		}
 	}
 	if err != nil {

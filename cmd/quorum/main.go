@@ -100,7 +100,7 @@ func newTestCmd(stdout, stderr io.Writer) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "test",
-		Short: "Run a correctness test: workload + faults, then check it (linearizability, set, list-append serializability) and write a report",
+		Short: "Run a correctness test: workload + faults, then check it (linearizability, set, list-append serializability, watch guarantees) and write a report",
 		Long: `Run a Jepsen-style test against a fresh cluster.
 
 With no flags: 3 local quorumd members (built from this checkout), the
@@ -150,13 +150,14 @@ Exit code: 0 valid, 1 invalid, 2 unknown or harness error.`,
 	}
 	f := cmd.Flags()
 	f.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, "cluster size")
-	f.StringVar(&cfg.Workload.Workload, "workload", cfg.Workload.Workload, "workload: register, set or append (list-append transactions checked with Elle)")
+	f.StringVar(&cfg.Workload.Workload, "workload", cfg.Workload.Workload, "workload: register, set, append (list-append transactions checked with Elle) or watch (puts and deletes while watchers on every member record their watches)")
 	f.StringVar(&cfg.Nemeses, "nemesis", cfg.Nemeses, "comma-separated faults, or none: "+strings.Join(nemesisNames(), ", "))
 	f.DurationVar(&cfg.NemesisInterval, "nemesis-interval", cfg.NemesisInterval, "how long each fault lasts, and each quiet period between faults")
 	f.DurationVar(&cfg.TimeLimit, "time-limit", cfg.TimeLimit, "how long the workload runs")
 	f.IntVar(&cfg.Workload.Concurrency, "concurrency", cfg.Workload.Concurrency, "logical clients, one operation in flight each")
 	f.Float64Var(&cfg.Workload.Rate, "rate", cfg.Workload.Rate, "total operations per second (0: unlimited)")
-	f.IntVar(&cfg.Workload.Keys, "keys", cfg.Workload.Keys, "register keys (append: keys active at a time)")
+	f.IntVar(&cfg.Workload.Keys, "keys", cfg.Workload.Keys, "register keys (append: keys active at a time; watch: keys written)")
+	f.IntVar(&cfg.Workload.Watchers, "watchers", cfg.Workload.Watchers, "watch workload: watchers per member")
 	f.StringVar(&mix, "mix", fmt.Sprintf("read=%g,write=%g,cas=%g", cfg.Workload.Mix.Read, cfg.Workload.Mix.Write, cfg.Workload.Mix.CAS), "register op mix as relative weights; an operation left out weighs 0")
 	f.StringVar(&cfg.Workload.ReadConsistency, "read-consistency", cfg.Workload.ReadConsistency, "reads during the workload: linearizable or serializable")
 	f.DurationVar(&cfg.Workload.Timeout, "timeout", cfg.Workload.Timeout, "per-operation timeout (an operation that times out has an unknown outcome)")
@@ -181,7 +182,8 @@ func newCheckCmd(stdout io.Writer) *cobra.Command {
 		Long: `Re-check RUN_DIR/history.jsonl with the same checker as 'quorum test'
 and print the verdict, its reason and each sub-check's figures
 (linearizability of the register workload, the set's lost elements, the
-append workload's anomalies with their cycles). When the history is not
+append workload's anomalies with their cycles, the watch workload's
+anomalies with the watcher and the revisions it got wrong). When the history is not
 linearizable the visualization is written to RUN_DIR/linearizability.html.
 Exit code: 0 valid, 1 invalid, 2 unknown or error.`,
 		Args: cobra.ExactArgs(1),
@@ -208,6 +210,9 @@ Exit code: 0 valid, 1 invalid, 2 unknown or error.`,
 			for _, line := range reports.AppendLines(res.Append) {
 				fmt.Fprintln(stdout, line)
 			}
+			for _, line := range reports.WatchLines(res.Watch) {
+				fmt.Fprintln(stdout, line)
+			}
 			if s := res.Set; s != nil && s.Verdict == checker.Invalid {
 				fmt.Fprintf(stdout, "set: lost %v, unexpected %v, failed but present %v\n", s.Lost, s.Unexpected, s.FailedPresent)
 			}
@@ -218,7 +223,7 @@ Exit code: 0 valid, 1 invalid, 2 unknown or error.`,
 		},
 	}
 	cmd.Flags().DurationVar(&timeout, "check-timeout", 2*time.Minute, "time limit; when it expires the verdict is unknown")
-	cmd.Flags().StringVar(&workload, "workload", "", "register, set or append (default: inferred from the history)")
+	cmd.Flags().StringVar(&workload, "workload", "", "register, set, append or watch (default: inferred from the history)")
 	return cmd
 }
 

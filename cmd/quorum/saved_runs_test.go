@@ -71,6 +71,17 @@ func TestCheckExitCodeIsTheVerdict(t *testing.T) {
 			`  T1 \(process 1, ok\) \[\["r","x",null\]\]; rw edge: T1 read x = \[\]; T0 appended the next element, 1`,
 			`  T0 \(process 0, ok\) \[\["append","x",1\]\]; realtime edge: T0 completed at 2000000 before T1 was invoked at 3000000`,
 		}, false},
+		{"watch-valid", nil, 0, []string{
+			`DIR: valid \(18 events\)`,
+			`watch: valid, 2 watchers, 3 sessions, 6 events received; history of 3 revisions through 4; writes 3 ok, 0 failed, 1 unknown`,
+		}, false},
+		{"watch-missed-event", nil, 1, []string{
+			`DIR: invalid \(18 events\)`,
+			`watch: invalid, 2 watchers, 3 sessions, 5 events received; history of 3 revisions through 4; writes 3 ok, 0 failed, 1 unknown`,
+			`anomalies: reliable 1`,
+			`watcher 1 \(key k/a, no delete, progress on n2\): 1 anomalies at revisions 4`,
+			`reliable: watcher 1 \(session #1 on n2\), revisions 4: 1 matching events between revisions 2 and 4 never delivered, first at 4`,
+		}, false},
 		{"register-stale-read", nil, 1, []string{
 			`DIR: invalid \(8 events\)`,
 			`linearizability: invalid, 1 keys, 3 operations checked in \S+`,
