@@ -213,9 +213,14 @@ func TestShortAppendRunWithALeaderKillIsValidAndRechecksOffline(t *testing.T) {
 	t.Logf("%v", reports.AppendLines(res.Append))
 }
 
-// A short watch run against real etcd v3.6 (3 members) with a leader kill
-// and a partition is valid by checker/watch — watchers cut by the faults
-// resume — and re-checks offline to the same verdict and figures.
+// A short watch run (3 members) with a leader kill and a partition is
+// valid by checker/watch — watchers cut by the faults resume — and
+// re-checks offline to the same verdict and figures: on quorumd, and on
+// real etcd v3.6.
+func TestShortWatchRunIsValidAndRechecksOffline(t *testing.T) {
+	shortWatchRun(t, shortConfig(t))
+}
+
 func TestShortWatchRunAgainstRealEtcdIsValidAndRechecksOffline(t *testing.T) {
 	etcd, err := filepath.Abs("../tools/bin/etcd")
 	if err != nil {
@@ -226,6 +231,11 @@ func TestShortWatchRunAgainstRealEtcdIsValidAndRechecksOffline(t *testing.T) {
 	}
 	cfg := shortConfig(t)
 	cfg.Server = cluster.Server{Label: "etcd", Binary: etcd}
+	shortWatchRun(t, cfg)
+}
+
+func shortWatchRun(t *testing.T, cfg harness.Config) {
+	t.Helper()
 	cfg.Workload.Workload = workloads.WorkloadWatch
 	cfg.Workload.Rate = 300
 	cfg.Nemeses = "kill-leader,partition-halves"
