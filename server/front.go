@@ -33,6 +33,10 @@ type front struct {
 	// leaderStreams are the open streams that require a leader
 	// (front_leader.go); Server.monitorLeader cancels them.
 	leaderStreams *leaderStreams
+	// closing is closed when the front starts to stop, so that streams
+	// that would never end on their own (Watch) end and let the graceful
+	// stop finish at once.
+	closing chan struct{}
 }
 
 func newFront(s *Server) *front {
@@ -52,7 +56,8 @@ func newFront(s *Server) *front {
 	pb.RegisterMaintenanceServer(g, &maintenanceServer{s: s})
 	pb.RegisterClusterServer(g, &clusterServer{s: s})
 	pb.RegisterLeaseServer(g, &leaseServer{s: s})
-	pb.RegisterWatchServer(g, newWatchServer(s))
+	closing := make(chan struct{})
+	pb.RegisterWatchServer(g, newWatchServer(s, closing))
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)
 	// Every method's grpc_server_* series from the start, as etcd.
@@ -74,11 +79,12 @@ func newFront(s *Server) *front {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	return &front{grpc: g, http: mux, health: hs, metricsHTTP: metricsMux, leaderStreams: ls}
+	return &front{grpc: g, http: mux, health: hs, metricsHTTP: metricsMux, leaderStreams: ls, closing: closing}
 }
 
 // stop lets the RPCs in flight finish, for at most two seconds.
 func (f *front) stop() {
+	close(f.closing)
 	done := make(chan struct{})
 	go func() { f.grpc.GracefulStop(); close(done) }()
 	select {

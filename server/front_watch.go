@@ -31,19 +31,21 @@ const ctrlStreamBufLen = 16
 
 type watchServer struct {
 	s *Server
+	// closing ends every stream: the member is stopping.
+	closing <-chan struct{}
 	// progressInterval is --watch-progress-notify-interval, at least
 	// minWatchProgressInterval.
 	progressInterval time.Duration
 }
 
-func newWatchServer(s *Server) *watchServer {
+func newWatchServer(s *Server, closing <-chan struct{}) *watchServer {
 	iv := s.cfg.WatchProgressNotifyInterval
 	if iv > 0 && iv < minWatchProgressInterval {
 		s.lg.Warn("adjusting watch progress notify interval to minimum period",
 			"min-watch-progress-notify-interval", minWatchProgressInterval)
 		iv = minWatchProgressInterval
 	}
-	return &watchServer{s: s, progressInterval: iv}
+	return &watchServer{s: s, closing: closing, progressInterval: iv}
 }
 
 // progressReportInterval adds etcd's jitter (up to a tenth) so that
@@ -119,7 +121,7 @@ func (ws *watchServer) Watch(stream pb.Watch_WatchServer) (err error) {
 		if cause := context.Cause(stream.Context()); errors.Is(cause, rpctypes.ErrGRPCNoLeader) {
 			err = rpctypes.ErrGRPCNoLeader
 		}
-	case <-ws.s.stopc:
+	case <-ws.closing:
 		err = rpctypes.ErrGRPCStopped
 	}
 	sws.close()

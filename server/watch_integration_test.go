@@ -342,3 +342,36 @@ func TestWatchProgressNotifyInterval(t *testing.T) {
 		t.Fatalf("3 notifications took %v at a 200 ms interval", took)
 	}
 }
+
+// A member stopped (SIGTERM) with a watch open through it ends the watch
+// stream at once ("server stopped", which clients retry elsewhere) instead
+// of holding its graceful stop for its 2 s limit.
+func TestMemberWithOpenWatchesStopsPromptly(t *testing.T) {
+	tc := startCluster(t, 3)
+	tc.waitHealthy()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	victim := tc.Nodes()[2]
+	if l := tc.leader(); l.Name() == victim.Name() {
+		victim = tc.Nodes()[1]
+	}
+	w := &memberWatch{name: victim.Name()}
+	go w.run(tc.client(victim.ClientURL()).Watch(ctx, "p/", clientv3.WithPrefix()))
+	cli := tc.client(tc.Endpoints()...)
+	eventually(t, 10*time.Second, "watch through the victim sees a put", func() error {
+		if _, err := cli.Put(ctx, "p/x", "x"); err != nil {
+			return err
+		}
+		if evs, _ := w.snapshot(); len(evs) == 0 {
+			return fmt.Errorf("no event yet")
+		}
+		return nil
+	})
+	start := time.Now()
+	if err := victim.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 1500*time.Millisecond {
+		t.Errorf("stopping %s with an open watch took %v", victim.Name(), took)
+	}
+}
