@@ -191,12 +191,17 @@ func TestConfigFileAsEtcdWithItsPrecedence(t *testing.T) {
 	check("--config-file", []string{"--config-file", file, "--name", "other", "--snapshot-count", "7"}, []string{"ETCD_INITIAL_CLUSTER_TOKEN=x"})
 	check("ETCD_CONFIG_FILE", []string{"--snapshot-count", "7"}, []string{"ETCD_CONFIG_FILE=" + file})
 
-	// A certificate in the file's transport security is refused like the flag.
+	// A certificate in the file's transport security reaches the member
+	// like the flag; without its key the member does not start, with
+	// etcd's error and the flag named.
 	tls := writeFile(t, dir, "tls.yml", readmeClusterYAML(dir, 1, 41000)+"  cert-file: /etc/x.crt\n")
+	if cfg, _, code := configure([]string{"--config-file", tls}, nil, &bytes.Buffer{}, &bytes.Buffer{}); cfg == nil || cfg.PeerTLS.CertFile != "/etc/x.crt" {
+		t.Fatalf("peer-transport-security cert-file: exit %d, %+v", code, cfg)
+	}
 	var stderr bytes.Buffer
 	if code := run([]string{"--config-file", tls}, nil, &bytes.Buffer{}, &stderr); code != 1 ||
-		!strings.Contains(stderr.String(), "--peer-cert-file=/etc/x.crt is not supported by quorumd") {
-		t.Fatalf("peer-transport-security cert-file: exit %d, %s", code, stderr.String())
+		!strings.Contains(stderr.String(), `"error":"--peer-key-file: KeyFile and CertFile must both be present[key: , cert: /etc/x.crt]"`) {
+		t.Fatalf("peer-transport-security cert-file without key-file: exit %d, %s", code, stderr.String())
 	}
 }
 
@@ -255,7 +260,7 @@ func TestBadValuesAsEtcd(t *testing.T) {
 // An unsupported flag with a value stops start-up with one line naming it.
 func TestUnsupportedFlagFailsWithOneLine(t *testing.T) {
 	for _, args := range [][]string{
-		{"--cert-file", "x"},
+		{"--wal-dir", "/tmp/wal"},
 		{"--discovery-srv", "example.com"},
 		{"--auth-token", "jwt,pub-key=a,priv-key=b,sign-method=RS256"},
 	} {
