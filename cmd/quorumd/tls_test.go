@@ -37,23 +37,39 @@ type testPKI struct {
 
 func newTestPKI(t *testing.T, dir string) *testPKI {
 	t.Helper()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	p, err := buildTestPKI(dir)
+	if err != nil {
 		t.Fatal(err)
 	}
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
+	return p
+}
+
+// writeTestPKI writes the files of a new testPKI under dir.
+func writeTestPKI(dir string) error {
+	_, err := buildTestPKI(dir)
+	return err
+}
+
+func buildTestPKI(dir string) (*testPKI, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
 	}
 	ca, err := pki.NewCA("quorum test CA", 24*time.Hour)
-	must(err)
+	if err != nil {
+		return nil, err
+	}
 	p := &testPKI{dir: dir, ca: ca}
-	must(ca.WriteCert(p.path("ca.crt")))
+	if err := ca.WriteCert(p.path("ca.crt")); err != nil {
+		return nil, err
+	}
 	issue := func(name string, r pki.Request, by *pki.CA) *pki.Pair {
-		pair, err := by.Issue(r)
-		must(err)
-		must(pair.Write(p.path(name+".crt"), p.path(name+".key")))
+		if err != nil {
+			return nil
+		}
+		var pair *pki.Pair
+		if pair, err = by.Issue(r); err == nil {
+			err = pair.Write(p.path(name+".crt"), p.path(name+".key"))
+		}
 		return pair
 	}
 	loopback := []net.IP{net.ParseIP("127.0.0.1")}
@@ -62,12 +78,22 @@ func newTestPKI(t *testing.T, dir string) *testPKI {
 	issue("expired", pki.Request{CommonName: "root", NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)}, ca)
 	p.revoked = issue("revoked", pki.Request{CommonName: "root"}, ca)
 	issue("intruder", pki.Request{CommonName: "intruder", IPs: loopback}, ca)
-	other, err := pki.NewCA("another CA", 24*time.Hour)
-	must(err)
+	other, oerr := pki.NewCA("another CA", 24*time.Hour)
+	if oerr != nil {
+		return nil, oerr
+	}
 	issue("other-ca", pki.Request{CommonName: "root", IPs: loopback}, other)
-	must(ca.WriteCRL(p.path("crl.der"), p.revoked.Cert))
-	return p
+	if err != nil {
+		return nil, err
+	}
+	if err := ca.WriteCRL(p.path("crl.der"), p.revoked.Cert); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
+
+// loadTestPKI is the client side of a testPKI written under dir.
+func loadTestPKI(dir string) *testPKI { return &testPKI{dir: dir} }
 
 func (p *testPKI) path(name string) string { return filepath.Join(p.dir, name) }
 
