@@ -90,7 +90,7 @@ func (c *memCluster) start(i int) {
 		c.t.Fatalf("member %d: %v", i, err)
 	}
 	tr := c.net.transport(p.id, p.node, p.snaps.Load)
-	s := assemble(cfg, cfg.Logger, newServerMetrics(), p, tr, time.Now())
+	s := assemble(cfg, cfg.Logger, newServerMetrics(), p, tr, nil, time.Now())
 	s.run()
 	c.members[i] = s
 }

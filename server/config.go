@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 )
 
 // Version is quorumd's own version; APIVersion the etcd API it implements.
@@ -125,6 +127,17 @@ type Config struct {
 	AutoCompactionMode      string
 	AutoCompactionRetention time.Duration
 
+	// ClientTLS and PeerTLS are etcd's ClientTLSInfo and PeerTLSInfo
+	// (--cert-file, --key-file, --trusted-ca-file, --client-cert-auth,
+	// --client-crl-file, --client-cert-allowed-hostname, --client-cert-file,
+	// --client-key-file and their --peer-* twins, --peer-cert-allowed-cn),
+	// with the cipher suites and TLS versions already set and the auto TLS
+	// certificates already made (cmd/quorumd does it as etcd's
+	// configureClientListeners and configurePeerListeners do). They apply
+	// to the https URLs; an https URL with an empty TLSInfo is refused.
+	ClientTLS transport.TLSInfo
+	PeerTLS   transport.TLSInfo
+
 	// Logger receives every log line; required.
 	Logger *slog.Logger
 }
@@ -168,8 +181,8 @@ func mustURL(s string) url.URL {
 	return *u
 }
 
-// ParseURLs parses a comma-separated list of http URLs with host:port, as
-// etcd's URL flags take them.
+// ParseURLs parses a comma-separated list of http or https URLs with
+// host:port, as etcd's URL flags take them.
 func ParseURLs(s string) ([]url.URL, error) {
 	var out []url.URL
 	for _, part := range strings.Split(s, ",") {
@@ -181,14 +194,14 @@ func ParseURLs(s string) ([]url.URL, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%q is not a URL: %w", part, err)
 		}
-		if u.Scheme != "http" {
-			if u.Scheme == "https" || u.Scheme == "unix" || u.Scheme == "unixs" {
-				return nil, fmt.Errorf("URL %q: scheme %s is not supported by quorumd (only http)", part, u.Scheme)
+		if u.Scheme != "http" && u.Scheme != "https" {
+			if u.Scheme == "unix" || u.Scheme == "unixs" {
+				return nil, fmt.Errorf("URL %q: scheme %s is not supported by quorumd (only http and https)", part, u.Scheme)
 			}
-			return nil, fmt.Errorf("URL %q must be http://host:port", part)
+			return nil, fmt.Errorf("URL %q must be http://host:port or https://host:port", part)
 		}
 		if u.Port() == "" {
-			return nil, fmt.Errorf("URL %q has no port (expected http://host:port)", part)
+			return nil, fmt.Errorf("URL %q has no port (expected %s://host:port)", part, u.Scheme)
 		}
 		if u.Path != "" && u.Path != "/" {
 			return nil, fmt.Errorf("URL %q must not have a path", part)
@@ -213,7 +226,7 @@ func ParseInitialCluster(s string) (map[string][]url.URL, error) {
 		}
 		name, raw, ok := strings.Cut(part, "=")
 		if !ok || name == "" {
-			return nil, fmt.Errorf("%q is not name=http://host:port", part)
+			return nil, fmt.Errorf("%q is not name=http(s)://host:port", part)
 		}
 		us, err := ParseURLs(raw)
 		if err != nil {

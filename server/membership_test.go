@@ -73,13 +73,13 @@ func TestConfigValidateNamesTheBadFlag(t *testing.T) {
 }
 
 func TestParseURLsRejectsWhatEtcdRejects(t *testing.T) {
-	for _, bad := range []string{"", "localhost:2379", "http://localhost", "https://localhost:2379", "http://h:1/path"} {
+	for _, bad := range []string{"", "localhost:2379", "http://localhost", "unixs://localhost:2379", "ftp://h:1", "http://h:1/path"} {
 		if _, err := ParseURLs(bad); err == nil {
 			t.Errorf("ParseURLs(%q) accepted", bad)
 		}
 	}
-	us, err := ParseURLs("http://127.0.0.1:1, http://127.0.0.2:2")
-	if err != nil || len(us) != 2 || us[1].Host != "127.0.0.2:2" {
+	us, err := ParseURLs("http://127.0.0.1:1, https://127.0.0.2:2")
+	if err != nil || len(us) != 2 || us[1].Host != "127.0.0.2:2" || us[1].Scheme != "https" {
 		t.Fatalf("ParseURLs = %v, %v", us, err)
 	}
 }

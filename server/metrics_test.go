@@ -152,7 +152,7 @@ func TestMetricsListenerPortTakenNamesTheFlag(t *testing.T) {
 		want string
 	}{
 		{"port taken", url.URL{Scheme: "http", Host: busy.Addr().String()}, "address already in use"},
-		{"https before TLS exists", url.URL{Scheme: "https", Host: "127.0.0.1:1"}, "only http"},
+		{"https without a client certificate", url.URL{Scheme: "https", Host: "127.0.0.1:1"}, "client TLS key/cert (--cert-file, --key-file) must be provided for metrics secure url"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := DefaultConfig()

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"net/http"
 	"path/filepath"
@@ -91,6 +92,11 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	peerTLS, err := peerClientTLS(&cfg.PeerTLS)
+	if err != nil {
+		lns.close()
+		return nil, err
+	}
 	memberDir := filepath.Join(cfg.DataDir, "member")
 	initialized := wal.Exist(filepath.Join(memberDir, "wal"))
 	logStarting(lg, &cfg, memberDir, initialized)
@@ -101,8 +107,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	tr := newStreamTransport(lg, p.id, p.cid, p.me.PeerURLs, p.state.membership.Members,
-		p.node, p.snaps.Load, cfg.HeartbeatInterval, cfg.ElectionTimeout, metrics)
-	s := assemble(cfg, lg, metrics, p, tr, started)
+		p.node, p.snaps.Load, cfg.HeartbeatInterval, cfg.ElectionTimeout, peerTLS, metrics)
+	s := assemble(cfg, lg, metrics, p, tr, peerTLS, started)
 	s.peerHandler = s.peerHandlerWithLeases(tr.handler())
 	s.lns = lns
 	s.initialized = initialized
@@ -110,9 +116,10 @@ func New(cfg Config) (*Server, error) {
 }
 
 // assemble builds a member from its parts and a transport built over
-// p.node; the member has been leaderless since started. It starts nothing;
-// the caller owns the listeners, if any.
-func assemble(cfg Config, lg *slog.Logger, metrics *serverMetrics, p *memberParts, tr Transport, started time.Time) *Server {
+// p.node; the member has been leaderless since started; peerTLS (nil: no
+// https peer URLs) is what its lease forwarding dials the leader with. It
+// starts nothing; the caller owns the listeners, if any.
+func assemble(cfg Config, lg *slog.Logger, metrics *serverMetrics, p *memberParts, tr Transport, peerTLS *tls.Config, started time.Time) *Server {
 	s := &Server{
 		cfg: cfg, lg: lg, id: p.id, cid: p.cid, metrics: metrics,
 		transport:  tr,
@@ -131,7 +138,7 @@ func assemble(cfg Config, lg *slog.Logger, metrics *serverMetrics, p *memberPart
 		Heartbeat: cfg.HeartbeatInterval, Started: started, Stop: s.stopc, Logger: lg, Metrics: metrics,
 	})
 	s.status = s.raft.status
-	s.peerClient = &http.Client{Timeout: cfg.requestTimeout()}
+	s.peerClient = &http.Client{Transport: peerHTTPClientTransport(peerTLS), Timeout: cfg.requestTimeout()}
 	s.lessor = newLessor(minLeaseTTL(cfg.electionTicks(), cfg.HeartbeatInterval))
 	s.watches = watch.NewHub(p.state.store.Rev(), p.state.store.CompactRev(),
 		func() watch.Source { return s.app.readView().view }, metrics.watch)
@@ -179,8 +186,9 @@ func (s *Server) Start() {
 // announceClients writes etcd's lines for the client listeners once the
 // member is published (readyc), as etcd's serve does: "ready to serve
 // client requests" once per listener, then for each "serving client
-// traffic insecurely" (quorumd has no client TLS yet). The listeners
-// already accept and serve; these lines mark readiness, as etcd's do.
+// traffic insecurely" (an http URL names its address) and "serving client
+// traffic securely" (an https URL does). The listeners already accept and
+// serve; these lines mark readiness, as etcd's do.
 func (s *Server) announceClients() {
 	select {
 	case <-s.readyc:
@@ -191,8 +199,13 @@ func (s *Server) announceClients() {
 		s.lg.Info("ready to serve client requests")
 	}
 	for _, ln := range s.lns.client {
-		s.lg.Info("serving client traffic insecurely; this is strongly discouraged!",
-			"traffic", "grpc+http", "address", ln.Addr().String())
+		if ln.insecure {
+			s.lg.Info("serving client traffic insecurely; this is strongly discouraged!",
+				"traffic", "grpc+http", "address", ln.Addr().String())
+		}
+		if ln.secure {
+			s.lg.Info("serving client traffic securely", "traffic", "grpc+http", "address", ln.Addr().String())
+		}
 	}
 }
 

@@ -39,7 +39,8 @@ func serveProbing(w http.ResponseWriter, r *http.Request) {
 // etcd_network_peer_sent_failures_total).
 func (p *peer) probeLoop() {
 	defer p.wg.Done()
-	tr := &http.Transport{MaxIdleConnsPerHost: 1, IdleConnTimeout: 2 * probeInterval}
+	tr := peerHTTPClientTransport(p.t.tlsCfg)
+	tr.MaxIdleConnsPerHost, tr.IdleConnTimeout = 1, 2*probeInterval
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: probeTimeout}
 	ctx, cancel := context.WithCancel(context.Background())

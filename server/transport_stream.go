@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -61,6 +62,8 @@ type streamTransport struct {
 	keepalive  time.Duration
 	idle       time.Duration
 	maxSnapRcv int64
+	// tlsCfg dials https peer URLs; nil without peer TLS.
+	tlsCfg *tls.Config
 
 	// snapshotData returns the data of a snapshot whose MsgSnap came
 	// without it (Raft's storage keeps only the metadata).
@@ -85,11 +88,13 @@ var _ Transport = (*streamTransport)(nil)
 // complete: it steps what peers send into node, and reads the data of
 // snapshots sent without it from snapshots. keepalive is the heartbeat
 // interval; a stream silent for idle (the election timeout) is replaced.
+// tlsCfg (etcd's PeerTLSInfo.ClientConfig(); nil without peer TLS) is
+// used for https peer URLs: streams, snapshots and probes.
 func newStreamTransport(lg *slog.Logger, localID, clusterID uint64, localURLs []string, members []*Member,
-	node Raft, snapshots snapshotSource, keepalive, idle time.Duration, m *serverMetrics) *streamTransport {
+	node Raft, snapshots snapshotSource, keepalive, idle time.Duration, tlsCfg *tls.Config, m *serverMetrics) *streamTransport {
 	t := &streamTransport{
 		lg: lg, localID: localID, clusterID: clusterID, localURLs: strings.Join(localURLs, ","),
-		node: node, snapshotData: snapshots, keepalive: keepalive, idle: idle, peers: map[uint64]*peer{},
+		node: node, snapshotData: snapshots, keepalive: keepalive, idle: idle, tlsCfg: tlsCfg, peers: map[uint64]*peer{},
 		inbound: map[net.Conn]struct{}{}, metrics: m, maxSnapRcv: 8 << 30,
 		propc: make(chan raftpb.Message, streamQueueLen), stopc: make(chan struct{}), propDone: make(chan struct{}),
 	}
@@ -273,6 +278,15 @@ func (p *peer) dial() (net.Conn, *bufio.Reader, error) {
 			continue
 		}
 		conn.SetDeadline(time.Now().Add(p.t.idle))
+		if u.Scheme == "https" {
+			tc := tls.Client(conn, p.t.clientTLS(u.Hostname()))
+			if err := tc.Handshake(); err != nil {
+				conn.Close()
+				lastErr = fmt.Errorf("TLS handshake with %s: %w", raw, err)
+				continue
+			}
+			conn = tc
+		}
 		req := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: %s\r\n"+
 			"X-Server-From: %s\r\nX-Raft-To: %s\r\nX-Etcd-Cluster-ID: %s\r\nX-PeerURLs: %s\r\nContent-Length: 0\r\n\r\n",
 			streamPath, u.Host, upgradeProto, idString(p.t.localID), idString(p.id), idString(p.t.clusterID), p.t.localURLs)
@@ -388,7 +402,9 @@ func (p *peer) writeStream(conn net.Conn, br *bufio.Reader) error {
 // outcome to Raft.
 func (p *peer) snapshotLoop() {
 	defer p.wg.Done()
-	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	tr := peerHTTPClientTransport(p.t.tlsCfg)
+	tr.DisableKeepAlives = true
+	client := &http.Client{Transport: tr}
 	for {
 		select {
 		case <-p.stop:
@@ -464,6 +480,21 @@ func (p *peer) sendSnapshot(client *http.Client, m raftpb.Message) (int, error) 
 		return len(data), nil
 	}
 	return 0, lastErr
+}
+
+// clientTLS is the TLS configuration for dialing host's https URL: etcd's
+// peer client configuration with the server name set, as net/http sets it.
+func (t *streamTransport) clientTLS(host string) *tls.Config {
+	var cfg *tls.Config
+	if t.tlsCfg != nil {
+		cfg = t.tlsCfg.Clone()
+	} else {
+		cfg = &tls.Config{}
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = host
+	}
+	return cfg
 }
 
 // handler serves the peer port.

@@ -55,8 +55,6 @@ type flagInfo struct {
 }
 
 const (
-	whyTLS       = "TLS is not implemented in quorumd yet: it serves plain http only (issue 15's TLS part)"
-	whyTLSOnly   = "used by etcd only with TLS, which quorumd does not serve yet (the certificate flags are refused)"
 	whyDiscovery = "discovery is not implemented in quorumd: list the members in --initial-cluster"
 	whyBolt      = "bbolt tuning: quorumd's keyspace is not a bbolt file (server/mvcc keeps it in memory, durable through the WAL and snapshots)"
 	whyNoLease   = "quorumd has no lease checkpoints: a new leader extends every TTL instead (etcd's behaviour with checkpoints off)"
@@ -86,8 +84,8 @@ var etcdFlags = []flagInfo{
 	{Name: "heartbeat-interval", Class: asEtcd},
 	{Name: "election-timeout", Class: asEtcd},
 	{Name: "initial-election-tick-advance", Class: noEffect, Reason: "quorumd's Raft node does not fast-forward its first election ticks; a restarted member waits a full election timeout either way", value: func(c *embed.Config) any { return c.InitialElectionTickAdvance }},
-	{Name: "listen-peer-urls", Class: asEtcd, Reason: "http only until TLS lands"},
-	{Name: "listen-client-urls", Class: asEtcd, Reason: "http only until TLS lands"},
+	{Name: "listen-peer-urls", Class: asEtcd, Reason: "http and https (unix sockets are refused)"},
+	{Name: "listen-client-urls", Class: asEtcd, Reason: "http and https, both on one address if two URLs name it (unix sockets are refused)"},
 	{Name: "listen-client-http-urls", Class: unsupported, Reason: "quorumd serves gRPC and HTTP on the same client listeners; separate HTTP-only listeners are not implemented", value: func(c *embed.Config) any { return fmtURLs(c.ListenClientHttpUrls) }},
 	{Name: "max-snapshots", Class: noEffect, Reason: whyRetention, value: func(c *embed.Config) any { return c.MaxSnapFiles }},
 	{Name: "max-wals", Class: noEffect, Reason: whyRetention, value: func(c *embed.Config) any { return c.MaxWalFiles }},
@@ -140,33 +138,33 @@ var etcdFlags = []flagInfo{
 	{Name: "v2-deprecation", Class: asEtcd, Reason: "etcd 3.6 enforces the default; quorumd has no v2 store at all"},
 
 	// Security
-	{Name: "cert-file", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return c.ClientTLSInfo.CertFile }},
-	{Name: "key-file", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return c.ClientTLSInfo.KeyFile }},
-	{Name: "client-cert-auth", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return c.ClientTLSInfo.ClientCertAuth }},
-	{Name: "client-cert-file", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return c.ClientTLSInfo.ClientCertFile }},
-	{Name: "client-key-file", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return c.ClientTLSInfo.ClientKeyFile }},
-	{Name: "client-crl-file", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return c.ClientTLSInfo.CRLFile }},
-	{Name: "client-cert-allowed-hostname", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return strings.Join(c.ClientTLSInfo.AllowedHostnames, ",") }},
-	{Name: "trusted-ca-file", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return c.ClientTLSInfo.TrustedCAFile }},
-	{Name: "auto-tls", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return c.ClientAutoTLS }},
-	{Name: "peer-cert-file", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return c.PeerTLSInfo.CertFile }},
-	{Name: "peer-key-file", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return c.PeerTLSInfo.KeyFile }},
-	{Name: "peer-client-cert-auth", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return c.PeerTLSInfo.ClientCertAuth }},
-	{Name: "peer-client-cert-file", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return c.PeerTLSInfo.ClientCertFile }},
-	{Name: "peer-client-key-file", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return c.PeerTLSInfo.ClientKeyFile }},
-	{Name: "peer-trusted-ca-file", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return c.PeerTLSInfo.TrustedCAFile }},
-	{Name: "peer-cert-allowed-cn", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return strings.Join(c.PeerTLSInfo.AllowedCNs, ",") }},
-	{Name: "peer-cert-allowed-hostname", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return strings.Join(c.PeerTLSInfo.AllowedHostnames, ",") }},
-	{Name: "peer-auto-tls", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return c.PeerAutoTLS }},
-	{Name: "self-signed-cert-validity", Class: noEffect, Reason: whyTLSOnly, value: func(c *embed.Config) any { return c.SelfSignedCertValidity }},
-	{Name: "peer-crl-file", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return c.PeerTLSInfo.CRLFile }},
-	{Name: "cipher-suites", Class: noEffect, Reason: whyTLSOnly, value: func(c *embed.Config) any { return strings.Join(c.CipherSuites, ",") }},
+	{Name: "cert-file", Class: asEtcd, Reason: "etcd's TLSInfo (go.etcd.io/etcd/client/pkg/v3/transport): read at every handshake, so a certificate rotated on disk is used by the next connection"},
+	{Name: "key-file", Class: asEtcd, Reason: "read at every handshake with --cert-file; a key that does not match stops start-up naming both flags"},
+	{Name: "client-cert-auth", Class: asEtcd},
+	{Name: "client-cert-file", Class: asEtcd, Reason: "etcd uses it when the member dials its own client port (the grpc-gateway, which quorumd does not serve): validated at start-up as etcd does"},
+	{Name: "client-key-file", Class: asEtcd, Reason: "see --client-cert-file"},
+	{Name: "client-crl-file", Class: asEtcd, Reason: "read at every accepted connection, as etcd; quorumd also refuses an unreadable file at start-up (etcd would reject every connection)"},
+	{Name: "client-cert-allowed-hostname", Class: asEtcd},
+	{Name: "trusted-ca-file", Class: asEtcd, Reason: "also turns client certificate checking on, as in etcd"},
+	{Name: "auto-tls", Class: asEtcd, Reason: "etcd's self-signed certificates under <data-dir>/fixtures/client"},
+	{Name: "peer-cert-file", Class: asEtcd, Reason: "served on https peer URLs and presented as the client certificate when dialing peers (streams, snapshots, probes, lease forwarding)"},
+	{Name: "peer-key-file", Class: asEtcd},
+	{Name: "peer-client-cert-auth", Class: asEtcd},
+	{Name: "peer-client-cert-file", Class: asEtcd},
+	{Name: "peer-client-key-file", Class: asEtcd},
+	{Name: "peer-trusted-ca-file", Class: asEtcd},
+	{Name: "peer-cert-allowed-cn", Class: asEtcd},
+	{Name: "peer-cert-allowed-hostname", Class: asEtcd},
+	{Name: "peer-auto-tls", Class: asEtcd, Reason: "etcd's self-signed certificates under <data-dir>/fixtures/peer; peers are dialed without verification, as etcd"},
+	{Name: "self-signed-cert-validity", Class: asEtcd},
+	{Name: "peer-crl-file", Class: asEtcd, Reason: "read at every accepted connection, as etcd; quorumd also refuses an unreadable file at start-up"},
+	{Name: "cipher-suites", Class: asEtcd, Reason: "etcd's tlsutil names; applies to the client and peer ports"},
 	{Name: "cors", Class: noEffect, Reason: "quorumd serves no browser-facing HTTP API (no grpc-gateway), so there is no CORS header to send", value: func(c *embed.Config) any { return sortedKeys(c.CORS) }},
 	{Name: "host-whitelist", Class: unsupported, Reason: "quorumd does not check the Host header of HTTP requests", value: func(c *embed.Config) any { return sortedKeys(c.HostWhitelist) }},
-	{Name: "tls-min-version", Class: noEffect, Reason: whyTLSOnly, value: func(c *embed.Config) any { return c.TlsMinVersion }},
-	{Name: "tls-max-version", Class: noEffect, Reason: whyTLSOnly, value: func(c *embed.Config) any { return c.TlsMaxVersion }},
-	{Name: "experimental-peer-skip-client-san-verification", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return c.ExperimentalPeerSkipClientSanVerification }},
-	{Name: "peer-skip-client-san-verification", Class: unsupported, Reason: whyTLS, value: func(c *embed.Config) any { return c.PeerTLSInfo.SkipClientSANVerify }},
+	{Name: "tls-min-version", Class: asEtcd},
+	{Name: "tls-max-version", Class: asEtcd},
+	{Name: "experimental-peer-skip-client-san-verification", Class: asEtcd},
+	{Name: "peer-skip-client-san-verification", Class: asEtcd},
 
 	// Auth
 	{Name: "auth-token", Class: unsupported, Reason: whyNoAuth, value: func(c *embed.Config) any { return c.AuthToken }},
@@ -176,7 +174,7 @@ var etcdFlags = []flagInfo{
 	// Profiling and monitoring
 	{Name: "enable-pprof", Class: asEtcd},
 	{Name: "metrics", Class: asEtcd},
-	{Name: "listen-metrics-urls", Class: asEtcd, Reason: "http only until TLS lands"},
+	{Name: "listen-metrics-urls", Class: asEtcd, Reason: "https with the client certificate, as etcd"},
 
 	// Logging
 	{Name: "logger", Class: asEtcd, Reason: "etcd's own logger set-up (embed.Config)"},

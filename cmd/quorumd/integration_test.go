@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -92,10 +93,10 @@ func startMembers(t *testing.T, bin, dir string, argv [][]string) {
 }
 
 // putGet writes through the first endpoint and reads the key back through
-// every endpoint with etcd's client.
-func putGet(t *testing.T, endpoints []string) {
+// every endpoint with etcd's client, over TLS with tlsCfg if not nil.
+func putGet(t *testing.T, endpoints []string, tlsCfg *tls.Config) {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints[:1], DialTimeout: 5 * time.Second})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints[:1], DialTimeout: 5 * time.Second, TLS: tlsCfg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +116,7 @@ func putGet(t *testing.T, endpoints []string) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	for _, ep := range endpoints {
-		c, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: 5 * time.Second})
+		c, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: 5 * time.Second, TLS: tlsCfg})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -162,15 +163,30 @@ func startCluster(t *testing.T, bin string, n int, args func(dir string, i, base
 		eps = append(eps, fmt.Sprintf("127.0.0.1:%d", base+i*10))
 	}
 	startMembers(t, bin, dir, argv)
-	putGet(t, eps)
+	var tlsCfg *tls.Config
+	for _, a := range argv[0] {
+		if strings.HasPrefix(a, "--cert-file=") { // kubeadmArgs' certificates
+			tlsCfg = loadTestPKI(filepath.Join(dir, "pki")).clientTLS(t, "client")
+		}
+	}
+	putGet(t, eps, tlsCfg)
 	return eps, base
 }
 
-// kubeadm's etcd static-pod flags (without the certificate flags until
-// TLS lands) start a 3-member cluster that serves etcd's client.
+// kubeadm's etcd static-pod flags, certificates included, start a
+// 3-member cluster that serves etcd's client over TLS with a client
+// certificate (as kube-apiserver's --etcd-certfile).
 func TestKubeadmManifestFlagsStartAThreeMemberCluster(t *testing.T) {
-	eps, base := startThree(t, kubeadmArgs)
-	if v := httpGet(t, "http://"+eps[0]+"/version"); v != `{"etcdserver":"3.6.16","etcdcluster":"3.6.0"}` {
+	var dir string
+	eps, base := startThree(t, func(d string, i, base int) []string { dir = d; return kubeadmArgs(d, i, base) })
+	c := http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: loadTestPKI(filepath.Join(dir, "pki")).clientTLS(t, "client")}}
+	resp, err := c.Get("https://" + eps[0] + "/version")
+	if err != nil {
+		t.Fatalf("GET /version: %v", err)
+	}
+	v, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(v) != `{"etcdserver":"3.6.16","etcdcluster":"3.6.0"}` {
 		t.Errorf("/version = %s", v)
 	}
 	if m := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", base+12)); !strings.Contains(m, "etcd_server_has_leader") {

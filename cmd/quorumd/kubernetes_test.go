@@ -99,7 +99,7 @@ func TestKubernetesStorage(t *testing.T) {
 	t.Run("quorumd-3", func(t *testing.T) {
 		// The client is given all three members, as an apiserver's
 		// --etcd-servers is, so requests reach followers as well.
-		eps, _ := startThree(t, kubeadmArgs)
+		eps, _ := startThree(t, func(dir string, i, base int) []string { return kubeadmPlainMemberArgs(dir, i, 3, base) })
 		runKubernetesStorageTests(t, eps)
 	})
 }
@@ -108,7 +108,7 @@ func TestKubernetesStorage(t *testing.T) {
 // progress notifications every second (not 5) as k8s's TestProgressNotify
 // and TestWatchDispatchBookmarkEvents configure their etcd.
 func oneMemberArgs(dir string, i, base int) []string {
-	args := kubeadmMemberArgs(dir, i, 1, base)
+	args := kubeadmPlainMemberArgs(dir, i, 1, base)
 	for j, a := range args {
 		if strings.HasPrefix(a, "--experimental-watch-progress-notify-interval=") {
 			args[j] = "--watch-progress-notify-interval=1s" // etcd refuses both

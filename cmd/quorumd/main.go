@@ -23,6 +23,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"go.etcd.io/etcd/client/pkg/v3/tlsutil"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/client/pkg/v3/types"
 	"go.etcd.io/etcd/server/v3/embed"
 
@@ -193,10 +195,69 @@ func serverConfig(ec *embed.Config, lg *zap.Logger) (*server.Config, error) {
 	if c.AutoCompactionMode, c.AutoCompactionRetention, err = autoCompaction(ec); err != nil {
 		return nil, err
 	}
+	if c.ClientTLS, c.PeerTLS, err = tlsInfos(ec); err != nil {
+		return nil, err
+	}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// tlsInfos returns the client and peer TLSInfo as etcd's
+// configureClientListeners and configurePeerListeners complete them
+// (embed/etcd.go): --cipher-suites, the auto TLS certificates under
+// <data-dir>/fixtures (--auto-tls, --peer-auto-tls, valid for
+// --self-signed-cert-validity years), --tls-min-version and
+// --tls-max-version. Peer first, as etcd.
+func tlsInfos(ec *embed.Config) (client, peer transport.TLSInfo, err error) {
+	if err = updateCipherSuites(&ec.PeerTLSInfo, ec.CipherSuites); err != nil {
+		return client, peer, err
+	}
+	if err = ec.PeerSelfCert(); err != nil {
+		return client, peer, fmt.Errorf("failed to get peer self-signed certs: %w", err)
+	}
+	if err = updateMinMaxVersions(&ec.PeerTLSInfo, ec.TlsMinVersion, ec.TlsMaxVersion); err != nil {
+		return client, peer, err
+	}
+	if err = updateCipherSuites(&ec.ClientTLSInfo, ec.CipherSuites); err != nil {
+		return client, peer, err
+	}
+	if err = ec.ClientSelfCert(); err != nil {
+		return client, peer, fmt.Errorf("failed to get client self-signed certs: %w", err)
+	}
+	if err = updateMinMaxVersions(&ec.ClientTLSInfo, ec.TlsMinVersion, ec.TlsMaxVersion); err != nil {
+		return client, peer, err
+	}
+	return ec.ClientTLSInfo, ec.PeerTLSInfo, nil
+}
+
+// updateCipherSuites is embed's (unexported there).
+func updateCipherSuites(info *transport.TLSInfo, ss []string) error {
+	if len(info.CipherSuites) > 0 && len(ss) > 0 {
+		return fmt.Errorf("TLSInfo.CipherSuites is already specified (given %v)", ss)
+	}
+	if len(ss) > 0 {
+		cs, err := tlsutil.GetCipherSuites(ss)
+		if err != nil {
+			return err
+		}
+		info.CipherSuites = cs
+	}
+	return nil
+}
+
+// updateMinMaxVersions is embed's, returning the error embed's Validate
+// has already ruled out instead of panicking.
+func updateMinMaxVersions(info *transport.TLSInfo, min, max string) error {
+	var err error
+	if info.MinVersion, err = tlsutil.GetTLSVersion(min); err != nil {
+		return err
+	}
+	if info.MaxVersion, err = tlsutil.GetTLSVersion(max); err != nil {
+		return err
+	}
+	return nil
 }
 
 func fmtURLs(us []url.URL) string {

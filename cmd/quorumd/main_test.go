@@ -40,13 +40,17 @@ func withMsg(lines []map[string]any, msg string) []map[string]any {
 	return out
 }
 
-// kubeadmArgs is kubeadm's etcd static-pod command line without the
-// certificate flags, for member i of 3 on 127.0.0.1 ports base+i*10.
+// kubeadmArgs is kubeadm's etcd static-pod command line, certificate
+// flags included (kubeadmPKI makes the certificates under dir/pki), for
+// member i of 3 on 127.0.0.1 ports base+i*10 (+1 peer, +2 metrics).
 func kubeadmArgs(dir string, i, base int) []string { return kubeadmMemberArgs(dir, i, 3, base) }
 
-// kubeadmMemberArgs is kubeadmArgs for member i of an n-member cluster.
+// kubeadmMemberArgs is kubeadmArgs for member i of an n-member cluster:
+// kubeadm's manifest (cmd/kubeadm/app/phases/etcd/local.go) with
+// 127.0.0.1 as the node IP, so that its two client URLs are one.
 func kubeadmMemberArgs(dir string, i, n, base int) []string {
-	u := func(j, off int) string { return "http://127.0.0.1:" + itoa(base+j*10+off) }
+	pkiDir := kubeadmPKI(dir)
+	u := func(j, off int) string { return "https://127.0.0.1:" + itoa(base+j*10+off) }
 	var members []string
 	for j := 1; j <= n; j++ {
 		members = append(members, "m"+itoa(j)+"="+u(j, 1))
@@ -54,17 +58,57 @@ func kubeadmMemberArgs(dir string, i, n, base int) []string {
 	cluster := strings.Join(members, ",")
 	return []string{
 		"--advertise-client-urls=" + u(i, 0),
+		"--cert-file=" + filepath.Join(pkiDir, "member.crt"),
+		"--client-cert-auth=true",
 		"--data-dir=" + filepath.Join(dir, "m"+itoa(i)),
 		"--experimental-initial-corrupt-check=true",
 		"--experimental-watch-progress-notify-interval=5s",
 		"--initial-advertise-peer-urls=" + u(i, 1),
 		"--initial-cluster=" + cluster,
-		"--listen-client-urls=" + u(i, 0),
-		"--listen-metrics-urls=" + u(i, 2),
+		"--key-file=" + filepath.Join(pkiDir, "member.key"),
+		"--listen-client-urls=" + u(i, 0) + "," + u(i, 0),
+		"--listen-metrics-urls=http://127.0.0.1:" + itoa(base+i*10+2),
 		"--listen-peer-urls=" + u(i, 1),
 		"--name=m" + itoa(i),
+		"--peer-cert-file=" + filepath.Join(pkiDir, "member.crt"),
+		"--peer-client-cert-auth=true",
+		"--peer-key-file=" + filepath.Join(pkiDir, "member.key"),
+		"--peer-trusted-ca-file=" + filepath.Join(pkiDir, "ca.crt"),
 		"--snapshot-count=10000",
+		"--trusted-ca-file=" + filepath.Join(pkiDir, "ca.crt"),
 	}
+}
+
+// kubeadmPlainMemberArgs is kubeadmMemberArgs without the certificate
+// flags, over http: for the Kubernetes storage conformance runs, whose
+// client is plaintext.
+func kubeadmPlainMemberArgs(dir string, i, n, base int) []string {
+	var out []string
+	for _, a := range kubeadmMemberArgs(dir, i, n, base) {
+		name, _, _ := strings.Cut(a, "=")
+		switch name {
+		case "--cert-file", "--key-file", "--client-cert-auth", "--peer-cert-file", "--peer-key-file",
+			"--peer-client-cert-auth", "--peer-trusted-ca-file", "--trusted-ca-file":
+			continue
+		}
+		out = append(out, strings.ReplaceAll(a, "https://", "http://"))
+	}
+	return out
+}
+
+// kubeadmPKI makes, once per dir, the CA and the certificates kubeadm's
+// flags name (member.crt/key for the server, peer and kube-apiserver's
+// client alike, with IP SAN 127.0.0.1; client.crt/key), and returns
+// their directory.
+func kubeadmPKI(dir string) string {
+	pkiDir := filepath.Join(dir, "pki")
+	if _, err := os.Stat(filepath.Join(pkiDir, "ca.crt")); err == nil {
+		return pkiDir
+	}
+	if err := writeTestPKI(pkiDir); err != nil {
+		panic(err)
+	}
+	return pkiDir
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
@@ -78,6 +122,10 @@ func TestKubeadmFlagsConfigureAMember(t *testing.T) {
 	if cfg.Name != "m2" || len(cfg.InitialCluster) != 3 || cfg.SnapshotCount != 10000 || cfg.WatchProgressNotifyInterval != 5*time.Second ||
 		len(cfg.ListenMetricsURLs) != 1 || cfg.ListenMetricsURLs[0].Host != "127.0.0.1:40022" {
 		t.Fatalf("config = %+v", cfg)
+	}
+	if !cfg.ClientTLS.ClientCertAuth || !cfg.PeerTLS.ClientCertAuth || cfg.ClientTLS.TrustedCAFile == "" || cfg.PeerTLS.TrustedCAFile == "" ||
+		cfg.ClientTLS.CertFile == "" || cfg.PeerTLS.KeyFile == "" || cfg.ListenClientURLs[0].Scheme != "https" || cfg.ListenPeerURLs[0].Scheme != "https" {
+		t.Fatalf("kubeadm's TLS settings did not reach the member: client %+v, peer %+v", cfg.ClientTLS, cfg.PeerTLS)
 	}
 	noEffect := withMsg(logLines(t, stderr.String()), "flag has no effect in quorumd")
 	var flags []string
@@ -191,12 +239,17 @@ func TestConfigFileAsEtcdWithItsPrecedence(t *testing.T) {
 	check("--config-file", []string{"--config-file", file, "--name", "other", "--snapshot-count", "7"}, []string{"ETCD_INITIAL_CLUSTER_TOKEN=x"})
 	check("ETCD_CONFIG_FILE", []string{"--snapshot-count", "7"}, []string{"ETCD_CONFIG_FILE=" + file})
 
-	// A certificate in the file's transport security is refused like the flag.
+	// A certificate in the file's transport security reaches the member
+	// like the flag; without its key the member does not start, with
+	// etcd's error and the flag named.
 	tls := writeFile(t, dir, "tls.yml", readmeClusterYAML(dir, 1, 41000)+"  cert-file: /etc/x.crt\n")
+	if cfg, _, code := configure([]string{"--config-file", tls}, nil, &bytes.Buffer{}, &bytes.Buffer{}); cfg == nil || cfg.PeerTLS.CertFile != "/etc/x.crt" {
+		t.Fatalf("peer-transport-security cert-file: exit %d, %+v", code, cfg)
+	}
 	var stderr bytes.Buffer
 	if code := run([]string{"--config-file", tls}, nil, &bytes.Buffer{}, &stderr); code != 1 ||
-		!strings.Contains(stderr.String(), "--peer-cert-file=/etc/x.crt is not supported by quorumd") {
-		t.Fatalf("peer-transport-security cert-file: exit %d, %s", code, stderr.String())
+		!strings.Contains(stderr.String(), `"error":"--peer-key-file: KeyFile and CertFile must both be present[key: , cert: /etc/x.crt]"`) {
+		t.Fatalf("peer-transport-security cert-file without key-file: exit %d, %s", code, stderr.String())
 	}
 }
 
@@ -255,7 +308,7 @@ func TestBadValuesAsEtcd(t *testing.T) {
 // An unsupported flag with a value stops start-up with one line naming it.
 func TestUnsupportedFlagFailsWithOneLine(t *testing.T) {
 	for _, args := range [][]string{
-		{"--cert-file", "x"},
+		{"--wal-dir", "/tmp/wal"},
 		{"--discovery-srv", "example.com"},
 		{"--auth-token", "jwt,pub-key=a,priv-key=b,sign-method=RS256"},
 	} {
