@@ -43,6 +43,11 @@ const (
 	DefaultGRPCKeepAliveMinTime   = 5 * time.Second
 	DefaultGRPCKeepAliveInterval  = 2 * time.Hour
 	DefaultGRPCKeepAliveTimeout   = 20 * time.Second
+	// DefaultAuthToken, DefaultAuthTokenTTL and DefaultBcryptCost are
+	// etcd's --auth-token, --auth-token-ttl and --bcrypt-cost.
+	DefaultAuthToken    = "simple"
+	DefaultAuthTokenTTL = 300 * time.Second
+	DefaultBcryptCost   = 10
 	// DefaultWatchProgressNotifyInterval is etcd's
 	// --watch-progress-notify-interval.
 	DefaultWatchProgressNotifyInterval = 10 * time.Minute
@@ -125,6 +130,18 @@ type Config struct {
 	AutoCompactionMode      string
 	AutoCompactionRetention time.Duration
 
+	// AuthToken is etcd's --auth-token: "simple" (the default) or
+	// "jwt,pub-key=…,priv-key=…,sign-method=…[,ttl=…]"; AuthTokenTTL is
+	// --auth-token-ttl, how long an unused simple token lives; BcryptCost
+	// --bcrypt-cost, the cost of the password hashes (etcd's default 10).
+	AuthToken    string
+	AuthTokenTTL time.Duration
+	BcryptCost   int
+	// ClientCertAuth is etcd's --client-cert-auth as auth sees it: with
+	// auth enabled, a request without a token is made by the user named
+	// by its verified client certificate's CN (etcd's AuthInfoFromTLS).
+	ClientCertAuth bool
+
 	// Logger receives every log line; required.
 	Logger *slog.Logger
 }
@@ -154,6 +171,9 @@ func DefaultConfig() Config {
 		WatchProgressNotifyInterval: DefaultWatchProgressNotifyInterval,
 		Logger:                      slog.Default(),
 		AutoCompactionMode:          "periodic",
+		AuthToken:                   DefaultAuthToken,
+		AuthTokenTTL:                DefaultAuthTokenTTL,
+		BcryptCost:                  DefaultBcryptCost,
 	}
 	c.DataDir = c.Name + ".etcd"
 	c.InitialCluster = map[string][]url.URL{c.Name: c.InitialAdvertisePeerURLs}
