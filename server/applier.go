@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/membershippb"
+	"go.etcd.io/etcd/server/v3/auth"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
@@ -38,6 +40,13 @@ import (
 // lookup at an event's revision always finds it), the batch's events go to
 // the watchable store (server/watch), which never blocks. A snapshot from
 // the leader moves every watcher to catch up from the new store.
+//
+// Auth: the Auth* requests are applied to etcd's AuthStore over the
+// member's authBackend, whose only writer is this goroutine; Put,
+// DeleteRange, Txn, LeaseRevoke and the admin requests are checked against
+// the user and auth revision in the request's header first (etcd's
+// authApplierV3), so every member refuses the same requests. The snapshot
+// carries the auth state.
 type applier struct {
 	lg      *slog.Logger
 	metrics *serverMetrics
@@ -56,9 +65,12 @@ type applier struct {
 	// Owned by the applier goroutine.
 	store         *mvcc.Store
 	lessor        *lessor
+	auth          auth.AuthStore
+	authBackend   *authBackend
 	membership    *Membership
 	confState     raftpb.ConfState
 	appliedIndex  uint64
+	applying      uint64 // the index of the entry being applied
 	snapshotIndex uint64
 	nextSnapshot  time.Time // no snapshot starts before (duty cycle)
 
@@ -86,6 +98,7 @@ type appliedState struct {
 	store      *mvcc.Store
 	membership *Membership
 	leases     []leaseRecord
+	auth       *authRecord // nil: auth disabled, no users or roles
 	confState  raftpb.ConfState
 	index      uint64
 }
@@ -111,6 +124,12 @@ type applierConfig struct {
 	// Lessor is the member's lease table; the applier restores State's
 	// leases into it.
 	Lessor *lessor
+	// Auth is etcd's auth store over AuthBackend, which holds State's auth.
+	Auth        auth.AuthStore
+	AuthBackend *authBackend
+	// ApplyWait is advanced to each applied index (the token provider
+	// waits on it too).
+	ApplyWait *indexWaiter
 	// ReleaseLog lets the durable log drop what a snapshot covers; it may
 	// block until the Raft loop takes it or the member stops.
 	ReleaseLog func(index uint64)
@@ -133,11 +152,13 @@ func newApplier(c applierConfig) *applier {
 		lg: c.Logger, metrics: c.Metrics, stopc: c.Stop,
 		raft: c.Raft, raftStorage: c.RaftStorage, snaps: c.Snapshots, releaseLog: c.ReleaseLog, results: c.Results, watches: c.Watches,
 		snapshotCount: c.SnapshotCount, catchUpEntries: c.CatchUpEntries,
-		store: c.State.store, lessor: c.Lessor, membership: c.State.membership, confState: c.State.confState,
+		store: c.State.store, lessor: c.Lessor, auth: c.Auth, authBackend: c.AuthBackend,
+		membership: c.State.membership, confState: c.State.confState,
 		appliedIndex: c.State.index, snapshotIndex: c.State.index,
 		snapshotDone: make(chan time.Time, 1),
-		applyWait:    newIndexWaiter(c.State.index),
+		applyWait:    c.ApplyWait,
 	}
+	a.applyWait.advance(c.State.index)
 	a.lessor.restore(c.State.leases, time.Now())
 	a.setStore(a.store)
 	a.publish()
@@ -219,6 +240,8 @@ func (a *applier) applySnapshot(sn raftpb.Snapshot) error {
 	store := c.store
 	a.membership = c.membership
 	a.lessor.restore(c.leases, time.Now())
+	a.authBackend = newAuthBackend(c.auth)
+	a.auth.Recover(a.authBackend)
 	a.setStore(store)
 	if a.watches != nil {
 		a.watches.Restore(store.Rev(), store.CompactRev())
@@ -245,6 +268,7 @@ func (a *applier) applyEntry(e *raftpb.Entry) {
 			// is the only answer that does not diverge.
 			panic(fmt.Sprintf("quorumd: committed entry %d does not decode: %v", e.Index, err))
 		}
+		a.applying = e.Index
 		res := a.applyRequest(&r)
 		if r.Header != nil {
 			a.results.trigger(r.Header.ID, res)
@@ -280,18 +304,31 @@ func (a *applier) applyRequest(r *pb.InternalRaftRequest) applyResult {
 	var res applyResult
 	start := time.Now()
 	op := applyOpUnknown
+	ai := &auth.AuthInfo{}
+	if r.Header != nil {
+		ai.Username, ai.Revision = r.Header.Username, r.Header.AuthRevision
+	}
 	switch {
+	case needAdminPermission(r) && a.auth.IsAdminPermitted(ai) != nil:
+		op = applyOpAuth
+		res.err = a.auth.IsAdminPermitted(ai)
 	case r.Put != nil:
 		op = applyOpPut
-		res.resp, res.err = a.store.Put(r.Put)
+		if res.err = checkPutAuth(a.auth, ai, a.leaseKeys, r.Put); res.err == nil {
+			res.resp, res.err = a.store.Put(r.Put)
+		}
 		a.metrics.putTotal.Inc()
 	case r.DeleteRange != nil:
 		op = applyOpDeleteRange
-		res.resp, res.err = a.store.DeleteRange(r.DeleteRange)
+		if res.err = checkDeleteAuth(a.auth, ai, r.DeleteRange); res.err == nil {
+			res.resp, res.err = a.store.DeleteRange(r.DeleteRange)
+		}
 		a.metrics.deleteTotal.Inc()
 	case r.Txn != nil:
 		op = applyOpTxn
-		res.resp, res.err = a.store.Txn(r.Txn)
+		if res.err = checkTxnAuth(a.auth, ai, a.leaseKeys, r.Txn); res.err == nil {
+			res.resp, res.err = a.store.Txn(r.Txn)
+		}
 		if res.err == nil {
 			a.metrics.countTxn(res.resp.(*pb.TxnResponse))
 		}
@@ -304,13 +341,20 @@ func (a *applier) applyRequest(r *pb.InternalRaftRequest) applyResult {
 		res.resp, res.err = a.applyLeaseGrant(r.LeaseGrant)
 	case r.LeaseRevoke != nil:
 		op = applyOpLeaseRevoke
-		res.resp, res.err = a.applyLeaseRevoke(r.LeaseRevoke.ID)
+		if res.err = checkLeasePuts(a.auth, ai, a.leaseKeys, r.LeaseRevoke.ID); res.err == nil {
+			res.resp, res.err = a.applyLeaseRevoke(r.LeaseRevoke.ID)
+		}
 	case r.ClusterMemberAttrSet != nil:
 		op = applyOpMemberAttrSet
 		a.applyMemberAttrs(r.ClusterMemberAttrSet)
 		res.resp = &struct{}{}
 	default:
-		res.err = errors.New("quorumd: unsupported request in the log")
+		var ok bool
+		if res.resp, res.err, ok = a.applyAuth(r, ai); ok {
+			op = applyOpAuth
+		} else {
+			res.err = errors.New("quorumd: unsupported request in the log")
+		}
 	}
 	if cs := a.store.TakeLeaseChanges(); cs != nil {
 		a.lessor.applyChanges(cs)
@@ -319,6 +363,71 @@ func (a *applier) applyRequest(r *pb.InternalRaftRequest) applyResult {
 	// etcd counts a compacted revision as success (apply/uber_applier.go).
 	a.metrics.observeApply(op, res.err == nil || errors.Is(res.err, mvcc.ErrCompacted), time.Since(start).Seconds())
 	return res
+}
+
+// leaseKeys are the keys attached to lease id (none if it does not exist).
+func (a *applier) leaseKeys(id int64) []string {
+	keys, _ := a.lessor.keys(id)
+	return keys
+}
+
+// applyAuth applies one of the Auth* requests to the auth store, as etcd's
+// applierV3backend with its authApplierV3 checks for UserGet and RoleGet
+// (a user may read itself and the roles it has); ok is false for any
+// other request. The admin requests were checked by the caller.
+func (a *applier) applyAuth(r *pb.InternalRaftRequest, ai *auth.AuthInfo) (resp any, err error, ok bool) {
+	as := a.auth
+	switch {
+	case r.Authenticate != nil:
+		// The token's index is this entry's (etcd's consistent index).
+		ctx := context.WithValue(context.WithValue(context.Background(),
+			auth.AuthenticateParamIndex{}, a.applying), auth.AuthenticateParamSimpleTokenPrefix{}, r.Authenticate.SimpleToken)
+		resp, err = as.Authenticate(ctx, r.Authenticate.Name, r.Authenticate.Password)
+	case r.AuthEnable != nil:
+		if err = as.AuthEnable(); err == nil {
+			resp = &pb.AuthEnableResponse{}
+		}
+	case r.AuthDisable != nil:
+		as.AuthDisable()
+		resp = &pb.AuthDisableResponse{}
+	case r.AuthStatus != nil:
+		resp = &pb.AuthStatusResponse{Enabled: as.IsAuthEnabled(), AuthRevision: as.Revision()}
+	case r.AuthUserAdd != nil:
+		resp, err = as.UserAdd(r.AuthUserAdd)
+	case r.AuthUserDelete != nil:
+		resp, err = as.UserDelete(r.AuthUserDelete)
+	case r.AuthUserChangePassword != nil:
+		resp, err = as.UserChangePassword(r.AuthUserChangePassword)
+	case r.AuthUserGrantRole != nil:
+		resp, err = as.UserGrantRole(r.AuthUserGrantRole)
+	case r.AuthUserGet != nil:
+		if perr := as.IsAdminPermitted(ai); perr != nil && r.AuthUserGet.Name != ai.Username {
+			return nil, perr, true
+		}
+		resp, err = as.UserGet(r.AuthUserGet)
+	case r.AuthUserRevokeRole != nil:
+		resp, err = as.UserRevokeRole(r.AuthUserRevokeRole)
+	case r.AuthRoleAdd != nil:
+		resp, err = as.RoleAdd(r.AuthRoleAdd)
+	case r.AuthRoleGrantPermission != nil:
+		resp, err = as.RoleGrantPermission(r.AuthRoleGrantPermission)
+	case r.AuthRoleGet != nil:
+		if perr := as.IsAdminPermitted(ai); perr != nil && !as.HasRole(ai.Username, r.AuthRoleGet.Role) {
+			return nil, perr, true
+		}
+		resp, err = as.RoleGet(r.AuthRoleGet)
+	case r.AuthRoleRevokePermission != nil:
+		resp, err = as.RoleRevokePermission(r.AuthRoleRevokePermission)
+	case r.AuthRoleDelete != nil:
+		resp, err = as.RoleDelete(r.AuthRoleDelete)
+	case r.AuthUserList != nil:
+		resp, err = as.UserList(r.AuthUserList)
+	case r.AuthRoleList != nil:
+		resp, err = as.RoleList(r.AuthRoleList)
+	default:
+		return nil, nil, false
+	}
+	return resp, err, true
 }
 
 func (a *applier) applyLeaseGrant(r *pb.LeaseGrantRequest) (*pb.LeaseGrantResponse, error) {
@@ -383,12 +492,13 @@ func (a *applier) maybeSnapshot() {
 	}
 	a.snapshotting.Store(true)
 	view, mem, leases, cs, idx := a.store.View(), a.membership.Clone(), a.lessor.records(), a.confState, a.appliedIndex
+	authRec := a.authBackend.record()
 	a.snapshotIndex = idx
 	a.snapWG.Add(1)
 	go func() {
 		defer a.snapWG.Done()
 		start := time.Now()
-		err := a.saveSnapshot(view, mem, leases, cs, idx)
+		err := a.saveSnapshot(view, snapshotSections{membership: mem, leases: leases, auth: authRec}, cs, idx)
 		took := time.Since(start)
 		select {
 		case a.snapshotDone <- time.Now().Add(snapshotDutyFactor * took):
@@ -412,7 +522,7 @@ const snapshotDutyFactor = 9
 // metadata only; the transport reads the data back when a follower needs
 // it. Then Raft's log is compacted to catchUpEntries behind the snapshot
 // and the durable log released up to there.
-func (a *applier) saveSnapshot(view *mvcc.View, mem *Membership, leases []leaseRecord, cs raftpb.ConfState, idx uint64) error {
+func (a *applier) saveSnapshot(view *mvcc.View, sec snapshotSections, cs raftpb.ConfState, idx uint64) error {
 	start := time.Now()
 	term, err := a.raftStorage.Term(idx)
 	if errors.Is(err, raft.ErrCompacted) || errors.Is(err, raft.ErrUnavailable) {
@@ -422,7 +532,7 @@ func (a *applier) saveSnapshot(view *mvcc.View, mem *Membership, leases []leaseR
 		return fmt.Errorf("snapshot at %d: term: %w", idx, err)
 	}
 	n, err := a.snaps.Create(raftpb.SnapshotMetadata{ConfState: cs, Index: idx, Term: term},
-		func(w io.Writer) error { return encodeSnapshot(w, view, mem, leases) })
+		func(w io.Writer) error { return encodeSnapshot(w, view, sec) })
 	if err != nil {
 		return err
 	}

@@ -58,9 +58,15 @@ func newApplierRig(t *testing.T, snapshotCount, catchUp uint64) *applierRig {
 	r := &applierRig{conf: &confRecorder{}, disk: newMemDisk(), storage: raft.NewMemoryStorage(), results: newWaitRegistry()}
 	stopc := make(chan struct{})
 	t.Cleanup(func() { close(stopc) })
+	ap, err := newAuthParts(&cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	as, authBe := newAuthStore(&cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), ap, nil)
 	r.a = newApplier(applierConfig{
 		State: appliedState{store: mvcc.New(), membership: NewMembership(cfg.InitialCluster, cfg.InitialClusterToken)},
-		Raft:  r.conf, RaftStorage: r.storage, Snapshots: memSnapshots{r.disk}, Lessor: newLessor(2),
+		Auth:  as, AuthBackend: authBe, ApplyWait: ap.applyWait,
+		Raft: r.conf, RaftStorage: r.storage, Snapshots: memSnapshots{r.disk}, Lessor: newLessor(2),
 		ReleaseLog: func(i uint64) { r.mu.Lock(); r.released = append(r.released, i); r.mu.Unlock() },
 		Results:    r.results, SnapshotCount: snapshotCount, CatchUpEntries: catchUp,
 		Stop: stopc, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: newServerMetrics(),
@@ -296,7 +302,7 @@ func TestApplierRestoresSnapshotFromLeader(t *testing.T) {
 	mem := r.a.membership.Clone()
 	mem.Members[0].Name = "from-leader"
 	var data bytes.Buffer
-	if err := encodeSnapshot(&data, leader.View(), mem, nil); err != nil {
+	if err := encodeSnapshot(&data, leader.View(), snapshotSections{membership: mem}); err != nil {
 		t.Fatal(err)
 	}
 	sn := raftpb.Snapshot{Data: data.Bytes(), Metadata: raftpb.SnapshotMetadata{

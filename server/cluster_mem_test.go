@@ -66,8 +66,12 @@ func openMemMember(cfg *Config, disk *memDisk) (*memberParts, error) {
 	membership := NewMembership(cfg.InitialCluster, cfg.InitialClusterToken)
 	me := membership.MemberByName(cfg.Name)
 	storage := raft.NewMemoryStorage()
+	ap, err := newAuthParts(cfg, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
 	p := &memberParts{id: me.ID, cid: membership.ClusterID, me: me, storage: storage,
-		log: memLog{disk}, snaps: memSnapshots{disk}}
+		log: memLog{disk}, snaps: memSnapshots{disk}, auth: ap}
 	if disk.empty() {
 		p.node = startRaft(cfg, cfg.Logger, membership, me, storage)
 		p.state = appliedState{store: mvcc.New(), membership: membership}

@@ -45,6 +45,11 @@ const (
 	DefaultGRPCKeepAliveMinTime   = 5 * time.Second
 	DefaultGRPCKeepAliveInterval  = 2 * time.Hour
 	DefaultGRPCKeepAliveTimeout   = 20 * time.Second
+	// DefaultAuthToken, DefaultAuthTokenTTL and DefaultBcryptCost are
+	// etcd's --auth-token, --auth-token-ttl and --bcrypt-cost.
+	DefaultAuthToken    = "simple"
+	DefaultAuthTokenTTL = 300 * time.Second
+	DefaultBcryptCost   = 10
 	// DefaultWatchProgressNotifyInterval is etcd's
 	// --watch-progress-notify-interval.
 	DefaultWatchProgressNotifyInterval = 10 * time.Minute
@@ -137,6 +142,13 @@ type Config struct {
 	// to the https URLs; an https URL with an empty TLSInfo is refused.
 	ClientTLS transport.TLSInfo
 	PeerTLS   transport.TLSInfo
+	// AuthToken is etcd's --auth-token: "simple" (the default) or
+	// "jwt,pub-key=…,priv-key=…,sign-method=…[,ttl=…]"; AuthTokenTTL is
+	// --auth-token-ttl, how long an unused simple token lives; BcryptCost
+	// --bcrypt-cost, the cost of the password hashes (etcd's default 10).
+	AuthToken    string
+	AuthTokenTTL time.Duration
+	BcryptCost   int
 
 	// Logger receives every log line; required.
 	Logger *slog.Logger
@@ -167,6 +179,9 @@ func DefaultConfig() Config {
 		WatchProgressNotifyInterval: DefaultWatchProgressNotifyInterval,
 		Logger:                      slog.Default(),
 		AutoCompactionMode:          "periodic",
+		AuthToken:                   DefaultAuthToken,
+		AuthTokenTTL:                DefaultAuthTokenTTL,
+		BcryptCost:                  DefaultBcryptCost,
 	}
 	c.DataDir = c.Name + ".etcd"
 	c.InitialCluster = map[string][]url.URL{c.Name: c.InitialAdvertisePeerURLs}

@@ -19,7 +19,8 @@ import (
 // service quorumd implements, and the HTTP endpoints served beside it on the
 // client URLs. Every service is registered here, in newFront; the services
 // themselves live in front_*.go (front_kv.go, front_maintenance.go,
-// front_cluster.go, front_health.go, front_lease.go, front_watch.go) and
+// front_cluster.go, front_health.go, front_lease.go, front_watch.go,
+// front_auth.go) and
 // reach the member only through the Server's methods (propose,
 // linearizableReadNotify, readView, header) and its watchable store.
 // Which sockets the front is served on is listeners.go's business.
@@ -58,6 +59,7 @@ func newFront(s *Server) *front {
 	pb.RegisterLeaseServer(g, &leaseServer{s: s})
 	closing := make(chan struct{})
 	pb.RegisterWatchServer(g, newWatchServer(s, closing))
+	pb.RegisterAuthServer(g, &authServer{s: s})
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)
 	// Every method's grpc_server_* series from the start, as etcd.

@@ -6,6 +6,7 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"go.etcd.io/etcd/server/v3/auth"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -31,9 +32,18 @@ func (k *kvServer) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResp
 			return nil, err
 		}
 	}
-	st := k.s.readView()
-	k.s.metrics.rangeTotal.Inc()
-	resp, err := st.view.Range(r)
+	var resp *pb.RangeResponse
+	var st *readState
+	var err error
+	chk := func(ai *auth.AuthInfo) error { return k.s.auth.IsRangePermitted(ai, r.Key, r.RangeEnd) }
+	get := func() {
+		st = k.s.readView()
+		k.s.metrics.rangeTotal.Inc()
+		resp, err = st.view.Range(r)
+	}
+	if aerr := k.s.checkRead(ctx, chk, get); aerr != nil {
+		return nil, aerr
+	}
 	if err != nil {
 		return nil, togRPCError(err)
 	}
@@ -91,8 +101,17 @@ func (k *kvServer) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, 
 				return nil, err
 			}
 		}
-		st := k.s.readView()
-		resp, err := st.view.Txn(r)
+		var resp *pb.TxnResponse
+		var st *readState
+		var err error
+		chk := func(ai *auth.AuthInfo) error { return checkTxnAuth(k.s.auth, ai, k.s.leaseKeys, r) }
+		get := func() {
+			st = k.s.readView()
+			resp, err = st.view.Txn(r)
+		}
+		if aerr := k.s.checkRead(ctx, chk, get); aerr != nil {
+			return nil, aerr
+		}
 		if err != nil {
 			return nil, togRPCError(err)
 		}
@@ -126,6 +145,13 @@ func (k *kvServer) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.Co
 	resp := res.resp.(*pb.CompactionResponse)
 	resp.Header = k.s.header(res.rev)
 	return resp, nil
+}
+
+// leaseKeys are the keys attached to lease id in the lessor (none if it
+// does not exist).
+func (s *Server) leaseKeys(id int64) []string {
+	keys, _ := s.lessor.keys(id)
+	return keys
 }
 
 // header fills etcd's response header.
@@ -260,6 +286,9 @@ func togRPCError(err error) error {
 	}
 	if lerr := leaseError(err); lerr != nil {
 		return lerr
+	}
+	if aerr, ok := authErrors[err]; ok {
+		return aerr
 	}
 	return status.Error(codes.Internal, err.Error())
 }

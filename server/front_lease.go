@@ -24,6 +24,9 @@ func (l *leaseServer) LeaseGrant(ctx context.Context, r *pb.LeaseGrantRequest) (
 	if err := l.s.checkQuota(); err != nil {
 		return nil, err
 	}
+	if err := l.s.requireAuthInfo(ctx); err != nil {
+		return nil, err
+	}
 	req := *r
 	// No ID given: choose one, positive, as etcd does.
 	for req.ID == 0 {
@@ -42,6 +45,9 @@ func (l *leaseServer) LeaseGrant(ctx context.Context, r *pb.LeaseGrantRequest) (
 }
 
 func (l *leaseServer) LeaseRevoke(ctx context.Context, r *pb.LeaseRevokeRequest) (*pb.LeaseRevokeResponse, error) {
+	if err := l.s.requireAuthInfo(ctx); err != nil {
+		return nil, err
+	}
 	res, err := l.s.propose(ctx, &pb.InternalRaftRequest{LeaseRevoke: r})
 	if err != nil {
 		return nil, err
@@ -69,6 +75,11 @@ func (l *leaseServer) LeaseKeepAlive(stream pb.Lease_LeaseKeepAliveServer) error
 		// The header before the renew, as etcd: a lease revoked at rev N is
 		// never reported renewed at a later revision.
 		resp := &pb.LeaseKeepAliveResponse{ID: req.ID, Header: l.s.header(l.s.readView().view.Rev())}
+		// etcd's checkLeaseRenew: unless admin, the user must be able to
+		// write every key of the lease.
+		if err := l.s.checkLeaseKeys(stream.Context(), []int64{req.ID}, putPerm); err != nil {
+			return err
+		}
 		ttl, err := l.s.leaseRenew(stream.Context(), req.ID)
 		if errors.Is(err, errLeaseNotFound) {
 			ttl, err = 0, nil
@@ -84,6 +95,15 @@ func (l *leaseServer) LeaseKeepAlive(stream pb.Lease_LeaseKeepAliveServer) error
 }
 
 func (l *leaseServer) LeaseTimeToLive(ctx context.Context, r *pb.LeaseTimeToLiveRequest) (*pb.LeaseTimeToLiveResponse, error) {
+	if err := l.s.requireAuthInfo(ctx); err != nil {
+		return nil, err
+	}
+	// etcd checks the keys' read permission only when they are asked for.
+	if r.Keys {
+		if err := l.s.checkLeaseKeys(ctx, []int64{r.ID}, readPerm); err != nil {
+			return nil, err
+		}
+	}
 	resp, err := l.s.leaseTimeToLive(ctx, r)
 	if errors.Is(err, errLeaseNotFound) {
 		resp, err = &pb.LeaseTimeToLiveResponse{ID: r.ID, TTL: -1}, nil
@@ -98,6 +118,9 @@ func (l *leaseServer) LeaseTimeToLive(ctx context.Context, r *pb.LeaseTimeToLive
 // LeaseLeases lists this member's leases (no round trip, as etcd).
 func (l *leaseServer) LeaseLeases(ctx context.Context, r *pb.LeaseLeasesRequest) (*pb.LeaseLeasesResponse, error) {
 	ids := l.s.lessor.ids()
+	if err := l.s.checkLeaseKeys(ctx, ids, readPerm); err != nil {
+		return nil, err
+	}
 	resp := &pb.LeaseLeasesResponse{Header: l.s.header(l.s.readView().view.Rev()), Leases: make([]*pb.LeaseStatus, len(ids))}
 	for i, id := range ids {
 		resp.Leases[i] = &pb.LeaseStatus{ID: id}

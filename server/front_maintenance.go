@@ -19,6 +19,9 @@ var _ pb.MaintenanceServer = (*maintenanceServer)(nil)
 
 func (m *maintenanceServer) Status(ctx context.Context, r *pb.StatusRequest) (*pb.StatusResponse, error) {
 	s := m.s
+	if err := s.requireAuthInfo(ctx); err != nil {
+		return nil, err
+	}
 	st := s.readView()
 	// The database here is the keyspace a snapshot would serialize: the
 	// store's size plus the snapshot's header and membership (never 0, as
@@ -47,6 +50,9 @@ func (m *maintenanceServer) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.
 		// Alarms here are derived from the member's state (the keyspace is
 		// over quota), not raised and cleared by hand.
 		return nil, rpctypes.ErrGRPCNotCapable
+	}
+	if err := m.s.requireAuthInfo(ctx); err != nil {
+		return nil, err
 	}
 	return &pb.AlarmResponse{Header: m.s.header(m.s.readView().view.Rev()), Alarms: m.s.alarms()}, nil
 }

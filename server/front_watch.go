@@ -171,6 +171,21 @@ func (sws *serverWatchStream) recvLoop() error {
 					return nil
 				}
 			}
+			if reason := sws.s.watchDenied(sws.gRPCStream.Context(), creq); reason != "" {
+				wr := &pb.WatchResponse{
+					Header:       sws.header(sws.watchStream.Rev()),
+					WatchId:      int64(watch.InvalidWatchID),
+					Canceled:     true,
+					Created:      true,
+					CancelReason: reason,
+				}
+				select {
+				case sws.ctrlStream <- wr:
+					continue
+				case <-sws.closec:
+					return nil
+				}
+			}
 			if len(creq.RangeEnd) == 0 {
 				// nil: the single key
 				creq.RangeEnd = nil

@@ -16,7 +16,7 @@ func encodeForTest(t *testing.T, mem *Membership) []byte {
 		t.Fatal(err)
 	}
 	var b bytes.Buffer
-	if err := encodeSnapshot(&b, s.View(), mem, nil); err != nil {
+	if err := encodeSnapshot(&b, s.View(), snapshotSections{membership: mem}); err != nil {
 		t.Fatal(err)
 	}
 	return b.Bytes()

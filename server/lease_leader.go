@@ -84,7 +84,8 @@ func (s *Server) revokeExpired(id int64) {
 		case <-ctx.Done():
 		}
 	}()
-	res, err := s.propose(ctx, &pb.InternalRaftRequest{LeaseRevoke: &pb.LeaseRevokeRequest{ID: id}})
+	// As root (etcd's WithRoot): the leader revokes whoever attached keys.
+	res, err := s.propose(withRootAuth(ctx), &pb.InternalRaftRequest{LeaseRevoke: &pb.LeaseRevokeRequest{ID: id}})
 	if err == nil {
 		err = res.err
 	}

@@ -109,11 +109,12 @@ const (
 	applyOpMemberAttrSet
 	applyOpLeaseGrant
 	applyOpLeaseRevoke
+	applyOpAuth
 	applyOpUnknown
 	numApplyOps
 )
 
-var applyOpNames = [numApplyOps]string{"Put", "DeleteRange", "Txn", "Compaction", "ClusterMemberAttrSet", "LeaseGrant", "LeaseRevoke", "unknown"}
+var applyOpNames = [numApplyOps]string{"Put", "DeleteRange", "Txn", "Compaction", "ClusterMemberAttrSet", "LeaseGrant", "LeaseRevoke", "Auth", "unknown"}
 
 // reportedClusterVersion is the etcd_cluster_version label: the cluster
 // version etcd reports, major.minor.

@@ -21,13 +21,25 @@ import (
 // and fails with etcd's "no leader" when none comes (the request was not
 // proposed, so it definitely did not happen); once proposed, it waits up to
 // the request timeout, after which the outcome is unknown to the client
-// ("request timed out").
+// ("request timed out"). The request carries the user of ctx (auth.go).
 func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (applyResult, error) {
 	if err := s.waitLeader(ctx); err != nil {
 		return applyResult{}, err
 	}
 	id := s.reqIDs.Next()
 	r.Header = &pb.RequestHeader{ID: id}
+	// The caller's user and auth revision, checked when the request is
+	// applied (etcd's processInternalRaftRequestOnce); Authenticate names
+	// its user itself.
+	if r.Authenticate == nil {
+		ai, err := s.authInfoFromCtx(ctx)
+		if err != nil {
+			return applyResult{}, authError(err)
+		}
+		if ai != nil {
+			r.Header.Username, r.Header.AuthRevision = ai.Username, ai.Revision
+		}
+	}
 	data, err := r.Marshal()
 	if err != nil {
 		return applyResult{}, err

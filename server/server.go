@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/server/v3/auth"
+
 	"github.com/quorum-kv/quorum/server/wal"
 	"github.com/quorum-kv/quorum/server/watch"
 )
@@ -44,6 +46,9 @@ type Server struct {
 	status *raftStatus // raft's, published for every goroutine
 	app    *applier
 	lessor *lessor
+	// auth is etcd's auth store (auth.go); the applier is the only writer
+	// of its state.
+	auth auth.AuthStore
 	// watches is the watchable store the applier notifies and the Watch
 	// service's streams read (server/watch).
 	watches *watch.Hub
@@ -101,11 +106,17 @@ func New(cfg Config) (*Server, error) {
 	initialized := wal.Exist(filepath.Join(memberDir, "wal"))
 	logStarting(lg, &cfg, memberDir, initialized)
 	metrics := newServerMetrics()
+	ap, err := newAuthParts(&cfg, lg)
+	if err != nil {
+		lns.close()
+		return nil, err
+	}
 	p, err := openDataDir(&cfg, lg, metrics.observeWALFsync)
 	if err != nil {
 		lns.close()
 		return nil, err
 	}
+	p.auth = ap
 	tr := newStreamTransport(lg, p.id, p.cid, p.me.PeerURLs, p.state.membership.Members,
 		p.node, p.snaps.Load, cfg.HeartbeatInterval, cfg.ElectionTimeout, peerTLS, metrics)
 	s := assemble(cfg, lg, metrics, p, tr, peerTLS, started)
@@ -142,8 +153,11 @@ func assemble(cfg Config, lg *slog.Logger, metrics *serverMetrics, p *memberPart
 	s.lessor = newLessor(minLeaseTTL(cfg.electionTicks(), cfg.HeartbeatInterval))
 	s.watches = watch.NewHub(p.state.store.Rev(), p.state.store.CompactRev(),
 		func() watch.Source { return s.app.readView().view }, metrics.watch)
+	var authBe *authBackend
+	s.auth, authBe = newAuthStore(&cfg, lg, p.auth, p.state.auth)
 	s.app = newApplier(applierConfig{
 		State: p.state, Raft: p.node, RaftStorage: p.storage, Snapshots: p.snaps, Lessor: s.lessor,
+		Auth: s.auth, AuthBackend: authBe, ApplyWait: p.auth.applyWait,
 		ReleaseLog: s.raft.releaseLogTo, Results: s.wait, Watches: s.watches,
 		SnapshotCount: cfg.SnapshotCount, CatchUpEntries: cfg.catchUpEntries(),
 		Stop: s.stopc, Logger: lg, Metrics: metrics,
@@ -258,6 +272,7 @@ func (s *Server) Stop() {
 		s.raft.node.Stop()
 		s.transport.Stop()
 		s.wg.Wait()
+		_ = s.auth.Close()
 		if err := s.raft.log.Close(); err != nil {
 			s.lg.Warn("failed to close wal", "error", err)
 		}

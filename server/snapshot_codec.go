@@ -15,12 +15,15 @@ import (
 // The snapshot codec: what a snapshot's data (raftpb.Snapshot.Data, the
 // body of a snap file) holds. Magic, the membership as JSON
 // (length-prefixed, guarded by a CRC32-C), since version 2 the leases as
-// JSON (the same framing), then the MVCC store's own checksummed
+// JSON (the same framing), since version 3 the auth state as JSON (the
+// same framing: enabled, auth revision, users with their password hashes,
+// roles with their permissions), then the MVCC store's own checksummed
 // serialization. The snap file around it carries the Raft metadata and a
-// checksum of its own. Version 1 snapshots (no lease section) still load,
-// with no leases.
+// checksum of its own. Older snapshots still load: version 2 with auth
+// disabled and no users or roles, version 1 also with no leases.
 var (
-	snapMagic   = []byte("QUORUMSNAP2\n")
+	snapMagic   = []byte("QUORUMSNAP3\n")
+	snapMagicV2 = []byte("QUORUMSNAP2\n")
 	snapMagicV1 = []byte("QUORUMSNAP1\n")
 )
 
@@ -29,21 +32,37 @@ type snapshotContents struct {
 	store      *mvcc.Store
 	membership *Membership
 	leases     []leaseRecord
+	auth       *authRecord // nil in a snapshot older than version 3
 }
 
-// encodeSnapshot writes the keyspace view, the membership and the leases to
-// w, streaming: no copy of the keyspace is built.
-func encodeSnapshot(w io.Writer, view *mvcc.View, mem *Membership, leases []leaseRecord) error {
+// snapshotSections are what a snapshot holds besides the keyspace.
+type snapshotSections struct {
+	membership *Membership
+	leases     []leaseRecord
+	auth       *authRecord // nil: auth disabled, no users or roles
+}
+
+// encodeSnapshot writes the keyspace view and the sections to w,
+// streaming: no copy of the keyspace is built.
+func encodeSnapshot(w io.Writer, view *mvcc.View, sec snapshotSections) error {
 	if _, err := w.Write(snapMagic); err != nil {
 		return err
 	}
-	if err := writeJSONSection(w, mem); err != nil {
+	if err := writeJSONSection(w, sec.membership); err != nil {
 		return err
 	}
+	leases := sec.leases
 	if leases == nil {
 		leases = []leaseRecord{}
 	}
 	if err := writeJSONSection(w, leases); err != nil {
+		return err
+	}
+	ar := sec.auth
+	if ar == nil {
+		ar = &authRecord{}
+	}
+	if err := writeJSONSection(w, ar); err != nil {
 		return err
 	}
 	_, err := view.WriteTo(w)
@@ -87,11 +106,12 @@ func readJSONSection(data []byte, name string, v any) ([]byte, error) {
 	return data[n:], nil
 }
 
-// decodeSnapshot restores what encodeSnapshot wrote (or a version 1
+// decodeSnapshot restores what encodeSnapshot wrote (or a version 1 or 2
 // snapshot); damage anywhere is an error.
 func decodeSnapshot(data []byte) (snapshotContents, error) {
 	var c snapshotContents
-	v2 := bytes.HasPrefix(data, snapMagic)
+	v3 := bytes.HasPrefix(data, snapMagic)
+	v2 := v3 || bytes.HasPrefix(data, snapMagicV2)
 	if !v2 && !bytes.HasPrefix(data, snapMagicV1) {
 		return c, errors.New("snapshot data is not a quorumd snapshot")
 	}
@@ -106,6 +126,12 @@ func decodeSnapshot(data []byte) (snapshotContents, error) {
 			return c, err
 		}
 	}
+	if v3 {
+		c.auth = &authRecord{}
+		if rest, err = readJSONSection(rest, "auth", c.auth); err != nil {
+			return c, err
+		}
+	}
 	store, err := mvcc.Restore(bytes.NewReader(rest))
 	if err != nil {
 		return c, fmt.Errorf("snapshot keyspace: %w", err)
@@ -115,8 +141,9 @@ func decodeSnapshot(data []byte) (snapshotContents, error) {
 }
 
 // snapshotOverhead is the size of a snapshot's envelope around the
-// keyspace of st (the lease section counted as empty).
+// keyspace of st (the lease and auth sections counted as empty).
 func (st *readState) snapshotOverhead() int64 {
 	mj, _ := json.Marshal(st.membership)
-	return int64(len(snapMagic) + 8 + len(mj) + 8 + 2)
+	aj, _ := json.Marshal(&authRecord{})
+	return int64(len(snapMagic) + 8 + len(mj) + 8 + 2 + 8 + len(aj))
 }

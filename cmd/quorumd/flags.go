@@ -58,7 +58,6 @@ const (
 	whyDiscovery = "discovery is not implemented in quorumd: list the members in --initial-cluster"
 	whyBolt      = "bbolt tuning: quorumd's keyspace is not a bbolt file (server/mvcc keeps it in memory, durable through the WAL and snapshots)"
 	whyNoLease   = "quorumd has no lease checkpoints: a new leader extends every TTL instead (etcd's behaviour with checkpoints off)"
-	whyNoAuth    = "quorumd has no Auth service yet; every request is served without authentication"
 	whyNoCorrupt = "quorumd does not run etcd's corruption checks (HashKV) yet"
 	whyTracing   = "distributed tracing is not implemented in quorumd"
 	whyTraceOnly = "used by etcd only with --enable-distributed-tracing, which quorumd refuses"
@@ -167,9 +166,9 @@ var etcdFlags = []flagInfo{
 	{Name: "peer-skip-client-san-verification", Class: asEtcd},
 
 	// Auth
-	{Name: "auth-token", Class: unsupported, Reason: whyNoAuth, value: func(c *embed.Config) any { return c.AuthToken }},
-	{Name: "bcrypt-cost", Class: noEffect, Reason: whyNoAuth, value: func(c *embed.Config) any { return c.BcryptCost }},
-	{Name: "auth-token-ttl", Class: noEffect, Reason: whyNoAuth, value: func(c *embed.Config) any { return c.AuthTokenTTL }},
+	{Name: "auth-token", Class: asEtcd, Reason: "etcd's own token providers (go.etcd.io/etcd/server/v3/auth): simple or jwt"},
+	{Name: "bcrypt-cost", Class: asEtcd},
+	{Name: "auth-token-ttl", Class: asEtcd},
 
 	// Profiling and monitoring
 	{Name: "enable-pprof", Class: asEtcd},

@@ -192,6 +192,9 @@ func serverConfig(ec *embed.Config, lg *zap.Logger) (*server.Config, error) {
 	c.GRPCKeepAliveTimeout = ec.GRPCKeepAliveTimeout
 	c.MaxConcurrentStreams = ec.MaxConcurrentStreams
 	c.WatchProgressNotifyInterval = ec.WatchProgressNotifyInterval
+	c.AuthToken = ec.AuthToken
+	c.AuthTokenTTL = time.Duration(ec.AuthTokenTTL) * time.Second
+	c.BcryptCost = int(ec.BcryptCost)
 	if c.AutoCompactionMode, c.AutoCompactionRetention, err = autoCompaction(ec); err != nil {
 		return nil, err
 	}
