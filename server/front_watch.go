@@ -67,10 +67,9 @@ type serverWatchStream struct {
 	watchStream *watch.Stream
 	ctrlStream  chan *pb.WatchResponse
 
-	// mu protects progress, prevKV, fragment.
+	// mu protects progress, fragment.
 	mu       sync.RWMutex
 	progress map[watch.WatchID]bool
-	prevKV   map[watch.WatchID]bool
 	fragment map[watch.WatchID]bool
 
 	closec chan struct{}
@@ -84,7 +83,6 @@ func (ws *watchServer) Watch(stream pb.Watch_WatchServer) (err error) {
 		watchStream: ws.s.watches.NewStream(),
 		ctrlStream:  make(chan *pb.WatchResponse, ctrlStreamBufLen),
 		progress:    map[watch.WatchID]bool{},
-		prevKV:      map[watch.WatchID]bool{},
 		fragment:    map[watch.WatchID]bool{},
 		closec:      make(chan struct{}),
 	}
@@ -203,14 +201,14 @@ func (sws *serverWatchStream) recvLoop() error {
 					filters = append(filters, watch.FilterNoDelete)
 				}
 			}
-			id, err := sws.watchStream.Watch(watch.WatchID(creq.WatchId), creq.Key, creq.RangeEnd, creq.StartRevision, filters...)
+			// prev_kv goes with the watcher (and its responses): its first
+			// response can be on its way before Watch returns, which with
+			// etcd's map here would go out without previous values.
+			id, err := sws.watchStream.WatchPrevKV(watch.WatchID(creq.WatchId), creq.Key, creq.RangeEnd, creq.StartRevision, creq.PrevKv, filters...)
 			if err == nil {
 				sws.mu.Lock()
 				if creq.ProgressNotify {
 					sws.progress[id] = true
-				}
-				if creq.PrevKv {
-					sws.prevKV[id] = true
 				}
 				if creq.Fragment {
 					sws.fragment[id] = true
@@ -249,7 +247,6 @@ func (sws *serverWatchStream) recvLoop() error {
 					}
 					sws.mu.Lock()
 					delete(sws.progress, watch.WatchID(id))
-					delete(sws.prevKV, watch.WatchID(id))
 					delete(sws.fragment, watch.WatchID(id))
 					sws.mu.Unlock()
 				}
@@ -295,9 +292,7 @@ func (sws *serverWatchStream) sendLoop() {
 			}
 			evs := wresp.Events
 			out := make([]*mvccpb.Event, len(evs))
-			sws.mu.RLock()
-			needPrevKV := sws.prevKV[wresp.WatchID]
-			sws.mu.RUnlock()
+			needPrevKV := wresp.PrevKV
 			var view *readState
 			for i := range evs {
 				out[i] = &evs[i]

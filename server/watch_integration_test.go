@@ -375,3 +375,38 @@ func TestMemberWithOpenWatchesStopsPromptly(t *testing.T) {
 		t.Errorf("stopping %s with an open watch took %v", victim.Name(), took)
 	}
 }
+
+// A watch with prev_kv from a past revision is caught up at once; even
+// that first response carries the previous values (the option must be
+// known before the watcher can be served).
+func TestWatchFromThePastWithPrevKVHasPrevKVFromTheFirstResponse(t *testing.T) {
+	tc := startCluster(t, 1)
+	tc.waitHealthy()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cli := tc.client(tc.Endpoints()...)
+	p, err := cli.Put(ctx, "pk", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Put(ctx, "pk", "2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Delete(ctx, "pk"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 40 {
+		wctx, wcancel := context.WithCancel(ctx)
+		ch := cli.Watch(wctx, "pk", clientv3.WithRev(p.Header.Revision+1), clientv3.WithPrevKV())
+		resp := <-ch
+		wcancel()
+		if len(resp.Events) != 2 {
+			t.Fatalf("watch %d: %d events, want the second put and the delete (%v)", i, len(resp.Events), resp.Err())
+		}
+		for _, e := range resp.Events {
+			if e.PrevKv == nil {
+				t.Fatalf("watch %d: %s at %d without prev_kv", i, e.Type, e.Kv.ModRevision)
+			}
+		}
+	}
+}

@@ -15,6 +15,8 @@ type watcher struct {
 	id       WatchID
 	fcs      []FilterFunc
 	stream   *Stream
+	// prevKV is copied into every response.
+	prevKV bool
 	// startRev is the revision the watch was created with (0: now).
 	startRev int64
 	// minRev is the lowest revision the watcher still needs.
@@ -31,6 +33,7 @@ type watcher struct {
 // sent (and counts as sent). It reports false when the stream's buffer is
 // full.
 func (w *watcher) send(resp Response) bool {
+	resp.PrevKV = w.prevKV
 	progress := len(resp.Events) == 0
 	if len(w.fcs) != 0 && !progress {
 		kept := make([]mvccpb.Event, 0, len(resp.Events))

@@ -444,3 +444,35 @@ func TestStreamIDs(t *testing.T) {
 		t.Fatalf("%d watchers (%d behind) after one cancel, want 1 synced", a.hub.all.size(), len(a.hub.behind))
 	}
 }
+
+// TestPrevKVTravelsWithTheWatcher: a watcher created for prev_kv marks
+// every response it gets, the catch-up's and Notify's, and one created
+// without does not.
+func TestPrevKVTravelsWithTheWatcher(t *testing.T) {
+	a := newApplier()
+	rng := rand.New(rand.NewSource(5))
+	for range 5 {
+		a.batch(rng, 2)
+	}
+	s := a.hub.NewStream()
+	with, _ := s.WatchPrevKV(AutoWatchID, []byte{0}, []byte{}, 1, true)
+	without, _ := s.Watch(AutoWatchID, []byte{0}, []byte{}, 1)
+	a.hub.syncWatchers()
+	a.batch(rng, 1)
+	n := 0
+	for {
+		select {
+		case r := <-s.Chan():
+			n++
+			if r.PrevKV != (r.WatchID == with) {
+				t.Fatalf("response of watch %d (prev_kv watch %d, plain %d) has PrevKV %v", r.WatchID, with, without, r.PrevKV)
+			}
+			continue
+		default:
+		}
+		break
+	}
+	if n != 4 {
+		t.Fatalf("%d responses, want a catch-up and a notification for each watcher", n)
+	}
+}

@@ -30,6 +30,13 @@ func (h *Hub) NewStream() *Stream {
 // Errors: ErrEmptyWatcherRange (key >= end, or a closed stream),
 // ErrWatcherDuplicateID.
 func (s *Stream) Watch(id WatchID, key, end []byte, startRev int64, fcs ...FilterFunc) (WatchID, error) {
+	return s.WatchPrevKV(id, key, end, startRev, false, fcs...)
+}
+
+// WatchPrevKV is Watch for a watcher whose responses carry PrevKV: set
+// with the watcher, so that even its first response, which the hub may
+// send before WatchPrevKV returns, says so.
+func (s *Stream) WatchPrevKV(id WatchID, key, end []byte, startRev int64, prevKV bool, fcs ...FilterFunc) (WatchID, error) {
 	if len(end) != 0 && bytes.Compare(key, end) != -1 {
 		return -1, ErrEmptyWatcherRange
 	}
@@ -47,7 +54,7 @@ func (s *Stream) Watch(id WatchID, key, end []byte, startRev int64, fcs ...Filte
 	} else if _, ok := s.watchers[id]; ok {
 		return -1, ErrWatcherDuplicateID
 	}
-	w := &watcher{key: key, end: end, id: id, fcs: fcs, stream: s, startRev: startRev, minRev: startRev}
+	w := &watcher{key: key, end: end, id: id, fcs: fcs, stream: s, startRev: startRev, minRev: startRev, prevKV: prevKV}
 	h := s.h
 	h.mu.Lock()
 	h.all.add(w)

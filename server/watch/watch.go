@@ -68,6 +68,8 @@ type Response struct {
 	Events          []mvccpb.Event
 	Revision        int64
 	CompactRevision int64
+	// PrevKV: the watcher asked for each event's previous key-value.
+	PrevKV bool
 }
 
 // Source is the keyspace history watchers catch up from: a consistent
