@@ -11,7 +11,9 @@
 // advertised URLs; X-Server-From is matched through an id→name map learned
 // from requests carrying both headers or set with SetMemberID. Once the
 // sender is known, the connection belongs to the directed link
-// sender→member, and bytes are relayed raw in both directions.
+// sender→member, and bytes are relayed raw in both directions. On TLS
+// peer links (Config.TLS) the headers are encrypted: the proxy terminates
+// TLS and takes the sender from its client certificate instead (see TLS).
 //
 // A request that identifies no member (etcd's GET /version, /members,
 // /raft/probing with no sender headers) is relayed as is, and the next
