@@ -36,10 +36,11 @@ type probeAck struct{ start, end time.Time }
 
 // startProber dials one client per endpoint and starts the stream. Stop it
 // with stop.
-func startProber(ctx context.Context, endpoints []string, interval, timeout time.Duration) (*prober, error) {
+func startProber(ctx context.Context, cl cluster.Cluster, interval, timeout time.Duration) (*prober, error) {
 	p := &prober{}
+	endpoints := cl.Endpoints()
 	for _, ep := range endpoints {
-		c, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: timeout, Logger: zap.NewNop()})
+		c, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, TLS: cluster.ClientTLS(cl), DialTimeout: timeout, Logger: zap.NewNop()})
 		if err != nil {
 			closeConns(p.conns)
 			return nil, fmt.Errorf("probe client for %s: %w", ep, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"github.com/quorum-kv/quorum/cluster"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -87,12 +88,15 @@ func (k keyspace) key(i int) string {
 
 // dialConns opens n clients, client i connected to endpoint i mod
 // len(endpoints) only, as etcd's benchmark tool does: n gRPC connections
-// in all, spread evenly over the members.
-func dialConns(ctx context.Context, endpoints []string, n int) ([]*clientv3.Client, error) {
+// in all, spread evenly over the members; over TLS when the cluster is
+// (cluster.ClientTLS).
+func dialConns(ctx context.Context, cl cluster.Cluster, n int) ([]*clientv3.Client, error) {
+	endpoints, tlsCfg := cl.Endpoints(), cluster.ClientTLS(cl)
 	conns := make([]*clientv3.Client, 0, n)
 	for i := 0; i < n; i++ {
 		c, err := clientv3.New(clientv3.Config{
 			Endpoints:   []string{endpoints[i%len(endpoints)]},
+			TLS:         tlsCfg,
 			DialTimeout: 10 * time.Second,
 			Logger:      zap.NewNop(),
 			Context:     ctx,

@@ -87,7 +87,7 @@ func (e *engine) memoryCell(ctx context.Context, c cluster.Cluster, srv Server, 
 	switch w {
 	case WorkloadWatchMemory:
 		n := e.cfg.MemoryWatchers
-		conns, err := dialConns(ctx, c.Endpoints(), e.cfg.watchConnsFor(n))
+		conns, err := dialConns(ctx, c, e.cfg.watchConnsFor(n))
 		if err != nil {
 			return LoadCell{}, err
 		}
@@ -102,7 +102,7 @@ func (e *engine) memoryCell(ctx context.Context, c cluster.Cluster, srv Server, 
 		idleEvents = events.Load
 	case WorkloadLeaseMemory:
 		n := e.cfg.MemoryLeases
-		conns, err := dialConns(ctx, c.Endpoints(), len(c.Endpoints()))
+		conns, err := dialConns(ctx, c, len(c.Endpoints()))
 		if err != nil {
 			return LoadCell{}, err
 		}

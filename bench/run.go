@@ -149,7 +149,7 @@ func (e *engine) runCluster(ctx context.Context, runDir string, srv Server, size
 	for _, w := range e.cfg.Workloads {
 		if needsPreload(w) && !preloaded {
 			e.prog.status(where + " · preloading keys")
-			conns, err := dialConns(ctx, c.Endpoints(), 8)
+			conns, err := dialConns(ctx, c, 8)
 			if err != nil {
 				return err
 			}
@@ -208,7 +208,7 @@ func (e *engine) runCluster(ctx context.Context, runDir string, srv Server, size
 	if e.cfg.FaultReps == 0 || len(e.cfg.Faults) == 0 {
 		return nil
 	}
-	p, err := startProber(ctx, c.Endpoints(), e.cfg.ProbeInterval, e.cfg.ProbeTimeout)
+	p, err := startProber(ctx, c, e.cfg.ProbeInterval, e.cfg.ProbeTimeout)
 	if err != nil {
 		return err
 	}
@@ -268,7 +268,7 @@ func (e *engine) runCluster(ctx context.Context, runDir string, srv Server, size
 				p = &prober{cancel: func() {}}
 				return err
 			}
-			if p, err = startProber(ctx, c.Endpoints(), e.cfg.ProbeInterval, e.cfg.ProbeTimeout); err != nil {
+			if p, err = startProber(ctx, c, e.cfg.ProbeInterval, e.cfg.ProbeTimeout); err != nil {
 				p = &prober{cancel: func() {}}
 				return err
 			}
@@ -368,7 +368,7 @@ func (e *engine) cellSeed(size, round, n int) uint64 {
 func (e *engine) cell(ctx context.Context, c cluster.Cluster, srv Server, size, round int, w string, clients, idle int) (LoadCell, error) {
 	var idleEvents func() int64
 	if idle > 0 {
-		wconns, err := dialConns(ctx, c.Endpoints(), e.cfg.watchConnsFor(idle))
+		wconns, err := dialConns(ctx, c, e.cfg.watchConnsFor(idle))
 		if err != nil {
 			return LoadCell{}, err
 		}
@@ -381,7 +381,7 @@ func (e *engine) cell(ctx context.Context, c cluster.Cluster, srv Server, size, 
 		idleEvents = events.Load
 	}
 	nconns := e.cfg.connsFor(clients)
-	conns, err := dialConns(ctx, c.Endpoints(), nconns)
+	conns, err := dialConns(ctx, c, nconns)
 	if err != nil {
 		return LoadCell{}, err
 	}
@@ -422,12 +422,12 @@ func (e *engine) cell(ctx context.Context, c cluster.Cluster, srv Server, size, 
 // round-robin over one connection per member.
 func (e *engine) watchCell(ctx context.Context, c cluster.Cluster, srv Server, size, round, watchers int) (LoadCell, error) {
 	nconns := e.cfg.watchConnsFor(watchers)
-	wconns, err := dialConns(ctx, c.Endpoints(), nconns)
+	wconns, err := dialConns(ctx, c, nconns)
 	if err != nil {
 		return LoadCell{}, err
 	}
 	defer closeConns(wconns)
-	pconns, err := dialConns(ctx, c.Endpoints(), len(c.Endpoints()))
+	pconns, err := dialConns(ctx, c, len(c.Endpoints()))
 	if err != nil {
 		return LoadCell{}, err
 	}

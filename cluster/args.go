@@ -17,6 +17,8 @@ type MemberFlags struct {
 	// positive; 0 keeps the server's default.
 	HeartbeatInterval, ElectionTimeout time.Duration
 	SnapshotCount                      int
+	// TLS flags (TLSFiles.TLSFlags) come after the flags above.
+	TLS []string
 	// Extra flags are appended last, so they override the ones above.
 	Extra []string
 }
@@ -43,6 +45,7 @@ func (f MemberFlags) Args() []string {
 	if f.SnapshotCount > 0 {
 		args = append(args, "--snapshot-count", strconv.Itoa(f.SnapshotCount))
 	}
+	args = append(args, f.TLS...)
 	return append(args, f.Extra...)
 }
 

@@ -38,6 +38,12 @@ type Server struct {
 	// Image is a container image already present, used instead of Binary
 	// by container backends; process backends refuse it.
 	Image string `json:"image,omitempty"`
+	// TLS runs the cluster with TLS on its client and peer links: the
+	// backend makes a fresh CA and certificates in the cluster's
+	// Dir/certs (MakeTLS), starts the members with https URLs and etcd's
+	// certificate flags (TLSFiles.TLSFlags), and the cluster implements
+	// TLSCluster for its clients.
+	TLS bool `json:"tls,omitempty"`
 }
 
 // String is the server as a person would name it: the image, else the

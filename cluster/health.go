@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
@@ -185,24 +186,26 @@ func Statuses(ctx context.Context, c Cluster, opts ...HealthOption) []MemberStat
 			running = append(running, n)
 		}
 	}
+	tlsCfg := ClientTLS(c)
 	out := make([]MemberStatus, len(running))
 	var wg sync.WaitGroup
 	for i, n := range running {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out[i] = status(ctx, n, o.request)
+			out[i] = status(ctx, n, tlsCfg, o.request)
 		}()
 	}
 	wg.Wait()
 	return out
 }
 
-func status(ctx context.Context, n Node, timeout time.Duration) MemberStatus {
+func status(ctx context.Context, n Node, tlsCfg *tls.Config, timeout time.Duration) MemberStatus {
 	st := MemberStatus{Node: n}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cli, err := clientv3.New(clientv3.Config{
+		TLS:         tlsCfg,
 		Endpoints:   []string{n.ClientURL()},
 		DialTimeout: timeout,
 		Logger:      zap.NewNop(),

@@ -221,7 +221,7 @@ func Run(ctx context.Context, cfg Config, backend cluster.Backend) (*Outcome, er
 	rec := history.NewRecorder(func() time.Duration { return now().Sub(runStart) })
 	var targets []workloads.Target
 	for _, n := range c.Nodes() {
-		targets = append(targets, workloads.Target{Name: n.Name(), Endpoint: n.ClientURL()})
+		targets = append(targets, workloads.Target{Name: n.Name(), Endpoint: n.ClientURL(), TLS: cluster.ClientTLS(c)})
 	}
 	wcfg := cfg.Workload
 	wcfg.Seed = seed
@@ -292,7 +292,7 @@ func Run(ctx context.Context, cfg Config, backend cluster.Backend) (*Outcome, er
 	results := reports.Results{
 		Run: reports.Run{
 			Name: name, Start: start.UTC(), Duration: cfg.TimeLimit, Backend: backend.Name(), ServerBinary: cfg.Server.String(),
-			ClusterSize: cfg.Nodes, Workload: wconf,
+			TLS: cfg.Server.TLS, ClusterSize: cfg.Nodes, Workload: wconf,
 			Nemesis: reports.Config{"faults": cfg.Nemeses, "interval": cfg.NemesisInterval.String(), "order": "round-robin",
 				"cluster_start": clusterStart.String(), "recovered": recoverErr == nil},
 			Seed: seed, CheckTimeLimit: cfg.CheckTimeout, Command: cfg.Command,

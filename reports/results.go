@@ -73,6 +73,9 @@ type Run struct {
 	Backend string `json:"backend"`
 	// ServerBinary is the server under test (a path, or a name and version).
 	ServerBinary string `json:"server_binary,omitempty"`
+	// TLS is set when the cluster's client and peer links were TLS with
+	// client certificates (quorum test --tls).
+	TLS bool `json:"tls,omitempty"`
 	// ClusterSize is the number of members.
 	ClusterSize int `json:"cluster_size"`
 	// Workload and Nemesis are the workload's and the nemesis' settings.

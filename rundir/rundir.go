@@ -44,6 +44,9 @@ const (
 	// DataDir holds the members' data directories on backends that keep
 	// them on the host.
 	DataDir = "data"
+	// CertsDir holds a TLS cluster's CA, member and client certificates
+	// and keys (cluster.MakeTLS's layout).
+	CertsDir = "certs"
 	// Latest is the name of the links to the newest run.
 	Latest = "latest"
 )

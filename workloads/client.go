@@ -20,6 +20,7 @@ package workloads
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 
 	"github.com/quorum-kv/quorum/history"
@@ -66,6 +67,9 @@ type Target struct {
 	Name string
 	// Endpoint is the member's client URL (e.g. http://127.0.0.1:2379).
 	Endpoint string
+	// TLS is the client TLS configuration for an https Endpoint
+	// (cluster.ClientTLS), nil for plaintext; dialers must not modify it.
+	TLS *tls.Config
 }
 
 // Dialer returns a new Client bound to the member t, with a fresh

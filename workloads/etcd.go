@@ -53,6 +53,7 @@ func EtcdDialer(opts EtcdOptions) Dialer {
 	return func(t Target) (Client, error) {
 		c, err := clientv3.New(clientv3.Config{
 			Endpoints:       []string{t.Endpoint},
+			TLS:             t.TLS,
 			DialTimeout:     opts.DialTimeout,
 			MaxUnaryRetries: 1,
 			Logger:          zap.NewNop(),

@@ -2,6 +2,8 @@ package faultproxy
 
 import (
 	"bufio"
+	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -128,6 +130,14 @@ func (r *recorder) Read(p []byte) (int, error) {
 func (c *conn) run() {
 	defer c.n.wg.Done()
 	defer c.close()
+	if tc, ok := c.client.(*tls.Conn); ok {
+		if err := tc.HandshakeContext(c.n.ctx); err != nil {
+			c.n.log.Debug("faultproxy: TLS handshake failed", "conn", c.seq, "to", c.dst, "err", err)
+			return
+		}
+		c.relay(tc.ConnectionState().PeerCertificates[0].Subject.CommonName, nil)
+		return
+	}
 	rec := &recorder{r: c.client}
 	br := bufio.NewReaderSize(rec, peekBuffer)
 	src := ""
@@ -151,7 +161,12 @@ func (c *conn) run() {
 		}
 		rec.buf = rec.buf[consumed:]
 	}
-	initial := rec.buf // every byte read and not yet forwarded
+	c.relay(src, rec.buf) // every byte read and not yet forwarded
+}
+
+// relay relays the connection from sender src ("" if unidentified), first
+// the bytes already read (initial).
+func (c *conn) relay(src string, initial []byte) {
 	if src == "" {
 		if c.upstream.Load() == nil { // else counted by forwardUnidentified
 			c.n.counters(Unknown, c.dst).conns.Add(1)
@@ -200,6 +215,22 @@ func (c *conn) dial() bool {
 	if err != nil {
 		c.n.log.Debug("faultproxy: member unreachable", "conn", c.seq, "member", c.dst, "err", err)
 		return false
+	}
+	if t := c.n.cfg.TLS; t != nil {
+		host, _, _ := net.SplitHostPort(c.n.targets[c.dst])
+		tc := tls.Client(up, &tls.Config{
+			RootCAs: t.Roots, Certificates: []tls.Certificate{t.Certs[c.srcName()]},
+			ServerName: host, MinVersion: tls.VersionTLS12,
+		})
+		hctx, cancel := context.WithTimeout(c.n.ctx, c.n.cfg.DialTimeout)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			up.Close()
+			c.n.log.Debug("faultproxy: TLS handshake with member failed", "conn", c.seq, "member", c.dst, "err", err)
+			return false
+		}
+		up = tc
 	}
 	c.upstream.Store(&up)
 	select {

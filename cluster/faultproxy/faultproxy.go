@@ -11,7 +11,9 @@
 // advertised URLs; X-Server-From is matched through an id→name map learned
 // from requests carrying both headers or set with SetMemberID. Once the
 // sender is known, the connection belongs to the directed link
-// sender→member, and bytes are relayed raw in both directions.
+// sender→member, and bytes are relayed raw in both directions. On TLS
+// peer links (Config.TLS) the headers are encrypted: the proxy terminates
+// TLS and takes the sender from its client certificate instead (see TLS).
 //
 // A request that identifies no member (etcd's GET /version, /members,
 // /raft/probing with no sender headers) is relayed as is, and the next
@@ -36,6 +38,8 @@ package faultproxy
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -76,6 +80,31 @@ type Config struct {
 	DialTimeout time.Duration
 	// Logger receives fault changes (Info) and per-connection events (Debug).
 	Logger *slog.Logger
+	// TLS, when set, makes the peer links TLS (see TLS); nil relays
+	// plaintext HTTP.
+	TLS *TLS
+}
+
+// TLS is what the proxies need on TLS peer links. Under TLS a proxy cannot
+// read the senders' HTTP headers, so it terminates TLS: it presents the
+// receiving member's certificate, requires a client certificate signed by
+// Roots and takes the sender's name from that certificate's CommonName
+// (a member's certificate is named after the member); it then relays the
+// plaintext to the member over a TLS connection of its own that presents
+// the sender's certificate, so the member sees the same peer it would
+// without the proxy. Faults apply to the plaintext as without TLS.
+//
+// A connection opened across a cut link stalls in its handshake (after
+// the proxy's first flight, which the sender receives: the sender is known
+// only from its certificate, late in the handshake) and is closed when the
+// link heals, so the sender redials. Stats count plaintext bytes, not the
+// handshakes.
+type TLS struct {
+	// Roots verifies the members' certificates, on both sides.
+	Roots *x509.CertPool
+	// Certs are the members' certificates by member name; each one's
+	// CommonName must be that name.
+	Certs map[string]tls.Certificate
 }
 
 // Validate reports the first bad field.
@@ -99,6 +128,16 @@ func (c Config) Validate() error {
 	}
 	if c.Logger == nil {
 		return errors.New("faultproxy config: Logger is nil")
+	}
+	if c.TLS != nil {
+		if c.TLS.Roots == nil {
+			return errors.New("faultproxy config: TLS.Roots is nil")
+		}
+		for _, m := range c.Members {
+			if _, ok := c.TLS.Certs[m.Name]; !ok {
+				return fmt.Errorf("faultproxy config: TLS.Certs has no certificate for %s", m.Name)
+			}
+		}
 	}
 	return nil
 }
@@ -184,6 +223,10 @@ func New(cfg Config) (*Network, error) {
 		cut: map[cluster.Link]bool{}, shape: map[cluster.Link]shaping{},
 		ids: map[uint64]string{}, changed: make(chan struct{}),
 	})
+	scheme := "http"
+	if cfg.TLS != nil {
+		scheme = "https"
+	}
 	for _, m := range cfg.Members {
 		ln, err := net.Listen("tcp", m.Listen)
 		if err != nil {
@@ -194,7 +237,7 @@ func New(cfg Config) (*Network, error) {
 		n.listeners[m.Name] = ln
 		n.targets[m.Name] = m.Target
 		host := ln.Addr().String()
-		n.urls[m.Name] = "http://" + host
+		n.urls[m.Name] = scheme + "://" + host
 		n.byHost[host] = m.Name
 	}
 	for _, a := range n.names {
@@ -392,6 +435,9 @@ func (n *Network) serve(name string, ln net.Listener) {
 		}
 		seq := n.connSeq.Add(1)
 		pc := newConn(n, seq, name, c)
+		if n.cfg.TLS != nil {
+			pc.client = tls.Server(c, n.serverTLS(pc))
+		}
 		n.wg.Add(2)
 		go pc.watch()
 		go pc.run()
@@ -404,4 +450,48 @@ func linkNames(ls []cluster.Link) []string {
 		out[i] = l.String()
 	}
 	return out
+}
+
+// serverTLS is the TLS configuration the proxy of c.dst presents to the
+// sender of c: dst's certificate, a required client certificate naming a
+// member other than dst, and a handshake that stalls while the link is cut.
+func (n *Network) serverTLS(c *conn) *tls.Config {
+	cert := n.cfg.TLS.Certs[c.dst]
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    n.cfg.TLS.Roots,
+		MinVersion:   tls.VersionTLS12,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			src := cs.PeerCertificates[0].Subject.CommonName
+			if _, ok := n.cfg.TLS.Certs[src]; !ok || src == c.dst {
+				return fmt.Errorf("faultproxy: peer certificate %q names no other member", src)
+			}
+			return c.awaitLink(cluster.Link{A: src, B: c.dst}.Key())
+		},
+	}
+}
+
+// awaitLink returns nil at once if l is not cut; else it waits (the
+// handshake stalls, as over a link that loses packets) and returns an
+// error once l heals or the connection or the Network closes, so that
+// the sender redials.
+func (c *conn) awaitLink(l cluster.Link) error {
+	p := c.n.pol.Load()
+	if !p.cut[l] {
+		return nil
+	}
+	c.n.log.Debug("faultproxy: TLS handshake across a cut link stalled", "conn", c.seq, "link", l.String())
+	for {
+		select {
+		case <-p.changed:
+		case <-c.done:
+			return net.ErrClosed
+		case <-c.n.ctx.Done():
+			return net.ErrClosed
+		}
+		if p = c.n.pol.Load(); !p.cut[l] {
+			return fmt.Errorf("faultproxy: link %s healed during the handshake; closing", l)
+		}
+	}
 }

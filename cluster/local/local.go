@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -24,7 +25,8 @@ type Cluster struct {
 	cfg   Config
 	nodes cluster.Members[*Node]
 	net   *faultproxy.Network
-	ports *portSet // held until Close
+	ports *portSet    // held until Close
+	tls   *tls.Config // clients' TLS configuration; nil without TLS
 
 	closeOnce sync.Once
 	closeErr  error
@@ -34,6 +36,7 @@ var (
 	_ cluster.Cluster     = (*Cluster)(nil)
 	_ cluster.Partitioner = (*Cluster)(nil)
 	_ cluster.LinkShaper  = (*Cluster)(nil)
+	_ cluster.TLSCluster  = (*Cluster)(nil)
 )
 
 // New allocates free ports, starts every member with etcd's flags
@@ -65,10 +68,16 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 			return nil, fmt.Errorf("local: create run directory: %w", err)
 		}
 	}
+	var sec *security
+	if cfg.Server.TLS {
+		if sec, err = makeSecurity(cfg); err != nil {
+			return nil, err
+		}
+	}
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5eed_0f_9075))
 	const attempts = 3
 	for attempt := 1; ; attempt++ {
-		c, err := newCluster(ctx, cfg, binary, rng)
+		c, err := newCluster(ctx, cfg, binary, rng, sec)
 		if err == nil {
 			return c, nil
 		}
@@ -91,7 +100,7 @@ var errPortTaken = errors.New("member port taken")
 func memberName(i int) string { return "n" + strconv.Itoa(i+1) }
 
 // newCluster makes one attempt at starting the cluster, on ports from rng.
-func newCluster(ctx context.Context, cfg Config, binary string, rng *rand.Rand) (*Cluster, error) {
+func newCluster(ctx context.Context, cfg Config, binary string, rng *rand.Rand, sec *security) (*Cluster, error) {
 	// Member ports are picked below the kernel's ephemeral range, so that
 	// neither the proxies' ":0" listeners nor any outgoing connection's
 	// source port can take one between the pick and the member's bind.
@@ -109,12 +118,18 @@ func newCluster(ctx context.Context, cfg Config, binary string, rng *rand.Rand) 
 			Target: net.JoinHostPort(cfg.Host, strconv.Itoa(ports.ports[2*i+1])),
 		}
 	}
-	nw, err := faultproxy.New(faultproxy.Config{Members: members, Seed: cfg.Seed, Logger: cfg.Logger})
+	pcfg := faultproxy.Config{Members: members, Seed: cfg.Seed, Logger: cfg.Logger}
+	scheme := "http"
+	c := &Cluster{cfg: cfg, ports: ports}
+	if sec != nil {
+		pcfg.TLS, scheme, c.tls = sec.proxy, "https", sec.client
+	}
+	nw, err := faultproxy.New(pcfg)
 	if err != nil {
 		ports.release()
 		return nil, fmt.Errorf("local: fault proxies: %w", err)
 	}
-	c := &Cluster{cfg: cfg, net: nw, ports: ports}
+	c.net = nw
 	initial := make([]string, cfg.Size)
 	for i, name := range names {
 		initial[i] = name + "=" + nw.URL(name)
@@ -122,9 +137,9 @@ func newCluster(ctx context.Context, cfg Config, binary string, rng *rand.Rand) 
 	for i, name := range names {
 		n := &Node{
 			name:          name,
-			clientURL:     "http://" + net.JoinHostPort(cfg.Host, strconv.Itoa(ports.ports[2*i])),
+			clientURL:     scheme + "://" + net.JoinHostPort(cfg.Host, strconv.Itoa(ports.ports[2*i])),
 			peerURL:       nw.URL(name),
-			listenPeerURL: "http://" + members[i].Target,
+			listenPeerURL: scheme + "://" + members[i].Target,
 			dataDir:       rundir.MemberData(cfg.Dir, name),
 			logPath:       rundir.MemberLog(cfg.Dir, name),
 			binary:        binary,
@@ -132,7 +147,7 @@ func newCluster(ctx context.Context, cfg Config, binary string, rng *rand.Rand) 
 			grace:         cfg.StopGrace,
 			log:           cfg.Logger,
 		}
-		n.args = memberArgs(cfg, n, strings.Join(initial, ","))
+		n.args = memberArgs(cfg, n, strings.Join(initial, ","), sec)
 		c.nodes = append(c.nodes, n)
 	}
 	if err := c.start(ctx); err != nil {
@@ -142,8 +157,11 @@ func newCluster(ctx context.Context, cfg Config, binary string, rng *rand.Rand) 
 	return c, nil
 }
 
-func memberArgs(cfg Config, n *Node, initialCluster string) []string {
+func memberArgs(cfg Config, n *Node, initialCluster string, sec *security) []string {
 	f := cfg.Flags()
+	if sec != nil {
+		f.TLS = sec.files.TLSFlags(n.name, sec.files.Dir)
+	}
 	f.Name, f.DataDir = n.name, n.dataDir
 	f.ListenClientURL, f.AdvertiseClientURL = n.clientURL, n.clientURL
 	f.ListenPeerURL, f.AdvertisePeerURL = n.listenPeerURL, n.peerURL
@@ -189,6 +207,47 @@ func (c *Cluster) start(ctx context.Context) error {
 		}
 	}
 }
+
+// security is a TLS cluster's certificates and the configurations made
+// from them, made once per New (every start attempt uses them).
+type security struct {
+	files  cluster.TLSFiles
+	proxy  *faultproxy.TLS
+	client *tls.Config
+}
+
+// makeSecurity makes a fresh CA and certificates in Dir/certs for the
+// members n1..nSize, valid for cfg.Host and localhost (the members, the
+// proxies and the clients are all reached at cfg.Host).
+func makeSecurity(cfg Config) (*security, error) {
+	names := make([]string, cfg.Size)
+	for i := range names {
+		names[i] = memberName(i)
+	}
+	files, err := cluster.MakeTLS(filepath.Join(cfg.Dir, rundir.CertsDir), names, []string{cfg.Host, "localhost"})
+	if err != nil {
+		return nil, fmt.Errorf("local: %w", err)
+	}
+	roots, err := files.Roots()
+	if err != nil {
+		return nil, fmt.Errorf("local: %w", err)
+	}
+	pt := &faultproxy.TLS{Roots: roots, Certs: make(map[string]tls.Certificate, len(names))}
+	for _, name := range names {
+		if pt.Certs[name], err = tls.LoadX509KeyPair(files.MemberCert(name), files.MemberKey(name)); err != nil {
+			return nil, fmt.Errorf("local: member certificate: %w", err)
+		}
+	}
+	client, err := files.ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("local: %w", err)
+	}
+	return &security{files: files, proxy: pt, client: client}, nil
+}
+
+// ClientTLS is the clients' TLS configuration (cluster.TLSCluster), nil
+// for a plaintext cluster. Callers must not modify it.
+func (c *Cluster) ClientTLS() *tls.Config { return c.tls }
 
 // Nodes returns the nodes in name order; the slice is the caller's.
 func (c *Cluster) Nodes() []cluster.Node { return c.nodes.Nodes() }

@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -58,11 +59,15 @@ func testConfig(t *testing.T, binary string) Config {
 	return cfg
 }
 
-func newTestCluster(t *testing.T) *Cluster {
+func newTestCluster(t *testing.T, opts ...func(*Config)) *Cluster {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	c, err := New(ctx, testConfig(t, serverBinary(t)))
+	cfg := testConfig(t, serverBinary(t))
+	for _, o := range opts {
+		o(&cfg)
+	}
+	c, err := New(ctx, cfg)
 	if err != nil {
 		t.Fatalf("new cluster: %v", err)
 	}
@@ -325,8 +330,21 @@ func (runningNode) State() cluster.State { return cluster.Running }
 
 func (s singleNode) Nodes() []cluster.Node { return []cluster.Node{runningNode{s.n}} }
 
+func withTLS(c *Config) { c.Server.TLS = true }
+
+// Under TLS the proxies terminate TLS and tell the sender by its
+// certificate (faultproxy.TLS): the same links must be cut, and only them.
 func TestPartitionCutsExactlyTheNamedLinks(t *testing.T) {
-	c := newTestCluster(t)
+	for _, tc := range []struct {
+		name string
+		opts []func(*Config)
+	}{{"plaintext", nil}, {"tls", []func(*Config){withTLS}}} {
+		t.Run(tc.name, func(t *testing.T) { testPartitionCutsExactly(t, tc.opts...) })
+	}
+}
+
+func testPartitionCutsExactly(t *testing.T, opts ...func(*Config)) {
+	c := newTestCluster(t, opts...)
 	ctx := ctxFor(t, 120*time.Second)
 	lead, err := cluster.Leader(ctx, c)
 	if err != nil {
@@ -386,6 +404,50 @@ func TestPartitionCutsExactlyTheNamedLinks(t *testing.T) {
 	s1 := c.LinkStats()[cluster.DirectedLink{From: l, To: f1}]
 	waitFor(t, ctx, func() bool { return c.LinkStats()[cluster.DirectedLink{From: l, To: f1}].Forwarded > s1.Forwarded },
 		"traffic on the healed link")
+}
+
+// A TLS cluster serves https with certificates made for the run (keys
+// 0600), refuses a client without a certificate and answers one with the
+// run's client certificate.
+func TestTLSClusterRequiresClientCertificates(t *testing.T) {
+	c := newTestCluster(t, withTLS)
+	ctx := ctxFor(t, 60*time.Second)
+	for _, ep := range c.Endpoints() {
+		if !strings.HasPrefix(ep, "https://") {
+			t.Errorf("endpoint %s is not https", ep)
+		}
+	}
+	args := strings.Join(c.LocalNode("n1").Args(), " ")
+	for _, f := range []string{"--cert-file", "--key-file", "--trusted-ca-file", "--client-cert-auth",
+		"--peer-cert-file", "--peer-key-file", "--peer-trusted-ca-file", "--peer-client-cert-auth", "--listen-peer-urls https://"} {
+		if !strings.Contains(args, f) {
+			t.Errorf("n1's command line lacks %s: %s", f, args)
+		}
+	}
+	keys, _ := filepath.Glob(filepath.Join(c.Dir(), "certs", "*.key"))
+	if len(keys) != 4 {
+		t.Errorf("keys %v; want n1..n3 and client", keys)
+	}
+	for _, k := range keys {
+		if fi, err := os.Stat(k); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, %v; want 0600", k, fi.Mode().Perm(), err)
+		}
+	}
+	if _, err := cluster.Leader(ctx, c); err != nil {
+		t.Fatalf("leader over TLS: %v", err)
+	}
+	noCert := c.ClientTLS().Clone()
+	noCert.Certificates = nil
+	conn, err := tls.Dial("tcp", strings.TrimPrefix(c.Endpoints()[0], "https://"), noCert)
+	if err == nil {
+		// TLS 1.3: the server's refusal arrives with the first read.
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		_, err = conn.Read(make([]byte, 1))
+		conn.Close()
+	}
+	if err == nil {
+		t.Errorf("a client without a certificate was served")
+	}
 }
 
 func TestIsolatingTheLeaderElectsAnotherAndHealReunites(t *testing.T) {
@@ -494,7 +556,7 @@ func TestMemberArgsFollowEtcdFlags(t *testing.T) {
 	cfg.HeartbeatInterval, cfg.ElectionTimeout, cfg.SnapshotCount = 100*time.Millisecond, time.Second, 500
 	cfg.ExtraArgs = []string{"--quota-backend-bytes", "1000000"}
 	n := &Node{name: "n2", dataDir: "/run/data/n2", clientURL: "http://127.0.0.1:1", listenPeerURL: "http://127.0.0.1:2", peerURL: "http://127.0.0.1:3"}
-	got := strings.Join(memberArgs(cfg, n, "n1=http://127.0.0.1:9,n2=http://127.0.0.1:3"), " ")
+	got := strings.Join(memberArgs(cfg, n, "n1=http://127.0.0.1:9,n2=http://127.0.0.1:3", nil), " ")
 	want := "--name n2 --data-dir /run/data/n2 --listen-client-urls http://127.0.0.1:1 --advertise-client-urls http://127.0.0.1:1 " +
 		"--listen-peer-urls http://127.0.0.1:2 --initial-advertise-peer-urls http://127.0.0.1:3 " +
 		"--initial-cluster n1=http://127.0.0.1:9,n2=http://127.0.0.1:3 --initial-cluster-token quorum --initial-cluster-state new " +

@@ -168,7 +168,7 @@ func (n *Node) exitError(p *process) error {
 }
 
 func (n *Node) waitListening(ctx context.Context, p *process) error {
-	addr := strings.TrimPrefix(n.clientURL, "http://")
+	addr := n.clientURL[strings.Index(n.clientURL, "://")+3:]
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
 	for {

@@ -21,6 +21,7 @@ func newBenchCmd(stdout, stderr io.Writer) *cobra.Command {
 		backendName string
 		faults      string
 		logLevel    string
+		tlsModes    []bool
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -81,6 +82,7 @@ Exit code: 0 done, 2 harness error (or a cluster failed; results are partial).`,
 			if err != nil {
 				return &exitError{2, err}
 			}
+			cfg.Servers = withTLS(cfg.Servers, tlsModes)
 			out, err := bench.Run(cmd.Context(), cfg, backend)
 			if out != nil {
 				fmt.Fprint(stdout, bench.FormatSummary(out.Results, out.Dir))
@@ -109,6 +111,7 @@ Exit code: 0 done, 2 harness error (or a cluster failed; results are partial).`,
 	f.StringVar(&faults, "faults", strings.Join(cfg.Faults, ","), "availability faults, or none: "+strings.Join(bench.FaultNames(), ", "))
 	f.IntVar(&cfg.FaultReps, "fault-reps", cfg.FaultReps, "repetitions of each fault per round (0: no availability part)")
 	f.DurationVar(&cfg.FaultWait, "fault-wait", cfg.FaultWait, "bounded wait for a write after a fault; none acknowledged = not writable")
+	f.BoolSliceVar(&tlsModes, "tls", []bool{false}, "TLS on client and peer links with client certificates (fresh certificates per cluster); --tls=false,true runs each server both ways, interleaved, the TLS one labelled LABEL-tls")
 	f.StringArrayVar(&servers, "server-binary", nil, "LABEL=PATH of a server taking etcd's flags; repeat for A/B (default: quorumd built from this checkout; static for --backend docker)")
 	f.StringArrayVar(&images, "image", nil, "with --backend docker: LABEL=IMAGE of a server image already in the engine; repeat for A/B")
 	f.StringVar(&backendName, "backend", "local", "where members run: local (processes on loopback) or docker (containers on a Docker network of the run's own; nothing is pulled)")
@@ -213,4 +216,25 @@ func newBenchReportCmd(stdout io.Writer) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// withTLS returns each server once per mode of --tls, in that order; a
+// server run with TLS is labelled LABEL-tls when it also runs without.
+func withTLS(servers []bench.Server, modes []bool) []bench.Server {
+	plain := false
+	for _, m := range modes {
+		plain = plain || !m
+	}
+	var out []bench.Server
+	for _, s := range servers {
+		for _, m := range modes {
+			v := s
+			v.TLS = m
+			if m && plain {
+				v.Label += "-tls"
+			}
+			out = append(out, v)
+		}
+	}
+	return out
 }

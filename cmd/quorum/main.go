@@ -83,7 +83,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newTestCmd(stdout, stderr), newCheckCmd(stdout), newReportCmd(stdout), newBenchCmd(stdout, stderr))
+	root.AddCommand(newTestCmd(stdout, stderr), newCheckCmd(stdout), newReportCmd(stdout), newBenchCmd(stdout, stderr), newCertsCmd(stdout))
 	return root
 }
 
@@ -91,6 +91,7 @@ func newTestCmd(stdout, stderr io.Writer) *cobra.Command {
 	cfg := harness.DefaultConfig()
 	var (
 		serverBinary string
+		tlsOn        bool
 		image        string
 		backendName  string
 		logLevel     string
@@ -137,6 +138,7 @@ Exit code: 0 valid, 1 invalid, 2 unknown or harness error.`,
 			if err != nil {
 				return &exitError{2, err}
 			}
+			cfg.Server.TLS = tlsOn
 			out, err := harness.Run(cmd.Context(), cfg, backend)
 			if err != nil {
 				return &exitError{2, err}
@@ -166,6 +168,7 @@ Exit code: 0 valid, 1 invalid, 2 unknown or harness error.`,
 	f.DurationVar(&cfg.RecoveryTimeout, "recovery-timeout", cfg.RecoveryTimeout, "how long to wait for the healed cluster before final reads")
 	f.StringVar(&cfg.Store, "store", cfg.Store, "directory holding the runs")
 	f.StringVar(&cfg.Name, "test-name", "", "test name (default quorumd-<workload>, or <binary>-<workload>)")
+	f.BoolVar(&tlsOn, "tls", false, "TLS on every client and peer link, with client certificates: a fresh CA and certificates in the run directory's certs/ (etcd's --cert-file ... --peer-client-cert-auth)")
 	f.StringVar(&serverBinary, "server-binary", "", "server to test, any binary taking etcd's flags (default: quorumd built from this checkout)")
 	f.StringVar(&backendName, "backend", "local", "where members run: local (processes on loopback) or docker (containers on a Docker network of the run's own; nothing is pulled)")
 	f.StringVar(&image, "image", "", "with --backend docker: a server image already in the engine (its entrypoint takes etcd's flags); default: quorumd, or --server-binary, in a locally built FROM scratch image")
