@@ -21,7 +21,8 @@ const (
 
 // FinalReads records, for every member in targets, a serializable read
 // (history.FFinalRead, Node = the member) of every register key
-// (cfg.RegisterKey(0..Keys-1)) or of the set (cfg.SetKey(), Elements), so
+// (cfg.RegisterKey(0..Keys-1); for the lock workload
+// cfg.LockRegisterKey(0..Keys-1)) or of the set (cfg.SetKey(), Elements), so
 // the checker can compare the replicas; for the append workload it does
 // nothing; for the watch workload it records the final watch (see
 // finalWatch) instead. Call it after Run returned and
@@ -105,10 +106,14 @@ func finalReadMember(ctx context.Context, cfg Config, t Target, dial Dialer, rec
 	}
 
 	keys := []string{cfg.SetKey()}
-	if cfg.Workload == WorkloadRegister {
+	if cfg.Workload == WorkloadRegister || cfg.Workload == WorkloadLock {
 		keys = keys[:0]
 		for i := range cfg.Keys {
-			keys = append(keys, cfg.RegisterKey(i))
+			k := cfg.RegisterKey(i)
+			if cfg.Workload == WorkloadLock {
+				k = cfg.LockRegisterKey(i)
+			}
+			keys = append(keys, k)
 		}
 	}
 	var errs []error

@@ -40,6 +40,11 @@ type MemBugs struct {
 	// WatchCutEvery-th response the store's watches send. Not a bug (the
 	// watcher is told, and resumes); it exercises resumption.
 	WatchCutEvery int
+	// LockDoubleGrantEvery, when > 0, makes every
+	// LockDoubleGrantEvery-th attempt to take a held lock succeed
+	// anyway: a lock granted to two holders, which checker/lock must
+	// catch.
+	LockDoubleGrantEvery int
 }
 
 // MemStore is an in-memory twin of an etcd KV store, shared by all the
@@ -60,6 +65,9 @@ type MemStore struct {
 	changed  chan struct{}           // closed and replaced at every new revision
 	watchEvs int                     // events watches delivered, for WatchSkipEvery
 	watchRsp int                     // responses watches sent, for WatchCutEvery
+	leases   int64                   // leases granted
+	holders  map[string][]memHold    // lock name -> sessions holding it
+	lockTry  int                     // attempts on held locks, for LockDoubleGrantEvery
 }
 
 // memVersion is one revision of a key: a put, or a delete (deleted).
@@ -73,7 +81,7 @@ type memVersion struct {
 
 // NewMemStore returns an empty store at revision 0 with the given bugs.
 func NewMemStore(bugs MemBugs) *MemStore {
-	return &MemStore{bugs: bugs, versions: map[string][]memVersion{}, dials: map[string]int{}, changed: make(chan struct{})}
+	return &MemStore{bugs: bugs, versions: map[string][]memVersion{}, dials: map[string]int{}, holders: map[string][]memHold{}, changed: make(chan struct{})}
 }
 
 // Dialer returns a Dialer making Clients of this store. The Target's
@@ -178,6 +186,8 @@ type memClient struct {
 	s      *MemStore
 	node   string
 	closed bool
+	lease  int64 // the lock workload's session, 0: none
+	ttl    int64
 }
 
 var errMemClosed = errors.New("memstore: client closed")
