@@ -6,7 +6,8 @@
 // unexpected elements; the append workload's list-append transactions for
 // strict serializability with checker/elle; the watch workload's watch
 // streams with checker/watch; the lock workload's holders and
-// increments with checker/lock; final reads for agreement
+// increments with checker/lock; the lease workload's leases with
+// checker/lease; final reads for agreement
 // between members. Unknown (timeout, nothing checked, malformed history) is
 // never a pass.
 package checker
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/quorum-kv/quorum/checker/elle"
+	"github.com/quorum-kv/quorum/checker/lease"
 	"github.com/quorum-kv/quorum/checker/lock"
 	"github.com/quorum-kv/quorum/checker/watch"
 	"github.com/quorum-kv/quorum/history"
@@ -29,16 +31,17 @@ const (
 	WorkloadAppend   = "append"
 	WorkloadWatch    = "watch"
 	WorkloadLock     = "lock"
+	WorkloadLease    = "lease"
 )
 
 // Options configures Check.
 type Options struct {
 	// Workload is WorkloadRegister, WorkloadSet, WorkloadAppend or
-	// WorkloadWatch or WorkloadLock. Empty: inferred, set if the history
+	// WorkloadWatch, WorkloadLock or WorkloadLease. Empty: inferred, set if the history
 	// has any add operation, append if it has any transaction
 	// (history.FTxn), watch if it has any watch (history.FWatch,
 	// history.FFinalWatch), lock if it has any acquire (history.FAcquire),
-	// register otherwise.
+	// lease if it has any grant (history.FGrant), register otherwise.
 	Workload string
 	// Timeout bounds the linearizability search over all keys; keys not
 	// decided in time are unknown. 0: no limit (the context still
@@ -76,7 +79,9 @@ type Result struct {
 	// Watch is checker/watch's result for the watch workload.
 	Watch *watch.Result `json:"watch,omitempty"`
 	// Lock is checker/lock's result for the lock workload.
-	Lock       *lock.Result      `json:"lock,omitempty"`
+	Lock *lock.Result `json:"lock,omitempty"`
+	// Lease is checker/lease's result for the lease workload.
+	Lease      *lease.Result     `json:"lease,omitempty"`
 	FinalReads *FinalReadsResult `json:"final_reads,omitempty"`
 
 	// Counts holds, per operation name (F), how many operations ended
@@ -141,6 +146,9 @@ func Check(ctx context.Context, events []history.Event, opts Options) Result {
 		if _, ok := res.Counts[history.FAcquire]; ok {
 			res.Workload = WorkloadLock
 		}
+		if _, ok := res.Counts[history.FGrant]; ok {
+			res.Workload = WorkloadLease
+		}
 	}
 
 	var verdicts []Verdict
@@ -161,8 +169,12 @@ func Check(ctx context.Context, events []history.Event, opts Options) Result {
 		r := lock.Check(events)
 		res.Lock = &r
 		verdicts = append(verdicts, r.Verdict)
+	case WorkloadLease:
+		r := lease.Check(events)
+		res.Lease = &r
+		verdicts = append(verdicts, r.Verdict)
 	default:
-		res.Reason = fmt.Sprintf("unknown workload %q: want %q, %q, %q, %q or %q", res.Workload, WorkloadRegister, WorkloadSet, WorkloadAppend, WorkloadWatch, WorkloadLock)
+		res.Reason = fmt.Sprintf("unknown workload %q: want %q, %q, %q, %q, %q or %q", res.Workload, WorkloadRegister, WorkloadSet, WorkloadAppend, WorkloadWatch, WorkloadLock, WorkloadLease)
 		return res
 	}
 	if fr := checkFinalReads(ops, res.Workload == WorkloadSet); fr != nil {

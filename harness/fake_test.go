@@ -340,3 +340,31 @@ func TestLockRunOnTheFakeBackendIsValidAndCatchesTwoHolders(t *testing.T) {
 	}
 	t.Logf("two holders: %v", reports.LockLines(res.Lock))
 }
+
+// The lease workload runs end to end on the fake: a store whose leases
+// expire on time is valid; one whose leases never expire is caught, and
+// the report names the lease and the keys that outlived their bound.
+func TestLeaseRunOnTheFakeBackendIsValidAndCatchesLeasesThatNeverExpire(t *testing.T) {
+	for _, bug := range []bool{false, true} {
+		cfg := fakeConfig(t, workloads.NewMemStore(workloads.MemBugs{LeaseNeverExpires: bug}))
+		cfg.Workload.Workload = workloads.WorkloadLease
+		cfg.Workload.LockTTL = 1
+		cfg.Workload.LeaseBound = 200 * time.Millisecond
+		cfg.Workload.Concurrency = 6
+		cfg.TimeLimit = 3 * time.Second
+		out := runFake(t, cfg, &fake.Backend{})
+		res := out.Results.Check
+		want := checker.Valid
+		if bug {
+			want = checker.Invalid
+		}
+		if res.Verdict != want || res.Lease == nil || res.Lease.Checked == 0 || bug != (res.Lease.Counts["outlived-bound"] > 0) {
+			t.Fatalf("never-expire %v: verdict %v (%s), lease %v: want %v; run dir %s", bug, res.Verdict, res.Reason, reports.LeaseLines(res.Lease), want, out.Dir)
+		}
+		html, err := os.ReadFile(filepath.Join(out.Dir, "report.html"))
+		if err != nil || !strings.Contains(string(html), "Leases: "+want.String()) {
+			t.Fatalf("report.html lacks the lease result (%v)", err)
+		}
+		t.Logf("never-expire %v: %v", bug, reports.LeaseLines(res.Lease))
+	}
+}

@@ -377,3 +377,45 @@ func pausedLockRun(t *testing.T, server cluster.Server) {
 		t.Errorf("first overlap not explained by the pause: %+v", o)
 	}
 }
+
+// A short lease run with a leader kill is valid: kept-alive leases keep
+// their keys, abandoned ones lose them within TTL + bound, revoked ones
+// at the revoke's revision on every member; on quorumd and real etcd.
+func TestShortLeaseRunWithALeaderKillIsValid(t *testing.T) {
+	leaseRun(t, cluster.Server{Label: "quorumd", Binary: quorumd})
+}
+
+func TestShortLeaseRunWithALeaderKillIsValidOnRealEtcd(t *testing.T) {
+	leaseRun(t, cluster.Server{Label: "etcd", Binary: realEtcd(t)})
+}
+
+func leaseRun(t *testing.T, server cluster.Server) {
+	cfg := shortConfig(t)
+	cfg.Server = server
+	cfg.Workload.Workload = workloads.WorkloadLease
+	cfg.Workload.LockTTL = 2
+	cfg.Workload.Concurrency = 9
+	cfg.Nemeses = "kill-leader"
+	cfg.NemesisInterval = 3 * time.Second
+	cfg.TimeLimit = 12 * time.Second
+	start := time.Now()
+	out := run(t, cfg)
+	res := out.Results.Check
+	l := res.Lease
+	if res.Verdict != checker.Valid || l == nil || l.Checked == 0 || res.Faults["kill-leader"] == 0 {
+		t.Fatalf("verdict %v (%s), lease %v, faults %v; run dir %s", res.Verdict, res.Reason, reports.LeaseLines(l), res.Faults, out.Dir)
+	}
+	events, err := history.Load(filepath.Join(out.Dir, "history.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := checker.Check(context.Background(), events, checker.Options{})
+	if again.Verdict != res.Verdict || again.Workload != checker.WorkloadLease || again.Lease.Checked != l.Checked {
+		t.Errorf("offline re-check: %v %s %v, run said %v %v", again.Verdict, again.Workload, reports.LeaseLines(again.Lease), res.Verdict, reports.LeaseLines(l))
+	}
+	ops := 0
+	for _, c := range res.Counts {
+		ops += c.OK + c.Fail + c.Info
+	}
+	t.Logf("%d operations %v, %v in %v: %v", ops, res.Counts, res.Verdict, time.Since(start).Round(time.Millisecond), reports.LeaseLines(l))
+}

@@ -25,7 +25,9 @@ type Completion struct {
 	// invocation's). It is ignored for other operations, whose completion
 	// repeats the invocation's Value. For FWatch and FFinalWatch it is the
 	// responses received (nil: the invocation's spec). For an ok FAcquire
-	// it is the LockHold granted, for an ok FIncr its IncrResult.
+	// it is the LockHold granted, for an ok FIncr its IncrResult, for an
+	// ok FGrant or FKeepAlive the LeaseSpec answered, for an ok
+	// FLeaseRead the LeaseRead.
 	Value *string
 	// Revision is the header revision of a write or cas, or the mod
 	// revision of the key read; 0 when unknown.
@@ -150,7 +152,7 @@ func (r *Recorder) Complete(h Handle, t Type, c Completion) {
 	}
 	if inv.F == FRead || inv.F == FFinalRead || inv.F == FTxn && t == OK && c.Value != nil ||
 		(inv.F == FWatch || inv.F == FFinalWatch) && c.Value != nil ||
-		(inv.F == FAcquire || inv.F == FIncr) && t == OK && c.Value != nil {
+		(inv.F == FAcquire || inv.F == FIncr || inv.F == FGrant || inv.F == FKeepAlive || inv.F == FLeaseRead) && t == OK && c.Value != nil {
 		e.Value = clonePtr(c.Value)
 	}
 	if c.Node != "" {

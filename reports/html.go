@@ -10,6 +10,7 @@ import (
 
 	"github.com/quorum-kv/quorum/checker"
 	"github.com/quorum-kv/quorum/checker/elle"
+	"github.com/quorum-kv/quorum/checker/lease"
 	"github.com/quorum-kv/quorum/checker/lock"
 	"github.com/quorum-kv/quorum/checker/watch"
 	"github.com/quorum-kv/quorum/history"
@@ -87,6 +88,8 @@ type reportView struct {
 	WatchRows    []watchRow
 	Lock         *lock.Result
 	LockText     []string
+	Lease        *lease.Result
+	LeaseText    []string
 	FinalDisagr  listView
 	FinalReads   []finalRow
 	Plots        []render.PlotFile
@@ -190,6 +193,12 @@ func verdictReasons(r checker.Result) []string {
 		out = append(out, AppendLines(a)[0])
 		if a.Reason != "" {
 			out = append(out, "append: "+a.Reason)
+		}
+	}
+	if l := r.Lease; l != nil {
+		out = append(out, LeaseLines(l)[0])
+		if l.Reason != "" {
+			out = append(out, "lease: "+l.Reason)
 		}
 	}
 	if l := r.Lock; l != nil {
@@ -353,6 +362,10 @@ func buildView(res Results, plots []render.PlotFile, linLink string) reportView 
 			v.WatchRows = append(v.WatchRows, watchRow{wr, SpecText(wr.Spec), revsText(wr.WrongRevisions)})
 		}
 	}
+	if l := res.Check.Lease; l != nil {
+		v.Lease = l
+		v.LeaseText = LeaseLines(l)
+	}
 	if l := res.Check.Lock; l != nil {
 		v.Lock = l
 		v.LockText = LockLines(l)
@@ -489,6 +502,10 @@ tr.total td { font-weight: bold; }
 {{range .Overlaps}}<tr{{if not .Fenced}} class="bad"{{end}}><td>{{.Lock}}</td><td>process {{.First.Process}} on {{.First.Node}}</td><td>{{.First.Lease}} ({{.First.TTL}} s)</td><td>{{secs .First.From}}–{{secs .First.To}}</td><td>process {{.Second.Process}} on {{.Second.Node}}</td><td>{{.Second.Lease}}</td><td>{{secs .Second.From}}</td><td>{{range .Faults}}{{.F}} {{.Targets}} {{secs .From}}–{{secs .To}} {{end}}</td></tr>
 {{end}}</table>{{end}}
 {{end}}
+{{with .Lease}}<h3>Leases: {{.Verdict}}</h3>
+<pre{{if .Anomalies}} class="bad"{{end}}>{{range $.LeaseText}}{{.}}
+{{end}}</pre>
+{{end}}
 {{with .Final}}<h3>Final reads: {{.Verdict}}</h3>
 {{if .Disagreements}}<p class="bad">Members disagree on {{len .Disagreements}} keys: {{range $.FinalDisagr.Items}}{{.}} {{end}}{{with $.FinalDisagr.More}}… and {{.}} more{{end}}</p>{{else}}<p>All members agree.</p>{{end}}
 {{if .NotOK}}<p class="muted">{{.NotOK}} final reads failed or have an unknown outcome.</p>{{end}}
@@ -497,7 +514,7 @@ tr.total td { font-weight: bold; }
 {{range $.FinalReads}}<tr{{if .Disagrees}} class="bad"{{end}}><td>{{.Key}}</td><td>{{.Node}}</td><td>{{.Value}}</td><td class="num">{{.Rev}}</td><td class="num">{{.Elements}}</td><td>{{range .Missing.Items}}{{.}} {{end}}{{with .Missing.More}}… and {{.}} more{{end}}</td></tr>
 {{end}}</table>{{end}}
 {{end}}
-{{if not (or .Lin .Set .Append .Watch .Lock .Final)}}<p class="muted">No sub-check ran.</p>{{end}}
+{{if not (or .Lin .Set .Append .Watch .Lock .Lease .Final)}}<p class="muted">No sub-check ran.</p>{{end}}
 
 <h2>Plots</h2>
 <p class="muted">Shaded bands are fault intervals, labelled with the fault's name.</p>

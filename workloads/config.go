@@ -19,6 +19,10 @@ const (
 	// watchers on every member record what they see (history.FWatch),
 	// for package checker/watch.
 	WorkloadWatch = "watch"
+	// WorkloadLease grants leases, attaches keys, keeps some alive,
+	// abandons and revokes others while every member reads, for
+	// package checker/lease.
+	WorkloadLease = "lease"
 	// WorkloadLock takes concurrency.Mutex locks and increments a
 	// register under each (history.FAcquire, FIncr, FRelease), for
 	// package checker/lock.
@@ -75,7 +79,11 @@ type Config struct {
 	// Watchers is, in the watch workload, how many watchers each member
 	// serves (see Config.WatchKey); ignored by the others.
 	Watchers int `json:"watchers"`
-	// LockTTL is, in the lock workload, the TTL in seconds of every
+	// LeaseBound is, in the lease workload, how long after its TTL an
+	// abandoned lease's keys may still be read (see LeaseBound; 0:
+	// LeaseBound(LockTTL, 1 s)).
+	LeaseBound time.Duration `json:"lease_bound,omitempty"`
+	// LockTTL is, in the lock and lease workloads, the TTL in seconds of every
 	// client's session lease (the server may raise it to its minimum).
 	LockTTL int64 `json:"lock_ttl,omitempty"`
 	// LockHoldTime is, in the lock workload, how long a holder waits
@@ -130,11 +138,11 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("workload config: %s: %s", field, fmt.Sprintf(format, args...)))
 	}
 	switch c.Workload {
-	case WorkloadRegister, WorkloadSet, WorkloadAppend, WorkloadWatch, WorkloadLock:
+	case WorkloadRegister, WorkloadSet, WorkloadAppend, WorkloadWatch, WorkloadLock, WorkloadLease:
 	default:
-		bad("Workload", "%q: want %q, %q, %q, %q or %q", c.Workload, WorkloadRegister, WorkloadSet, WorkloadAppend, WorkloadWatch, WorkloadLock)
+		bad("Workload", "%q: want %q, %q, %q, %q, %q or %q", c.Workload, WorkloadRegister, WorkloadSet, WorkloadAppend, WorkloadWatch, WorkloadLock, WorkloadLease)
 	}
-	if c.Workload == WorkloadLock && (c.LockTTL < 1 || c.LockHoldTime < 0) {
+	if (c.Workload == WorkloadLock || c.Workload == WorkloadLease) && (c.LockTTL < 1 || c.LockHoldTime < 0) {
 		bad("LockTTL", "%d s, hold time %v: want a TTL >= 1 s and a hold time >= 0", c.LockTTL, c.LockHoldTime)
 	}
 	if c.Workload == WorkloadWatch && (c.Watchers < 1 || c.Watchers > MaxWatchers) {

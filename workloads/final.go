@@ -55,6 +55,9 @@ func FinalReads(ctx context.Context, cfg Config, targets []Target, dial Dialer, 
 	if cfg.Workload == WorkloadWatch {
 		return finalWatch(ctx, cfg, targets, dial, rec, base)
 	}
+	if cfg.Workload == WorkloadLease {
+		return finalLeaseReads(ctx, cfg, targets, dial, rec, base)
+	}
 	errs := make([]error, len(targets))
 	var wg sync.WaitGroup
 	for j, t := range targets {
@@ -138,5 +141,45 @@ func finalReadMember(ctx context.Context, cfg Config, t Target, dial Dialer, rec
 			errs = append(errs, fmt.Errorf("final read of %s on %s: %w", key, t.Name, err))
 		}
 	}
+	return errors.Join(errs...)
+}
+
+// finalLeaseReads records, on every member, one linearizable read of the
+// lease prefix (history.FLeaseRead), retried as finalReadMember retries.
+func finalLeaseReads(ctx context.Context, cfg Config, targets []Target, dial Dialer, rec *history.Recorder, base int) error {
+	errs := make([]error, len(targets))
+	var wg sync.WaitGroup
+	for j, t := range targets {
+		wg.Go(func() {
+			var err error
+			for i := range finalAttempts {
+				if i > 0 {
+					sleep(ctx, finalBackoff)
+				}
+				var c Client
+				if c, err = dial(t); err != nil {
+					continue
+				}
+				lc, ok := c.(LeaseClient)
+				if !ok {
+					_ = c.Close()
+					errs[j] = fmt.Errorf("%T has no leases", c)
+					return
+				}
+				h := rec.Invoke(base+j, history.Invocation{F: history.FLeaseRead, Key: cfg.LeasePrefix(), Value: history.Str(Linearizable), Node: t.Name})
+				octx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+				typ, comp := doLeaseRead(octx, lc, cfg.LeasePrefix(), false)
+				cancel()
+				rec.Complete(h, typ, comp)
+				_ = c.Close()
+				if typ == history.OK {
+					return
+				}
+				err = errors.New(comp.Error)
+			}
+			errs[j] = fmt.Errorf("final lease read on %s: %w", t.Name, err)
+		})
+	}
+	wg.Wait()
 	return errors.Join(errs...)
 }

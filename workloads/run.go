@@ -92,6 +92,12 @@ func Run(ctx context.Context, cfg Config, targets []Target, dial Dialer, rec *hi
 			case WorkloadLock:
 				dialErr[i] = w.runLock(ctx, take, lim)
 				return
+			case WorkloadLease:
+				if w.cfg.LeaseBound <= 0 {
+					w.cfg.LeaseBound = LeaseBound(cfg.LockTTL, 0)
+				}
+				dialErr[i] = w.runLease(ctx, take, lim)
+				return
 			}
 			dialErr[i] = w.run(ctx, take, lim)
 		})
