@@ -5,7 +5,9 @@
 // with porcupine, one key at a time; the set workload for lost and
 // unexpected elements; the append workload's list-append transactions for
 // strict serializability with checker/elle; the watch workload's watch
-// streams with checker/watch; final reads for agreement
+// streams with checker/watch; the lock workload's holders and
+// increments with checker/lock; the lease workload's leases with
+// checker/lease; final reads for agreement
 // between members. Unknown (timeout, nothing checked, malformed history) is
 // never a pass.
 package checker
@@ -16,6 +18,8 @@ import (
 	"time"
 
 	"github.com/quorum-kv/quorum/checker/elle"
+	"github.com/quorum-kv/quorum/checker/lease"
+	"github.com/quorum-kv/quorum/checker/lock"
 	"github.com/quorum-kv/quorum/checker/watch"
 	"github.com/quorum-kv/quorum/history"
 )
@@ -26,15 +30,18 @@ const (
 	WorkloadSet      = "set"
 	WorkloadAppend   = "append"
 	WorkloadWatch    = "watch"
+	WorkloadLock     = "lock"
+	WorkloadLease    = "lease"
 )
 
 // Options configures Check.
 type Options struct {
 	// Workload is WorkloadRegister, WorkloadSet, WorkloadAppend or
-	// WorkloadWatch. Empty: inferred, set if the history has any add
-	// operation, append if it has any transaction (history.FTxn), watch if
-	// it has any watch (history.FWatch, history.FFinalWatch), register
-	// otherwise.
+	// WorkloadWatch, WorkloadLock or WorkloadLease. Empty: inferred, set if the history
+	// has any add operation, append if it has any transaction
+	// (history.FTxn), watch if it has any watch (history.FWatch,
+	// history.FFinalWatch), lock if it has any acquire (history.FAcquire),
+	// lease if it has any grant (history.FGrant), register otherwise.
 	Workload string
 	// Timeout bounds the linearizability search over all keys; keys not
 	// decided in time are unknown. 0: no limit (the context still
@@ -70,7 +77,11 @@ type Result struct {
 	// Append is checker/elle's result for the append workload.
 	Append *elle.Result `json:"append,omitempty"`
 	// Watch is checker/watch's result for the watch workload.
-	Watch      *watch.Result     `json:"watch,omitempty"`
+	Watch *watch.Result `json:"watch,omitempty"`
+	// Lock is checker/lock's result for the lock workload.
+	Lock *lock.Result `json:"lock,omitempty"`
+	// Lease is checker/lease's result for the lease workload.
+	Lease      *lease.Result     `json:"lease,omitempty"`
 	FinalReads *FinalReadsResult `json:"final_reads,omitempty"`
 
 	// Counts holds, per operation name (F), how many operations ended
@@ -132,6 +143,12 @@ func Check(ctx context.Context, events []history.Event, opts Options) Result {
 				res.Workload = WorkloadWatch
 			}
 		}
+		if _, ok := res.Counts[history.FAcquire]; ok {
+			res.Workload = WorkloadLock
+		}
+		if _, ok := res.Counts[history.FGrant]; ok {
+			res.Workload = WorkloadLease
+		}
 	}
 
 	var verdicts []Verdict
@@ -148,8 +165,16 @@ func Check(ctx context.Context, events []history.Event, opts Options) Result {
 	case WorkloadWatch:
 		res.Watch = checkWatch(events)
 		verdicts = append(verdicts, res.Watch.Verdict)
+	case WorkloadLock:
+		r := lock.Check(events)
+		res.Lock = &r
+		verdicts = append(verdicts, r.Verdict)
+	case WorkloadLease:
+		r := lease.Check(events)
+		res.Lease = &r
+		verdicts = append(verdicts, r.Verdict)
 	default:
-		res.Reason = fmt.Sprintf("unknown workload %q: want %q, %q, %q or %q", res.Workload, WorkloadRegister, WorkloadSet, WorkloadAppend, WorkloadWatch)
+		res.Reason = fmt.Sprintf("unknown workload %q: want %q, %q, %q, %q, %q or %q", res.Workload, WorkloadRegister, WorkloadSet, WorkloadAppend, WorkloadWatch, WorkloadLock, WorkloadLease)
 		return res
 	}
 	if fr := checkFinalReads(ops, res.Workload == WorkloadSet); fr != nil {

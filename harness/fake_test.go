@@ -295,3 +295,76 @@ func TestWatchRunOnTheFakeBackendIsValidAndCatchesSkippedEvents(t *testing.T) {
 	}
 	t.Logf("skipped events: %v", reports.WatchLines(res.Watch))
 }
+
+// The lock workload runs end to end on the fake: a store whose lock
+// grants one holder at a time is valid, with every increment accounted
+// for, fenced and unfenced; a lock that sometimes grants a second holder
+// is caught, and the report names both holders.
+func TestLockRunOnTheFakeBackendIsValidAndCatchesTwoHolders(t *testing.T) {
+	for _, fenced := range []bool{false, true} {
+		cfg := fakeConfig(t, workloads.NewMemStore(workloads.MemBugs{}))
+		cfg.Workload.Workload = workloads.WorkloadLock
+		cfg.Workload.Keys = 2
+		cfg.Workload.Fenced = fenced
+		cfg.Workload.LockHoldTime = 2 * time.Millisecond
+		out := runFake(t, cfg, &fake.Backend{})
+		res := out.Results.Check
+		if res.Verdict != checker.Valid || res.Lock == nil || res.Lock.Incrs[0] == 0 || res.Lock.Fenced != fenced {
+			t.Fatalf("fenced %v: verdict %v (%s), lock %v: want valid with increments; run dir %s", fenced, res.Verdict, res.Reason, reports.LockLines(res.Lock), out.Dir)
+		}
+		html, err := os.ReadFile(filepath.Join(out.Dir, "report.html"))
+		if err != nil || !strings.Contains(string(html), "Lock: valid") {
+			t.Fatalf("report.html lacks the lock result (%v)", err)
+		}
+		t.Logf("fenced %v: %v", fenced, reports.LockLines(res.Lock))
+	}
+
+	cfg := fakeConfig(t, workloads.NewMemStore(workloads.MemBugs{LockDoubleGrantEvery: 5}))
+	cfg.Workload.Workload = workloads.WorkloadLock
+	cfg.Workload.Keys = 1
+	cfg.Nemeses = "none"
+	out := runFake(t, cfg, &fake.Backend{})
+	res := out.Results.Check
+	if res.Verdict != checker.Invalid || res.Lock.OverlapCount == 0 {
+		t.Fatalf("verdict %v (%s), lock %v: want invalid, two holders", res.Verdict, res.Reason, reports.LockLines(res.Lock))
+	}
+	html, _ := os.ReadFile(filepath.Join(out.Dir, "report.html"))
+	for _, want := range []string{"Lock: invalid", "two holders of", "process "} {
+		if !strings.Contains(string(html), want) {
+			t.Errorf("report.html lacks %q", want)
+		}
+	}
+	saved, err := reports.LoadResults(out.Dir)
+	if err != nil || saved.Check.Lock == nil || saved.Check.Lock.OverlapCount != res.Lock.OverlapCount {
+		t.Fatalf("results.json lock %+v, %v", saved.Check.Lock, err)
+	}
+	t.Logf("two holders: %v", reports.LockLines(res.Lock))
+}
+
+// The lease workload runs end to end on the fake: a store whose leases
+// expire on time is valid; one whose leases never expire is caught, and
+// the report names the lease and the keys that outlived their bound.
+func TestLeaseRunOnTheFakeBackendIsValidAndCatchesLeasesThatNeverExpire(t *testing.T) {
+	for _, bug := range []bool{false, true} {
+		cfg := fakeConfig(t, workloads.NewMemStore(workloads.MemBugs{LeaseNeverExpires: bug}))
+		cfg.Workload.Workload = workloads.WorkloadLease
+		cfg.Workload.LockTTL = 1
+		cfg.Workload.LeaseBound = 200 * time.Millisecond
+		cfg.Workload.Concurrency = 6
+		cfg.TimeLimit = 3 * time.Second
+		out := runFake(t, cfg, &fake.Backend{})
+		res := out.Results.Check
+		want := checker.Valid
+		if bug {
+			want = checker.Invalid
+		}
+		if res.Verdict != want || res.Lease == nil || res.Lease.Checked == 0 || bug != (res.Lease.Counts["outlived-bound"] > 0) {
+			t.Fatalf("never-expire %v: verdict %v (%s), lease %v: want %v; run dir %s", bug, res.Verdict, res.Reason, reports.LeaseLines(res.Lease), want, out.Dir)
+		}
+		html, err := os.ReadFile(filepath.Join(out.Dir, "report.html"))
+		if err != nil || !strings.Contains(string(html), "Leases: "+want.String()) {
+			t.Fatalf("report.html lacks the lease result (%v)", err)
+		}
+		t.Logf("never-expire %v: %v", bug, reports.LeaseLines(res.Lease))
+	}
+}

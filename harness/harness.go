@@ -225,6 +225,9 @@ func Run(ctx context.Context, cfg Config, backend cluster.Backend) (*Outcome, er
 	}
 	wcfg := cfg.Workload
 	wcfg.Seed = seed
+	if wcfg.Workload == workloads.WorkloadLease && wcfg.LeaseBound <= 0 {
+		wcfg.LeaseBound = workloads.LeaseBound(wcfg.LockTTL, cfg.Members.ElectionTimeout)
+	}
 	progress := &workloads.Progress{}
 	wcfg.Progress = progress
 

@@ -2,10 +2,12 @@ package harness_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -264,4 +266,156 @@ func shortWatchRun(t *testing.T, cfg harness.Config) {
 		ops += c.OK + c.Fail + c.Info
 	}
 	t.Logf("%d operations, %v in %v: %v", ops, res.Verdict, time.Since(start).Round(time.Millisecond), reports.WatchLines(w))
+}
+
+// realEtcd returns tools/bin/etcd's path, or skips.
+func realEtcd(t *testing.T) string {
+	t.Helper()
+	etcd, err := filepath.Abs("../tools/bin/etcd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(etcd); err != nil {
+		t.Skipf("no real etcd at %s (run: bash tools/build.sh)", etcd)
+	}
+	return etcd
+}
+
+// lockConfig is a lock run: 3 members with a 500 ms election timeout (so
+// a 1 s session TTL is allowed: etcd's minimum is 1.5 election
+// timeouts), 4 locks and 12 clients, each holding its lock 200 ms
+// before it increments, and an operation timeout (10 s) longer than any
+// pause, so a paused member's clients wait for it instead of giving up.
+func lockConfig(t *testing.T, server cluster.Server, fenced bool) harness.Config {
+	cfg := shortConfig(t)
+	cfg.Server = server
+	cfg.Members = cluster.MemberSettings{HeartbeatInterval: 50 * time.Millisecond, ElectionTimeout: 500 * time.Millisecond}
+	cfg.Workload.Workload = workloads.WorkloadLock
+	cfg.Workload.Keys = 4
+	cfg.Workload.Concurrency = 12
+	cfg.Workload.LockTTL = 1
+	cfg.Workload.LockHoldTime = 200 * time.Millisecond
+	cfg.Workload.Timeout = 10 * time.Second
+	cfg.Workload.Fenced = fenced
+	cfg.Nemeses = "none"
+	cfg.TimeLimit = 5 * time.Second
+	return cfg
+}
+
+// lockRun runs cfg and checks its verdict, and that the saved history
+// re-checks offline to the same result.
+func lockRun(t *testing.T, cfg harness.Config, want checker.Verdict) checker.Result {
+	t.Helper()
+	start := time.Now()
+	out := run(t, cfg)
+	res := out.Results.Check
+	l := res.Lock
+	if res.Verdict != want || l == nil || l.Incrs[0] == 0 {
+		t.Fatalf("verdict %v (%s), lock %v: want %v with increments; run dir %s", res.Verdict, res.Reason, reports.LockLines(l), want, out.Dir)
+	}
+	events, err := history.Load(filepath.Join(out.Dir, "history.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := checker.Check(context.Background(), events, checker.Options{})
+	if again.Verdict != res.Verdict || again.Workload != checker.WorkloadLock || again.Lock.OverlapCount != l.OverlapCount || again.Lock.Holds != l.Holds {
+		t.Errorf("offline re-check: %v %s %v, run said %v %v", again.Verdict, again.Workload, reports.LockLines(again.Lock), res.Verdict, reports.LockLines(l))
+	}
+	ops := 0
+	for _, c := range res.Counts {
+		ops += c.OK + c.Fail + c.Info
+	}
+	t.Logf("%d operations, %v in %v:\n%s", ops, res.Verdict, time.Since(start).Round(time.Millisecond), strings.Join(reports.LockLines(l), "\n"))
+	return res
+}
+
+// Without faults etcd's lock keeps one holder at a time, and every
+// increment made under it is in the register, fenced or not: on quorumd
+// and on real etcd.
+func TestShortLockRunsAreValid(t *testing.T) {
+	for _, fenced := range []bool{false, true} {
+		t.Run(fmt.Sprintf("fenced=%v", fenced), func(t *testing.T) {
+			lockRun(t, lockConfig(t, cluster.Server{Label: "quorumd", Binary: quorumd}, fenced), checker.Valid)
+		})
+	}
+}
+
+func TestShortLockRunsAgainstRealEtcdAreValid(t *testing.T) {
+	etcd := realEtcd(t)
+	for _, fenced := range []bool{false, true} {
+		t.Run(fmt.Sprintf("fenced=%v", fenced), func(t *testing.T) {
+			lockRun(t, lockConfig(t, cluster.Server{Label: "etcd", Binary: etcd}, fenced), checker.Valid)
+		})
+	}
+}
+
+// Jepsen's finding: a member paused for longer than the session TTL lets
+// its holders' leases expire while they still believe they hold the
+// lock; another client is granted it, and an unfenced lock has two
+// holders at once. The report names both holders, the first's lease and
+// the pause. On quorumd and on real etcd.
+func TestUnfencedLockUnderPausesLongerThanTheTTLIsInvalid(t *testing.T) {
+	pausedLockRun(t, cluster.Server{Label: "quorumd", Binary: quorumd})
+}
+
+func TestUnfencedLockUnderPausesLongerThanTheTTLIsInvalidOnRealEtcd(t *testing.T) {
+	pausedLockRun(t, cluster.Server{Label: "etcd", Binary: realEtcd(t)})
+}
+
+func pausedLockRun(t *testing.T, server cluster.Server) {
+	cfg := lockConfig(t, server, false)
+	cfg.Nemeses = "pause-one"
+	cfg.NemesisInterval = 3 * time.Second
+	cfg.TimeLimit = 17 * time.Second
+	res := lockRun(t, cfg, checker.Invalid)
+	l := res.Lock
+	if l.OverlapCount == 0 {
+		t.Fatalf("invalid without two holders at once: %v", reports.LockLines(l))
+	}
+	o := l.Overlaps[0]
+	if len(o.Faults) == 0 || o.Faults[0].F != "pause-one" || o.First.Lease == "" || !strings.Contains(o.Explanation, "longer than the 1 s TTL") {
+		t.Errorf("first overlap not explained by the pause: %+v", o)
+	}
+}
+
+// A short lease run with a leader kill is valid: kept-alive leases keep
+// their keys, abandoned ones lose them within TTL + bound, revoked ones
+// at the revoke's revision on every member; on quorumd and real etcd.
+func TestShortLeaseRunWithALeaderKillIsValid(t *testing.T) {
+	leaseRun(t, cluster.Server{Label: "quorumd", Binary: quorumd})
+}
+
+func TestShortLeaseRunWithALeaderKillIsValidOnRealEtcd(t *testing.T) {
+	leaseRun(t, cluster.Server{Label: "etcd", Binary: realEtcd(t)})
+}
+
+func leaseRun(t *testing.T, server cluster.Server) {
+	cfg := shortConfig(t)
+	cfg.Server = server
+	cfg.Workload.Workload = workloads.WorkloadLease
+	cfg.Workload.LockTTL = 2
+	cfg.Workload.Concurrency = 9
+	cfg.Nemeses = "kill-leader"
+	cfg.NemesisInterval = 3 * time.Second
+	cfg.TimeLimit = 12 * time.Second
+	start := time.Now()
+	out := run(t, cfg)
+	res := out.Results.Check
+	l := res.Lease
+	if res.Verdict != checker.Valid || l == nil || l.Checked == 0 || res.Faults["kill-leader"] == 0 {
+		t.Fatalf("verdict %v (%s), lease %v, faults %v; run dir %s", res.Verdict, res.Reason, reports.LeaseLines(l), res.Faults, out.Dir)
+	}
+	events, err := history.Load(filepath.Join(out.Dir, "history.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := checker.Check(context.Background(), events, checker.Options{})
+	if again.Verdict != res.Verdict || again.Workload != checker.WorkloadLease || again.Lease.Checked != l.Checked {
+		t.Errorf("offline re-check: %v %s %v, run said %v %v", again.Verdict, again.Workload, reports.LeaseLines(again.Lease), res.Verdict, reports.LeaseLines(l))
+	}
+	ops := 0
+	for _, c := range res.Counts {
+		ops += c.OK + c.Fail + c.Info
+	}
+	t.Logf("%d operations %v, %v in %v: %v", ops, res.Counts, res.Verdict, time.Since(start).Round(time.Millisecond), reports.LeaseLines(l))
 }

@@ -24,7 +24,10 @@ type Completion struct {
 	// for an ok FTxn its micro-ops with the lists read (nil: the
 	// invocation's). It is ignored for other operations, whose completion
 	// repeats the invocation's Value. For FWatch and FFinalWatch it is the
-	// responses received (nil: the invocation's spec).
+	// responses received (nil: the invocation's spec). For an ok FAcquire
+	// it is the LockHold granted, for an ok FIncr its IncrResult, for an
+	// ok FGrant or FKeepAlive the LeaseSpec answered, for an ok
+	// FLeaseRead the LeaseRead.
 	Value *string
 	// Revision is the header revision of a write or cas, or the mod
 	// revision of the key read; 0 when unknown.
@@ -148,7 +151,8 @@ func (r *Recorder) Complete(h Handle, t Type, c Completion) {
 		Error:    c.Error,
 	}
 	if inv.F == FRead || inv.F == FFinalRead || inv.F == FTxn && t == OK && c.Value != nil ||
-		(inv.F == FWatch || inv.F == FFinalWatch) && c.Value != nil {
+		(inv.F == FWatch || inv.F == FFinalWatch) && c.Value != nil ||
+		(inv.F == FAcquire || inv.F == FIncr || inv.F == FGrant || inv.F == FKeepAlive || inv.F == FLeaseRead) && t == OK && c.Value != nil {
 		e.Value = clonePtr(c.Value)
 	}
 	if c.Node != "" {

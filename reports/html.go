@@ -3,12 +3,15 @@ package reports
 import (
 	"encoding/json"
 	"fmt"
+	"html/template"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/quorum-kv/quorum/checker"
 	"github.com/quorum-kv/quorum/checker/elle"
+	"github.com/quorum-kv/quorum/checker/lease"
+	"github.com/quorum-kv/quorum/checker/lock"
 	"github.com/quorum-kv/quorum/checker/watch"
 	"github.com/quorum-kv/quorum/history"
 	"github.com/quorum-kv/quorum/reports/render"
@@ -83,6 +86,10 @@ type reportView struct {
 	Watch        *watch.Result
 	WatchText    []string
 	WatchRows    []watchRow
+	Lock         *lock.Result
+	LockText     []string
+	Lease        *lease.Result
+	LeaseText    []string
 	FinalDisagr  listView
 	FinalReads   []finalRow
 	Plots        []render.PlotFile
@@ -186,6 +193,18 @@ func verdictReasons(r checker.Result) []string {
 		out = append(out, AppendLines(a)[0])
 		if a.Reason != "" {
 			out = append(out, "append: "+a.Reason)
+		}
+	}
+	if l := r.Lease; l != nil {
+		out = append(out, LeaseLines(l)[0])
+		if l.Reason != "" {
+			out = append(out, "lease: "+l.Reason)
+		}
+	}
+	if l := r.Lock; l != nil {
+		out = append(out, LockLines(l)[0])
+		if l.Reason != "" {
+			out = append(out, "lock: "+l.Reason)
 		}
 	}
 	if w := r.Watch; w != nil {
@@ -343,6 +362,14 @@ func buildView(res Results, plots []render.PlotFile, linLink string) reportView 
 			v.WatchRows = append(v.WatchRows, watchRow{wr, SpecText(wr.Spec), revsText(wr.WrongRevisions)})
 		}
 	}
+	if l := res.Check.Lease; l != nil {
+		v.Lease = l
+		v.LeaseText = LeaseLines(l)
+	}
+	if l := res.Check.Lock; l != nil {
+		v.Lock = l
+		v.LockText = LockLines(l)
+	}
 	if f := res.Check.FinalReads; f != nil {
 		v.Final = f
 		v.FinalDisagr = list(f.Disagreements)
@@ -378,7 +405,7 @@ func worstText(w FaultWindow) string {
 
 // renderReport renders report.html.
 func renderReport(v reportView) ([]byte, error) {
-	return render.Page("report", reportTemplate, nil, v)
+	return render.Page("report", reportTemplate, template.FuncMap{"secs": secs}, v)
 }
 
 // reportTemplate is report.html's title, styles and body (render.Page).
@@ -468,6 +495,17 @@ tr.total td { font-weight: bold; }
 {{range $.WatchRows}}<tr{{if .Anomalies}} class="bad"{{end}}><td class="num">{{.Watcher}}</td><td>{{.Node}}</td><td>{{.Text}}</td><td class="num">{{.Spec.StartRev}}</td><td class="num">{{.Sessions}}</td><td class="num">{{.Cuts}}</td><td class="num">{{.Events}}</td><td class="num">{{.Progress}}</td><td class="num">{{.Anomalies}}</td><td>{{.Wrong}}</td></tr>
 {{end}}</table>
 {{end}}
+{{with .Lock}}<h3>Lock: {{.Verdict}}</h3>
+<pre{{if eq .Verdict.String "invalid"}} class="bad"{{end}}>{{range $.LockText}}{{.}}
+{{end}}</pre>
+{{if .Overlaps}}<table><tr><th>lock</th><th>first holder</th><th>its lease</th><th>held</th><th>second holder</th><th>its lease</th><th>granted</th><th>faults meanwhile</th></tr>
+{{range .Overlaps}}<tr{{if not .Fenced}} class="bad"{{end}}><td>{{.Lock}}</td><td>process {{.First.Process}} on {{.First.Node}}</td><td>{{.First.Lease}} ({{.First.TTL}} s)</td><td>{{secs .First.From}}–{{secs .First.To}}</td><td>process {{.Second.Process}} on {{.Second.Node}}</td><td>{{.Second.Lease}}</td><td>{{secs .Second.From}}</td><td>{{range .Faults}}{{.F}} {{.Targets}} {{secs .From}}–{{secs .To}} {{end}}</td></tr>
+{{end}}</table>{{end}}
+{{end}}
+{{with .Lease}}<h3>Leases: {{.Verdict}}</h3>
+<pre{{if .Anomalies}} class="bad"{{end}}>{{range $.LeaseText}}{{.}}
+{{end}}</pre>
+{{end}}
 {{with .Final}}<h3>Final reads: {{.Verdict}}</h3>
 {{if .Disagreements}}<p class="bad">Members disagree on {{len .Disagreements}} keys: {{range $.FinalDisagr.Items}}{{.}} {{end}}{{with $.FinalDisagr.More}}… and {{.}} more{{end}}</p>{{else}}<p>All members agree.</p>{{end}}
 {{if .NotOK}}<p class="muted">{{.NotOK}} final reads failed or have an unknown outcome.</p>{{end}}
@@ -476,7 +514,7 @@ tr.total td { font-weight: bold; }
 {{range $.FinalReads}}<tr{{if .Disagrees}} class="bad"{{end}}><td>{{.Key}}</td><td>{{.Node}}</td><td>{{.Value}}</td><td class="num">{{.Rev}}</td><td class="num">{{.Elements}}</td><td>{{range .Missing.Items}}{{.}} {{end}}{{with .Missing.More}}… and {{.}} more{{end}}</td></tr>
 {{end}}</table>{{end}}
 {{end}}
-{{if not (or .Lin .Set .Append .Watch .Final)}}<p class="muted">No sub-check ran.</p>{{end}}
+{{if not (or .Lin .Set .Append .Watch .Lock .Lease .Final)}}<p class="muted">No sub-check ran.</p>{{end}}
 
 <h2>Plots</h2>
 <p class="muted">Shaded bands are fault intervals, labelled with the fault's name.</p>

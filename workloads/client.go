@@ -7,7 +7,11 @@
 // the watch workload (puts, deletes and write txns on a few keys while
 // watchers on every member record every watch response, then a final
 // watch from revision 1 reads the keyspace's history back, checked by
-// package checker/watch). Run starts Config.Concurrency logical
+// package checker/watch) and the lock workload (clients take etcd's
+// concurrency.Mutex and increment a register under it, checked by
+// package checker/lock) and the lease workload (keys on short leases kept
+// alive, abandoned or revoked while every member reads them, checked by
+// package checker/lease). Run starts Config.Concurrency logical
 // clients, each bound to one member and with one operation in flight;
 // FinalReads then reads every key on every member once faults are healed.
 //

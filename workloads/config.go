@@ -19,6 +19,14 @@ const (
 	// watchers on every member record what they see (history.FWatch),
 	// for package checker/watch.
 	WorkloadWatch = "watch"
+	// WorkloadLease grants leases, attaches keys, keeps some alive,
+	// abandons and revokes others while every member reads, for
+	// package checker/lease.
+	WorkloadLease = "lease"
+	// WorkloadLock takes concurrency.Mutex locks and increments a
+	// register under each (history.FAcquire, FIncr, FRelease), for
+	// package checker/lock.
+	WorkloadLock = "lock"
 )
 
 // Read consistencies for Config.ReadConsistency.
@@ -48,7 +56,8 @@ type Config struct {
 	// unlimited.
 	Rate float64 `json:"rate"`
 	// Keys is the number of register keys; in the append workload, the
-	// number of keys active at a time (see Config.AppendKey).
+	// number of keys active at a time (see Config.AppendKey); in the lock
+	// workload, the number of locks (each with its register).
 	Keys int `json:"keys"`
 	// Mix weighs reads, writes and cas in the register workload. In the
 	// set workload one operation in SetReadEvery is a read of the whole
@@ -70,6 +79,21 @@ type Config struct {
 	// Watchers is, in the watch workload, how many watchers each member
 	// serves (see Config.WatchKey); ignored by the others.
 	Watchers int `json:"watchers"`
+	// LeaseBound is, in the lease workload, how long after its TTL an
+	// abandoned lease's keys may still be read (see LeaseBound; 0:
+	// LeaseBound(LockTTL, 1 s)).
+	LeaseBound time.Duration `json:"lease_bound,omitempty"`
+	// LockTTL is, in the lock and lease workloads, the TTL in seconds of every
+	// client's session lease (the server may raise it to its minimum).
+	LockTTL int64 `json:"lock_ttl,omitempty"`
+	// LockHoldTime is, in the lock workload, how long a holder waits
+	// between being granted the lock and reading the register: the
+	// window in which a paused member lets its holder's lease expire.
+	LockHoldTime time.Duration `json:"lock_hold_time,omitempty"`
+	// Fenced makes the lock workload's writes fenced: a Txn guarded by
+	// the holder's lock key still having the create revision it was
+	// granted at (etcd's recipe), instead of a plain Put.
+	Fenced bool `json:"fenced,omitempty"`
 	// KeyPrefix is prepended to every key the workload touches: register
 	// keys are KeyPrefix+"register/<i>", the set is KeyPrefix+"set".
 	KeyPrefix string `json:"key_prefix"`
@@ -101,6 +125,8 @@ func DefaultConfig() Config {
 		Timeout:         2 * time.Second,
 		Seed:            1,
 		Watchers:        2,
+		LockTTL:         2,
+		LockHoldTime:    20 * time.Millisecond,
 		KeyPrefix:       "/quorum/",
 	}
 }
@@ -112,9 +138,12 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("workload config: %s: %s", field, fmt.Sprintf(format, args...)))
 	}
 	switch c.Workload {
-	case WorkloadRegister, WorkloadSet, WorkloadAppend, WorkloadWatch:
+	case WorkloadRegister, WorkloadSet, WorkloadAppend, WorkloadWatch, WorkloadLock, WorkloadLease:
 	default:
-		bad("Workload", "%q: want %q, %q, %q or %q", c.Workload, WorkloadRegister, WorkloadSet, WorkloadAppend, WorkloadWatch)
+		bad("Workload", "%q: want %q, %q, %q, %q, %q or %q", c.Workload, WorkloadRegister, WorkloadSet, WorkloadAppend, WorkloadWatch, WorkloadLock, WorkloadLease)
+	}
+	if (c.Workload == WorkloadLock || c.Workload == WorkloadLease) && (c.LockTTL < 1 || c.LockHoldTime < 0) {
+		bad("LockTTL", "%d s, hold time %v: want a TTL >= 1 s and a hold time >= 0", c.LockTTL, c.LockHoldTime)
 	}
 	if c.Workload == WorkloadWatch && (c.Watchers < 1 || c.Watchers > MaxWatchers) {
 		bad("Watchers", "%d: want 1 to %d watchers per member", c.Watchers, MaxWatchers)
@@ -188,3 +217,13 @@ func (c Config) WatchPrefix() string { return c.KeyPrefix + "watch/" }
 
 // WatchKey returns the i-th key of the watch workload.
 func (c Config) WatchKey(i int) string { return fmt.Sprintf("%s%d", c.WatchPrefix(), i) }
+
+// LockKey returns the i-th lock of the lock workload: the prefix under
+// which concurrency.Mutex puts each waiting session's key.
+func (c Config) LockKey(i int) string { return fmt.Sprintf("%slock/%d", c.KeyPrefix, i) }
+
+// LockRegisterKey returns the register incremented under LockKey(i): a
+// decimal count, absent for 0.
+func (c Config) LockRegisterKey(i int) string {
+	return fmt.Sprintf("%slock-register/%d", c.KeyPrefix, i)
+}

@@ -9,6 +9,7 @@ import (
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
 	"go.uber.org/zap"
 	"google.golang.org/grpc/connectivity"
 
@@ -69,6 +70,11 @@ func EtcdDialer(opts EtcdOptions) Dialer {
 type etcdClient struct {
 	c      *clientv3.Client
 	target Target
+
+	// The lock workload's session and the mutexes held on it, by key.
+	sess    *concurrency.Session
+	sessTTL int64
+	mutexes map[string]*concurrency.Mutex
 }
 
 // ready waits until the connection to the member is up, so that a request
@@ -172,6 +178,11 @@ func (e *etcdClient) ReadSet(ctx context.Context, set string, serializable bool)
 }
 
 func (e *etcdClient) Close() error {
+	if e.sess != nil {
+		// Abandon the lease (it expires after its TTL) rather than
+		// revoke it through a member that may not answer.
+		e.sess.Orphan()
+	}
 	if err := e.c.Close(); err != nil {
 		return fmt.Errorf("close client of %s: %w", e.target.Name, err)
 	}

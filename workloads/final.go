@@ -21,7 +21,8 @@ const (
 
 // FinalReads records, for every member in targets, a serializable read
 // (history.FFinalRead, Node = the member) of every register key
-// (cfg.RegisterKey(0..Keys-1)) or of the set (cfg.SetKey(), Elements), so
+// (cfg.RegisterKey(0..Keys-1); for the lock workload
+// cfg.LockRegisterKey(0..Keys-1)) or of the set (cfg.SetKey(), Elements), so
 // the checker can compare the replicas; for the append workload it does
 // nothing; for the watch workload it records the final watch (see
 // finalWatch) instead. Call it after Run returned and
@@ -53,6 +54,9 @@ func FinalReads(ctx context.Context, cfg Config, targets []Target, dial Dialer, 
 	}
 	if cfg.Workload == WorkloadWatch {
 		return finalWatch(ctx, cfg, targets, dial, rec, base)
+	}
+	if cfg.Workload == WorkloadLease {
+		return finalLeaseReads(ctx, cfg, targets, dial, rec, base)
 	}
 	errs := make([]error, len(targets))
 	var wg sync.WaitGroup
@@ -105,10 +109,14 @@ func finalReadMember(ctx context.Context, cfg Config, t Target, dial Dialer, rec
 	}
 
 	keys := []string{cfg.SetKey()}
-	if cfg.Workload == WorkloadRegister {
+	if cfg.Workload == WorkloadRegister || cfg.Workload == WorkloadLock {
 		keys = keys[:0]
 		for i := range cfg.Keys {
-			keys = append(keys, cfg.RegisterKey(i))
+			k := cfg.RegisterKey(i)
+			if cfg.Workload == WorkloadLock {
+				k = cfg.LockRegisterKey(i)
+			}
+			keys = append(keys, k)
 		}
 	}
 	var errs []error
@@ -133,5 +141,45 @@ func finalReadMember(ctx context.Context, cfg Config, t Target, dial Dialer, rec
 			errs = append(errs, fmt.Errorf("final read of %s on %s: %w", key, t.Name, err))
 		}
 	}
+	return errors.Join(errs...)
+}
+
+// finalLeaseReads records, on every member, one linearizable read of the
+// lease prefix (history.FLeaseRead), retried as finalReadMember retries.
+func finalLeaseReads(ctx context.Context, cfg Config, targets []Target, dial Dialer, rec *history.Recorder, base int) error {
+	errs := make([]error, len(targets))
+	var wg sync.WaitGroup
+	for j, t := range targets {
+		wg.Go(func() {
+			var err error
+			for i := range finalAttempts {
+				if i > 0 {
+					sleep(ctx, finalBackoff)
+				}
+				var c Client
+				if c, err = dial(t); err != nil {
+					continue
+				}
+				lc, ok := c.(LeaseClient)
+				if !ok {
+					_ = c.Close()
+					errs[j] = fmt.Errorf("%T has no leases", c)
+					return
+				}
+				h := rec.Invoke(base+j, history.Invocation{F: history.FLeaseRead, Key: cfg.LeasePrefix(), Value: history.Str(Linearizable), Node: t.Name})
+				octx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+				typ, comp := doLeaseRead(octx, lc, cfg.LeasePrefix(), false)
+				cancel()
+				rec.Complete(h, typ, comp)
+				_ = c.Close()
+				if typ == history.OK {
+					return
+				}
+				err = errors.New(comp.Error)
+			}
+			errs[j] = fmt.Errorf("final lease read on %s: %w", t.Name, err)
+		})
+	}
+	wg.Wait()
 	return errors.Join(errs...)
 }

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/quorum-kv/quorum/history"
 )
@@ -40,6 +41,14 @@ type MemBugs struct {
 	// WatchCutEvery-th response the store's watches send. Not a bug (the
 	// watcher is told, and resumes); it exercises resumption.
 	WatchCutEvery int
+	// LockDoubleGrantEvery, when > 0, makes every
+	// LockDoubleGrantEvery-th attempt to take a held lock succeed
+	// anyway: a lock granted to two holders, which checker/lock must
+	// catch.
+	LockDoubleGrantEvery int
+	// LeaseNeverExpires makes leases live until revoked: a bug the lease
+	// checker must catch (an abandoned lease's keys outlive their bound).
+	LeaseNeverExpires bool
 }
 
 // MemStore is an in-memory twin of an etcd KV store, shared by all the
@@ -49,17 +58,25 @@ type MemBugs struct {
 // atomically under one mutex, so without bugs the store is linearizable.
 type MemStore struct {
 	bugs MemBugs
+	// Now is the clock of lease expiry (nil: time.Now). Set it before
+	// the first request.
+	Now func() time.Time
 
-	mu       sync.Mutex
-	rev      int64
-	versions map[string][]memVersion // key -> every put, in revision order
-	puts     int                     // Puts seen, for DropEvery
-	mutating int                     // mutating requests seen, for IndefiniteEvery
-	dials    map[string]int          // target name -> Dialer calls
-	log      []history.WatchEvent    // every event, in revision order, with PrevKV
-	changed  chan struct{}           // closed and replaced at every new revision
-	watchEvs int                     // events watches delivered, for WatchSkipEvery
-	watchRsp int                     // responses watches sent, for WatchCutEvery
+	mu        sync.Mutex
+	rev       int64
+	versions  map[string][]memVersion // key -> every put, in revision order
+	puts      int                     // Puts seen, for DropEvery
+	mutating  int                     // mutating requests seen, for IndefiniteEvery
+	dials     map[string]int          // target name -> Dialer calls
+	log       []history.WatchEvent    // every event, in revision order, with PrevKV
+	changed   chan struct{}           // closed and replaced at every new revision
+	watchEvs  int                     // events watches delivered, for WatchSkipEvery
+	watchRsp  int                     // responses watches sent, for WatchCutEvery
+	leases    int64                   // leases granted
+	holders   map[string][]memHold    // lock name -> sessions holding it
+	lockTry   int                     // attempts on held locks, for LockDoubleGrantEvery
+	memLeases map[int64]*memLease     // the lease workload's leases
+	keyLease  map[string]int64        // key -> its lease
 }
 
 // memVersion is one revision of a key: a put, or a delete (deleted).
@@ -73,7 +90,7 @@ type memVersion struct {
 
 // NewMemStore returns an empty store at revision 0 with the given bugs.
 func NewMemStore(bugs MemBugs) *MemStore {
-	return &MemStore{bugs: bugs, versions: map[string][]memVersion{}, dials: map[string]int{}, changed: make(chan struct{})}
+	return &MemStore{bugs: bugs, versions: map[string][]memVersion{}, dials: map[string]int{}, holders: map[string][]memHold{}, memLeases: map[int64]*memLease{}, keyLease: map[string]int64{}, changed: make(chan struct{})}
 }
 
 // Dialer returns a Dialer making Clients of this store. The Target's
@@ -178,6 +195,8 @@ type memClient struct {
 	s      *MemStore
 	node   string
 	closed bool
+	lease  int64 // the lock workload's session, 0: none
+	ttl    int64
 }
 
 var errMemClosed = errors.New("memstore: client closed")

@@ -86,8 +86,20 @@ func Run(ctx context.Context, cfg Config, targets []Target, dial Dialer, rec *hi
 			cfg: cfg, target: targets[i%len(targets)], dial: dial, rec: rec, lg: lg,
 			gen: newGenerator(cfg, i), process: i, progs: progs,
 		}
+		take := func() bool { return budget.Add(1) <= bound }
 		wg.Go(func() {
-			dialErr[i] = w.run(ctx, func() bool { return budget.Add(1) <= bound }, lim)
+			switch cfg.Workload {
+			case WorkloadLock:
+				dialErr[i] = w.runLock(ctx, take, lim)
+				return
+			case WorkloadLease:
+				if w.cfg.LeaseBound <= 0 {
+					w.cfg.LeaseBound = LeaseBound(cfg.LockTTL, 0)
+				}
+				dialErr[i] = w.runLease(ctx, take, lim)
+				return
+			}
+			dialErr[i] = w.run(ctx, take, lim)
 		})
 	}
 	var watchers sync.WaitGroup

@@ -152,13 +152,16 @@ Exit code: 0 valid, 1 invalid, 2 unknown or harness error.`,
 	}
 	f := cmd.Flags()
 	f.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, "cluster size")
-	f.StringVar(&cfg.Workload.Workload, "workload", cfg.Workload.Workload, "workload: register, set, append (list-append transactions checked with Elle) or watch (puts and deletes while watchers on every member record their watches)")
+	f.StringVar(&cfg.Workload.Workload, "workload", cfg.Workload.Workload, "workload: register, set, append (list-append transactions checked with Elle), watch (puts and deletes while watchers on every member record their watches) or lock (concurrency.Mutex holders increment a register; checked for two holders at once and lost updates) or lease (keys on short leases kept alive, abandoned or revoked, read on every member)")
 	f.StringVar(&cfg.Nemeses, "nemesis", cfg.Nemeses, "comma-separated faults, or none: "+strings.Join(nemesisNames(), ", "))
 	f.DurationVar(&cfg.NemesisInterval, "nemesis-interval", cfg.NemesisInterval, "how long each fault lasts, and each quiet period between faults")
 	f.DurationVar(&cfg.TimeLimit, "time-limit", cfg.TimeLimit, "how long the workload runs")
 	f.IntVar(&cfg.Workload.Concurrency, "concurrency", cfg.Workload.Concurrency, "logical clients, one operation in flight each")
 	f.Float64Var(&cfg.Workload.Rate, "rate", cfg.Workload.Rate, "total operations per second (0: unlimited)")
-	f.IntVar(&cfg.Workload.Keys, "keys", cfg.Workload.Keys, "register keys (append: keys active at a time; watch: keys written)")
+	f.IntVar(&cfg.Workload.Keys, "keys", cfg.Workload.Keys, "register keys (append: keys active at a time; watch: keys written; lock: locks, each with its register)")
+	f.BoolVar(&cfg.Workload.Fenced, "fenced", cfg.Workload.Fenced, "lock workload: fence every write with the lock key's create revision (a Txn comparing it, etcd's Mutex.IsOwner)")
+	f.Int64Var(&cfg.Workload.LockTTL, "lock-ttl", cfg.Workload.LockTTL, "lock and lease workloads: TTL in seconds of each session lease (lock) and each lease granted (lease)")
+	f.DurationVar(&cfg.Workload.LockHoldTime, "lock-hold", cfg.Workload.LockHoldTime, "lock workload: how long a holder waits between being granted the lock and reading the register")
 	f.IntVar(&cfg.Workload.Watchers, "watchers", cfg.Workload.Watchers, "watch workload: watchers per member")
 	f.StringVar(&mix, "mix", fmt.Sprintf("read=%g,write=%g,cas=%g", cfg.Workload.Mix.Read, cfg.Workload.Mix.Write, cfg.Workload.Mix.CAS), "register op mix as relative weights; an operation left out weighs 0")
 	f.StringVar(&cfg.Workload.ReadConsistency, "read-consistency", cfg.Workload.ReadConsistency, "reads during the workload: linearizable or serializable")
@@ -186,7 +189,8 @@ func newCheckCmd(stdout io.Writer) *cobra.Command {
 and print the verdict, its reason and each sub-check's figures
 (linearizability of the register workload, the set's lost elements, the
 append workload's anomalies with their cycles, the watch workload's
-anomalies with the watcher and the revisions it got wrong). When the history is not
+anomalies with the watcher and the revisions it got wrong, the lock
+workload's holders at once and lost updates). When the history is not
 linearizable the visualization is written to RUN_DIR/linearizability.html.
 Exit code: 0 valid, 1 invalid, 2 unknown or error.`,
 		Args: cobra.ExactArgs(1),
@@ -216,6 +220,12 @@ Exit code: 0 valid, 1 invalid, 2 unknown or error.`,
 			for _, line := range reports.WatchLines(res.Watch) {
 				fmt.Fprintln(stdout, line)
 			}
+			for _, line := range reports.LockLines(res.Lock) {
+				fmt.Fprintln(stdout, line)
+			}
+			for _, line := range reports.LeaseLines(res.Lease) {
+				fmt.Fprintln(stdout, line)
+			}
 			if s := res.Set; s != nil && s.Verdict == checker.Invalid {
 				fmt.Fprintf(stdout, "set: lost %v, unexpected %v, failed but present %v\n", s.Lost, s.Unexpected, s.FailedPresent)
 			}
@@ -226,7 +236,7 @@ Exit code: 0 valid, 1 invalid, 2 unknown or error.`,
 		},
 	}
 	cmd.Flags().DurationVar(&timeout, "check-timeout", 2*time.Minute, "time limit; when it expires the verdict is unknown")
-	cmd.Flags().StringVar(&workload, "workload", "", "register, set, append or watch (default: inferred from the history)")
+	cmd.Flags().StringVar(&workload, "workload", "", "register, set, append, watch, lock or lease (default: inferred from the history)")
 	return cmd
 }
 
