@@ -60,6 +60,7 @@ import (
 	"k8s.io/apiserver/pkg/features"
 	"k8s.io/apiserver/pkg/storage"
 	"k8s.io/apiserver/pkg/storage/etcd3"
+	"k8s.io/apiserver/pkg/storage/feature"
 	storagetesting "k8s.io/apiserver/pkg/storage/testing"
 	"k8s.io/apiserver/pkg/storage/value"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
@@ -183,6 +184,19 @@ func k8sCodec() runtime.Codec {
 // under the key prefix "/"+prefix+"/", and closes it at the end of t.
 func newK8sStore(t *testing.T, endpoints []string, prefix string) *k8sStore {
 	t.Helper()
+	// k8s.io/apiserver v0.36.6's feature support checker (run by
+	// etcd3.New) checks each endpoint of a client once per process, in one
+	// goroutine per endpoint that all share one wait.Backoff: a data race
+	// as soon as a client has two endpoints (its bug, not quorumd's). So
+	// each endpoint is checked first through a client of its own.
+	for _, ep := range endpoints {
+		one, err := kubernetes.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: 10 * time.Second, Logger: zap.NewNop()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { one.Close() })
+		feature.DefaultFeatureSupportChecker.CheckClient(one.Ctx(), one, storage.RequestWatchProgress)
+	}
 	client, err := kubernetes.New(clientv3.Config{
 		Endpoints:   endpoints,
 		DialTimeout: 10 * time.Second,
