@@ -175,3 +175,40 @@ func dockerQuorumd(ctx context.Context, t *testing.T, cfg harness.Config) (*dock
 	}
 	return eng, bin
 }
+
+// quorum test --tls --backend docker: members in containers with the run's
+// certificates copied in, every client over TLS with the client
+// certificate, a leader partition (nftables in the members' namespaces,
+// below TLS) and a leader kill; the run is valid and re-checks offline to
+// the same verdict. Against quorumd and, when built, real etcd.
+func TestDockerTLSRunWithPartitionAndKillIsValidAndRechecksOffline(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	eng, bin := dockerQuorumd(ctx, t, shortConfig(t))
+	if os.Geteuid() != 0 {
+		t.Skip("partitions in containers need root")
+	}
+	etcd, _ := filepath.Abs("../tools/bin/etcd")
+	for _, srv := range []cluster.Server{{Label: "quorumd", Binary: bin}, {Label: "etcd", Binary: etcd}} {
+		t.Run(srv.Label, func(t *testing.T) {
+			if _, err := os.Stat(srv.Binary); err != nil {
+				t.Skipf("no %s at %s (run: bash tools/build.sh)", srv.Label, srv.Binary)
+			}
+			cfg := shortConfig(t)
+			srv.TLS = true
+			cfg.Server = srv
+			cfg.Members = cluster.MemberSettings{HeartbeatInterval: 50 * time.Millisecond, ElectionTimeout: 500 * time.Millisecond, StopGrace: 2 * time.Second}
+			cfg.Nemeses = "partition-leader,kill-leader"
+			cfg.NemesisInterval = 2 * time.Second
+			cfg.TimeLimit = 8 * time.Second
+			out, err := harness.Run(ctx, cfg, &docker.Backend{Engine: eng})
+			if err != nil {
+				t.Fatalf("run: %v", err)
+			}
+			if out.Results.Run.Backend != "docker" {
+				t.Errorf("results say backend %q", out.Results.Run.Backend)
+			}
+			checkTLSRun(t, out)
+		})
+	}
+}

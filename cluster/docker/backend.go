@@ -2,6 +2,7 @@ package docker
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"os"
 	"strconv"
@@ -79,7 +80,7 @@ func (b *Backend) Start(ctx context.Context, sc cluster.StartConfig) (cluster.Cl
 	}
 	if err := c.NetFaults(); err != nil {
 		lg.Warn("docker: partition nemeses will be refused", "reason", err)
-		return withoutPartitions{c}, nil
+		return withoutPartitions{Cluster: c, tls: c.ClientTLS()}, nil
 	}
 	return c, nil
 }
@@ -108,5 +109,11 @@ func (b *Backend) engine(ctx context.Context, sc cluster.StartConfig) (*Engine, 
 
 // withoutPartitions hides the cluster's Partitioner when it cannot apply
 // rules, so nemesis.Check refuses partition faults up front: only the
-// cluster.Cluster methods are promoted (nodes keep theirs).
-type withoutPartitions struct{ cluster.Cluster }
+// cluster.Cluster methods are promoted (nodes keep theirs), and ClientTLS.
+type withoutPartitions struct {
+	cluster.Cluster
+	tls *tls.Config
+}
+
+// ClientTLS is the hidden cluster's (cluster.TLSCluster); nil without TLS.
+func (w withoutPartitions) ClientTLS() *tls.Config { return w.tls }

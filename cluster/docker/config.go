@@ -9,6 +9,12 @@
 // kill, stop and restart. Clients reach them from the host at their
 // container addresses (the harness must run on the Docker host).
 //
+// With StartConfig.Server.TLS the members serve https on both ports with
+// certificates made for the run in <Dir>/certs (cluster.MakeTLS), copied
+// into each container under /certs before it starts, and require client
+// certificates from clients and peers; the Cluster is a cluster.TLSCluster.
+// Partitions work below TLS, unchanged.
+//
 // Partitions are real packet loss: the Cluster (a cluster.Partitioner)
 // writes nftables rules into each member's network namespace from the host,
 // through /proc/<pid>/ns/net — so it works on paused members — in a table of

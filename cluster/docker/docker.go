@@ -2,6 +2,7 @@ package docker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -28,6 +29,9 @@ const (
 	ClientPort = 2379
 	PeerPort   = 2380
 	dataDir    = "/data"
+	// certDir is where a TLS member finds its certificates (copied in
+	// before its container starts; see copyCerts).
+	certDir = "/certs"
 )
 
 // Cluster is a set of member containers on the run's own network.
@@ -37,6 +41,10 @@ type Cluster struct {
 	netName string
 	labels  map[string]string
 	nodes   cluster.Members[*Node]
+	// certs are a TLS cluster's certificates on the host (Dir/certs) and
+	// tls its clients' configuration; both zero for a plaintext cluster.
+	certs cluster.TLSFiles
+	tls   *tls.Config
 
 	// life is cancelled by Close; member exit watchers run under it.
 	life   context.Context
@@ -54,6 +62,7 @@ type Cluster struct {
 var (
 	_ cluster.Cluster     = (*Cluster)(nil)
 	_ cluster.Partitioner = (*Cluster)(nil)
+	_ cluster.TLSCluster  = (*Cluster)(nil)
 )
 
 // New creates the run's network (a bridge with a fixed subnet chosen by the
@@ -61,22 +70,22 @@ var (
 // etcd's flags
 //
 //	--name nK --data-dir /data/member
-//	--listen-client-urls http://0.0.0.0:2379 --advertise-client-urls http://IP:2379
+//	--listen-client-urls http://0.0.0.0:2379 --advertise-client-urls http://IP:2379   (https with TLS)
 //	--listen-peer-urls http://0.0.0.0:2380 --initial-advertise-peer-urls http://IP:2380
 //	--initial-cluster n1=http://IP1:2380,... --initial-cluster-token --initial-cluster-state new
 //	[--heartbeat-interval --election-timeout --snapshot-count] ExtraArgs...
 //
 // and waits (up to cfg.StartTimeout, or ctx) until every member answers and
-// they agree on a leader. Member IPs are fixed for the run, so peers' URLs
+// they agree on a leader. With cfg.Server.TLS the URLs are https, a fresh CA
+// and certificates are made in Dir/certs (SANs: n1..nN, the member IPs,
+// 127.0.0.1 and localhost), each member's own certificate, key and the CA
+// are copied into its container under /certs before it starts, etcd's TLS
+// flags point there (cluster.TLSFiles.TLSFlags), and the Cluster's
+// ClientTLS presents the client certificate. Member IPs are fixed for the run, so peers' URLs
 // and partition rules survive restarts. It never pulls: cfg.Server.Image must be
 // present (EnsureImage builds one). On any error every resource of the run
 // is removed again, and the error carries the failing member's log tail.
 func New(ctx context.Context, cfg Config) (*Cluster, error) {
-	if cfg.Server.TLS {
-		// Not yet: the certificates would need the containers' names as
-		// SANs, a mount into each container and https URLs.
-		return nil, errors.New("docker: TLS clusters (--tls) are not supported yet; use --backend local")
-	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -116,6 +125,7 @@ func (c *Cluster) create(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	scheme := cluster.Scheme(c.cfg.Server.TLS)
 	ips := make([]netip.Addr, c.cfg.Size)
 	initial := make([]string, c.cfg.Size)
 	for i := range ips {
@@ -127,7 +137,12 @@ func (c *Cluster) create(ctx context.Context) error {
 			return fmt.Errorf("docker: subnet %s of network %s has no room for %d members", subnet, c.netName, c.cfg.Size)
 		}
 		ips[i] = ip
-		initial[i] = fmt.Sprintf("n%d=http://%s", i+1, netip.AddrPortFrom(ip, PeerPort))
+		initial[i] = fmt.Sprintf("n%d=%s://%s", i+1, scheme, netip.AddrPortFrom(ip, PeerPort))
+	}
+	if c.cfg.Server.TLS {
+		if err := c.makeTLS(ips); err != nil {
+			return err
+		}
 	}
 	for i, ip := range ips {
 		name := "n" + strconv.Itoa(i+1)
@@ -135,8 +150,8 @@ func (c *Cluster) create(ctx context.Context) error {
 			c:         c,
 			name:      name,
 			ip:        ip,
-			clientURL: "http://" + netip.AddrPortFrom(ip, ClientPort).String(),
-			peerURL:   "http://" + netip.AddrPortFrom(ip, PeerPort).String(),
+			clientURL: scheme + "://" + netip.AddrPortFrom(ip, ClientPort).String(),
+			peerURL:   scheme + "://" + netip.AddrPortFrom(ip, PeerPort).String(),
 			container: "quorum-" + c.cfg.RunID + "-" + name,
 			volume:    "quorum-" + c.cfg.RunID + "-" + name,
 			logPath:   rundir.MemberLog(c.cfg.Dir, name),
@@ -189,11 +204,45 @@ func (c *Cluster) createNetwork(ctx context.Context) (netip.Prefix, netip.Addr, 
 	return subnet, gw, nil
 }
 
+// makeTLS makes the run's CA and certificates in Dir/certs, valid for every
+// name and address a member is reached at: its hostname and network alias
+// (n1..nN), its fixed IP on the run's network (peers and the harness's
+// clients dial these), and 127.0.0.1/localhost (the backend publishes no
+// ports today, but a client on the host going through a mapped port would
+// use them).
+func (c *Cluster) makeTLS(ips []netip.Addr) error {
+	names := make([]string, c.cfg.Size)
+	hosts := []string{"127.0.0.1", "localhost"}
+	for i, ip := range ips {
+		names[i] = "n" + strconv.Itoa(i+1)
+		hosts = append(hosts, names[i], ip.String())
+	}
+	files, err := cluster.MakeTLS(filepath.Join(c.cfg.Dir, rundir.CertsDir), names, hosts)
+	if err != nil {
+		return fmt.Errorf("docker: %w", err)
+	}
+	cc, err := files.ClientConfig()
+	if err != nil {
+		return fmt.Errorf("docker: %w", err)
+	}
+	c.certs, c.tls = files, cc
+	return nil
+}
+
+// ClientTLS is the clients' TLS configuration (cluster.TLSCluster): it
+// trusts the run's CA and presents its client certificate; nil for a
+// plaintext cluster. Callers must not modify it.
+func (c *Cluster) ClientTLS() *tls.Config { return c.tls }
+
 func (c *Cluster) memberArgs(n *Node, initialCluster string) []string {
 	f := c.cfg.Flags()
+	scheme := cluster.Scheme(c.cfg.Server.TLS)
+	if c.cfg.Server.TLS {
+		f.TLS = c.certs.TLSFlags(n.name, certDir)
+	}
 	f.Name, f.DataDir = n.name, dataDir+"/member"
-	f.ListenClientURL, f.AdvertiseClientURL = fmt.Sprintf("http://0.0.0.0:%d", ClientPort), n.clientURL
-	f.ListenPeerURL, f.AdvertisePeerURL = fmt.Sprintf("http://0.0.0.0:%d", PeerPort), n.peerURL
+	f.ListenClientURL, f.AdvertiseClientURL = fmt.Sprintf("%s://0.0.0.0:%d", scheme, ClientPort), n.clientURL
+	f.ListenPeerURL, f.AdvertisePeerURL = fmt.Sprintf("%s://0.0.0.0:%d", scheme, PeerPort), n.peerURL
 	f.InitialCluster, f.ClusterToken = initialCluster, c.cfg.ClusterToken
 	return f.Args()
 }

@@ -1,11 +1,14 @@
 package docker
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -121,6 +124,56 @@ func (n *Node) createContainer(ctx context.Context) error {
 		return fmt.Errorf("docker: create container %s: unexpected type %T", n.container, ctr)
 	}
 	n.ctr = dc
+	if n.c.cfg.Server.TLS {
+		if err := n.copyCerts(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// copyCerts copies the CA and the member's own certificate and key (not the
+// other members' keys, nor the client's) into the created container under
+// /certs: directory 0500, key 0400, certificates 0444, owned by root, which
+// the server runs as in a FROM scratch image.
+//
+// Copied rather than bind-mounted: the engine's archive API writes into a
+// created container's filesystem without a shell or tar in the image
+// (FROM scratch has neither), and without the engine having to see the
+// harness's run directory at the same path (a remote or rootless engine,
+// or a harness itself in a container, would not). The copy lives in the
+// container's layer, so it survives stop, kill and restart; Wipe recreates
+// the container and copies again. Nothing in the member writes there.
+func (n *Node) copyCerts(ctx context.Context) error {
+	t := n.c.certs
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	dir := strings.TrimPrefix(certDir, "/")
+	if err := tw.WriteHeader(&tar.Header{Name: dir + "/", Typeflag: tar.TypeDir, Mode: 0o500}); err != nil {
+		return fmt.Errorf("docker: certificates for %s: %w", n.name, err)
+	}
+	for _, f := range []struct {
+		src  string
+		mode int64
+	}{{t.CAFile(), 0o444}, {t.MemberCert(n.name), 0o444}, {t.MemberKey(n.name), 0o400}} {
+		b, err := os.ReadFile(f.src)
+		if err != nil {
+			return fmt.Errorf("docker: certificates for %s: %w", n.name, err)
+		}
+		hdr := &tar.Header{Name: dir + "/" + filepath.Base(f.src), Typeflag: tar.TypeReg, Mode: f.mode, Size: int64(len(b))}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return fmt.Errorf("docker: certificates for %s: %w", n.name, err)
+		}
+		if _, err := tw.Write(b); err != nil {
+			return fmt.Errorf("docker: certificates for %s: %w", n.name, err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return fmt.Errorf("docker: certificates for %s: %w", n.name, err)
+	}
+	if _, err := n.c.eng.cli.CopyToContainer(ctx, n.ctr.ID, client.CopyToContainerOptions{DestinationPath: "/", Content: &buf}); err != nil {
+		return fmt.Errorf("docker: copy certificates into %s: %w", n.container, err)
+	}
 	return nil
 }
 
