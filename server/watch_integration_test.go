@@ -225,11 +225,21 @@ func TestWatchThroughFollowerSurvivesSnapshotInstall(t *testing.T) {
 		}
 		return nil
 	})
+	leader := tc.leader()
+	snapshots := func() int { return strings.Count(tc.logOf(leader.Name()), `"msg":"saved snapshot"`) }
 	if err := lagging.Pause(ctx); err != nil {
 		t.Fatal(err)
 	}
+	before := snapshots()
 	want := []string{fmt.Sprintf("PUT s/first=0@%d", r.Header.Revision)}
-	for i := 0; i < 400; i++ {
+	// More puts than the leader keeps in flight to the paused member
+	// (MaxInflightMsgs 512: the stopped process's socket still takes
+	// appends), and two leader snapshots after the pause, which compact
+	// its log past the member (--snapshot-count=100,
+	// --snapshot-catchup-entries=20); a loaded machine can delay them (the
+	// snapshotter's duty cycle), so write until they are there, at most
+	// 3,000 puts.
+	for i := 0; i < 800 || (snapshots() < before+2 && i < 3000); i++ {
 		p, err := cli.Put(ctx, fmt.Sprintf("s/%03d", i%50), fmt.Sprint(i))
 		if err != nil {
 			t.Fatalf("put %d: %v", i, err)
