@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/quorum-kv/quorum/history"
 )
@@ -156,7 +157,91 @@ func fixtureHistories() []fixture {
 			"puts, deletes (one of an absent key) and a write txn; a prefix watcher with prev_kv cut by a kill and resumed after its last revision, a key watcher without deletes; an unknown-outcome put seen applied; the final watch from revision 1 agrees"}, false),
 		watchFixture("watch-missed-event", expectation{WorkloadWatch, Invalid,
 			"the key watcher on n2 gets a progress notification at revision 4 but never the put of k/a at 4: unreliable"}, true),
+		lockFixture("lock-valid", expectation{WorkloadLock, Valid,
+			"two sessions take one lock in turn (the second waits for the first's release), each incrementing the register once; both members' final reads agree on 2"}, false),
+		lockFixture("lock-two-holders", expectation{WorkloadLock, Invalid,
+			"unfenced: the first holder's member is paused longer than its session's TTL, its lease expires and the second session is granted the lock while the first has not released it: two holders at once"}, true),
+		leaseFixture("lease-valid", expectation{WorkloadLease, Valid,
+			"a kept-alive lease with two keys: renewed once, read with both keys while alive, revoked, then read without them"}, false),
+		leaseFixture("lease-outlived", expectation{WorkloadLease, Invalid,
+			"an abandoned lease's two keys are still read by a linearizable read sent after its TTL plus the recorded bound ran out"}, true),
 	}
+}
+
+// lockFixture is a small unfenced lock run on /quorum/lock/0 (register
+// /quorum/lock-register/0, session TTL 2 s): process 0 on n1 (lease 3e8)
+// takes the lock and increments, process 1 on n2 (lease 7d0) waits for it,
+// increments and releases. Without overlap process 0 releases before
+// process 1 is granted; with overlap n1 is paused after process 0's
+// increment for longer than the TTL, and process 1 is granted the lock
+// (at 5.5 s) before process 0 invokes its release (at 8.1 s).
+func lockFixture(name string, expect expectation, overlap bool) fixture {
+	const lk, reg = "/quorum/lock/0", "/quorum/lock-register/0"
+	want := func(lease int64) history.LockHold { return history.LockHold{Lock: lk, Lease: lease, TTL: 2} }
+	h0 := history.LockHold{Lock: lk, Lease: 1000, TTL: 2, Key: lk + "/3e8", Rev: 2, Granted: 2}
+	h1 := history.LockHold{Lock: lk, Lease: 2000, TTL: 2, Key: lk + "/7d0", Rev: 3, Granted: 5}
+	js := history.WatchJSON
+	incr := func(read int64) *string { return js(history.IncrResult{Read: read, Wrote: read + 1}) }
+	rel0, grant1 := ms(5), ms(7) // process 0's release, process 1's grant
+	if overlap {
+		rel0, grant1 = ms(8100), ms(5500)
+	}
+	spans := []span{
+		{p: 0, f: history.FAcquire, key: lk, val: js(want(1000)), call: ms(1), ret: ms(2), typ: ok, read: js(h0), rev: 2, node: "n1"},
+		{p: 1, f: history.FAcquire, key: lk, val: js(want(2000)), call: ms(1), ret: grant1, typ: ok, read: js(h1), rev: 5, node: "n2"},
+		{p: 0, f: history.FIncr, key: reg, val: js(h0), call: ms(3), ret: ms(4), typ: ok, read: incr(0), rev: 4, node: "n1"},
+		{p: 0, f: history.FRelease, key: lk, val: js(h0), call: rel0, ret: rel0 + ms(1), typ: ok, node: "n1"},
+		{p: 1, f: history.FIncr, key: reg, val: js(h1), call: grant1 + ms(1), ret: grant1 + ms(2), typ: ok, read: incr(1), rev: 6, node: "n2"},
+		{p: 1, f: history.FRelease, key: lk, val: js(h1), call: grant1 + ms(3), ret: grant1 + ms(4), typ: ok, node: "n2"},
+		regFinalRead(2, reg, "n1", "2", 6, ms(9000), ms(9001)),
+		regFinalRead(3, reg, "n2", "2", 6, ms(9000), ms(9001)),
+	}
+	var faults []fault
+	if overlap {
+		faults = []fault{{"pause-leader", ms(5), ms(8000), "n1"}}
+	}
+	return fixture{name: name, expect: expect, spans: spans, faults: faults}
+}
+
+func regFinalRead(p int, key, node, v string, rev, call, ret int64) span {
+	return span{p: p, f: history.FFinalRead, key: key, call: call, ret: ret, typ: ok, read: str(v), rev: rev, node: node}
+}
+
+// leaseFixture is a small lease run under /quorum/lease/ on n1: process 0
+// grants lease 3e8 (TTL 2 s, bound 6.5 s: workloads.LeaseBound(2, 1s)),
+// puts two keys on it and reads them back. Kept (not outlived): renewed
+// once, revoked at revision 4 and read again without its keys. Outlived:
+// abandoned, and a linearizable read sent at 10 s, after the grant's
+// acknowledgement + TTL + bound (8.502 s), still sees both keys.
+func leaseFixture(name string, expect expectation, outlived bool) fixture {
+	const prefix = "/quorum/lease/"
+	k0, k1 := prefix+"0-1-0", prefix+"0-1-1"
+	spec := history.LeaseSpec{TTL: 2, Plan: history.LeaseKeep, BoundNS: int64(6500 * time.Millisecond)}
+	if outlived {
+		spec.Plan = history.LeaseAbandon
+	}
+	granted := spec
+	granted.ID = 1000
+	js := history.WatchJSON
+	both := js(history.LeaseRead{Keys: map[string]int64{k0: 1000, k1: 1000}})
+	lread := func(call int64, rev int64, seen *string) span {
+		return span{p: 0, f: history.FLeaseRead, key: prefix, val: str("linearizable"), call: call, ret: call + ms(1), typ: ok, read: seen, rev: rev, node: "n1"}
+	}
+	spans := []span{
+		{p: 0, f: history.FGrant, val: js(spec), call: ms(1), ret: ms(2), typ: ok, read: js(granted), node: "n1"},
+		{p: 0, f: history.FLeasePut, key: k0, val: js(granted), call: ms(3), ret: ms(4), typ: ok, rev: 2, node: "n1"},
+		{p: 0, f: history.FLeasePut, key: k1, val: js(granted), call: ms(5), ret: ms(6), typ: ok, rev: 3, node: "n1"},
+		lread(ms(500), 3, both),
+	}
+	if outlived {
+		spans = append(spans, lread(ms(10000), 3, both))
+	} else {
+		spans = append(spans,
+			span{p: 0, f: history.FKeepAlive, val: js(granted), call: ms(700), ret: ms(701), typ: ok, read: js(granted), node: "n1"},
+			span{p: 0, f: history.FRevoke, val: js(granted), call: ms(1000), ret: ms(1001), typ: ok, rev: 4, node: "n1"},
+			lread(ms(1002), 4, js(history.LeaseRead{Keys: map[string]int64{}})))
+	}
+	return fixture{name: name, expect: expect, spans: spans}
 }
 
 // watchFixture is a small watch run on keys k/a and k/b:

@@ -46,7 +46,8 @@ func build(spans []span, faults ...fault) []history.Event {
 		c := inv
 		c.Time, c.Type, c.Revision, c.Elements, c.Error = sp.ret, sp.typ, sp.rev, sp.els, sp.err
 		if sp.f == history.FRead || sp.f == history.FFinalRead || sp.f == history.FTxn && sp.typ == history.OK ||
-			sp.f == history.FWatch || sp.f == history.FFinalWatch {
+			sp.f == history.FWatch || sp.f == history.FFinalWatch ||
+			(sp.f == history.FAcquire || sp.f == history.FIncr || sp.f == history.FGrant || sp.f == history.FKeepAlive || sp.f == history.FLeaseRead) && sp.typ == history.OK {
 			c.Value = sp.read
 		}
 		evs = append(evs, ev{c, 0})

@@ -82,6 +82,31 @@ func TestCheckExitCodeIsTheVerdict(t *testing.T) {
 			`watcher 1 \(key k/a, no delete, progress on n2\): 1 anomalies at revisions 4`,
 			`reliable: watcher 1 \(session #1 on n2\), revisions 4: 1 matching events between revisions 2 and 4 never delivered, first at 4`,
 		}, false},
+		{"lock-valid", nil, 0, []string{
+			`DIR: valid \(16 events\)`,
+			`lock \(unfenced\): valid, 2 holds, 0 holders at once, 0 lost updates; acquires 2 ok/0 fail/0 info, increments 2 ok/0 fail/0 info, releases 2 ok/0 fail/0 info`,
+			`register /quorum/lock-register/0: final 2, 2 increments acknowledged, 0 unknown`,
+		}, false},
+		{"lock-two-holders", nil, 1, []string{
+			`DIR: invalid \(18 events\)`,
+			`lock \(unfenced\): invalid, 2 holds, 1 holders at once, 0 lost updates; acquires 2 ok/0 fail/0 info, increments 2 ok/0 fail/0 info, releases 2 ok/0 fail/0 info`,
+			`register /quorum/lock-register/0: final 2, 2 increments acknowledged, 0 unknown`,
+			`two holders of /quorum/lock/0 from 5\.500s to 5\.503s: process 0 on n1 held /quorum/lock/0 from 0\.002s \(session lease 3e8, TTL 2 s, key /quorum/lock/0/3e8\) until 8\.100s; ` +
+				`process 1 on n2 was granted it at 5\.500s \(lease 7d0, key /quorum/lock/0/7d0\); ` +
+				`pause-leader n1 from 0\.005s to 8\.000s \(7\.995s, longer than the 2 s TTL: the first holder's lease expired while its member did not answer its keep-alives\)`,
+		}, false},
+		{"lease-valid", nil, 0, []string{
+			`DIR: valid \(14 events\)`,
+			`lease: valid, 1 kept alive, 0 abandoned, 0 revoked; 2 reads, 2 \(read, lease\) pairs checked`,
+		}, false},
+		{"lease-outlived", nil, 1, []string{
+			`DIR: invalid \(10 events\)`,
+			`lease: invalid, 0 kept alive, 1 abandoned, 0 revoked; 2 reads, 2 \(read, lease\) pairs checked`,
+			`anomalies: outlived-bound 1`,
+			`outlived-bound: lease 3e8 \(abandon\), keys /quorum/lease/0-1-0 /quorum/lease/0-1-1, read #8 on n1 at revision 3: ` +
+				`lease 3e8 \(TTL 2 s\) was last renewed by 0\.002s and abandoned; its keys had to be gone by 8\.502s \(TTL \+ bound 6\.500s\), ` +
+				`yet the linearizable read on n1 sent at 10\.000s \(revision 3\) saw \[/quorum/lease/0-1-0 /quorum/lease/0-1-1\]`,
+		}, false},
 		{"register-stale-read", nil, 1, []string{
 			`DIR: invalid \(8 events\)`,
 			`linearizability: invalid, 1 keys, 3 operations checked in \S+`,
