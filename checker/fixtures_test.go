@@ -153,10 +153,25 @@ func fixtureHistories() []fixture {
 				txn(0, `[["r","x",null]]`, `[["r","x",[1]]]`, ms(5), ms(6), ok, ""),
 			},
 		},
+		{
+			name: "append-lost",
+			expect: expectation{WorkloadAppend, Invalid,
+				"two acknowledged appends to x, then reads that see only the second: the first is lost"},
+			spans: []span{
+				txn(0, `[["append","x",1]]`, `[["append","x",1]]`, ms(1), ms(2), ok, ""),
+				txn(1, `[["append","x",2]]`, `[["append","x",2]]`, ms(3), ms(4), ok, ""),
+				txn(0, `[["r","x",null]]`, `[["r","x",[2]]]`, ms(5), ms(6), ok, ""),
+				txn(1, `[["r","x",null]]`, `[["r","x",[2]]]`, ms(7), ms(8), ok, ""),
+			},
+		},
 		watchFixture("watch-valid", expectation{WorkloadWatch, Valid,
-			"puts, deletes (one of an absent key) and a write txn; a prefix watcher with prev_kv cut by a kill and resumed after its last revision, a key watcher without deletes; an unknown-outcome put seen applied; the final watch from revision 1 agrees"}, false),
+			"puts, deletes (one of an absent key) and a write txn; a prefix watcher with prev_kv cut by a kill and resumed after its last revision, a key watcher without deletes; an unknown-outcome put seen applied; the final watch from revision 1 agrees"}, ""),
 		watchFixture("watch-missed-event", expectation{WorkloadWatch, Invalid,
-			"the key watcher on n2 gets a progress notification at revision 4 but never the put of k/a at 4: unreliable"}, true),
+			"the key watcher on n2 gets a progress notification at revision 4 but never the put of k/a at 4: unreliable"}, "missed"),
+		watchFixture("watch-duplicate-event", expectation{WorkloadWatch, Invalid,
+			"the key watcher on n2 gets the put of k/a at revision 4 twice"}, "duplicate"),
+		watchFixture("watch-split-revision", expectation{WorkloadWatch, Invalid,
+			"the prefix watcher on n1 gets revision 3 (the txn's put of k/b and delete of k/a) in two responses: not atomic"}, "split"),
 		lockFixture("lock-valid", expectation{WorkloadLock, Valid,
 			"two sessions take one lock in turn (the second waits for the first's release), each incrementing the register once; both members' final reads agree on 2"}, false),
 		lockFixture("lock-two-holders", expectation{WorkloadLock, Invalid,
@@ -250,7 +265,10 @@ func leaseFixture(name string, expect expectation, outlived bool) fixture {
 //
 // with missed, watcher 1 misses revision 4 but gets a progress
 // notification at 4.
-func watchFixture(name string, expect expectation, missed bool) fixture {
+// watchFixture is a small watch run; bug is "" (valid), "missed" (the key
+// watcher misses an event), "duplicate" (it gets one twice) or "split"
+// (the prefix watcher gets one revision in two responses).
+func watchFixture(name string, expect expectation, bug string) fixture {
 	prefix := history.WatchSpec{Watcher: 0, Kind: "prefix", Key: "k/", RangeEnd: "k0", StartRev: 1, PrevKV: true}
 	resumed := prefix
 	resumed.StartRev = 4
@@ -259,16 +277,22 @@ func watchFixture(name string, expect expectation, missed bool) fixture {
 	a1 := history.KV{Key: "k/a", Value: "1", ModRev: 2, CreateRev: 2, Version: 1}
 	txnOps := `[{"f":"put","key":"k/b","value":"2"},{"f":"delete","key":"k/a"}]`
 	keyResps := []history.WatchResponse{wresp(wput("k/a", "1", 2, 2, 1, nil)), wresp(wput("k/a", "3", 4, 4, 1, nil)), wprogress(4)}
-	if missed {
+	switch bug {
+	case "missed":
 		keyResps = slices.Delete(keyResps, 1, 2)
+	case "duplicate":
+		keyResps = slices.Insert(keyResps, 2, wresp(wput("k/a", "3", 4, 4, 1, nil)))
+	}
+	rev3 := []history.WatchResponse{wresp(wput("k/b", "2", 3, 3, 1, nil), wdel("k/a", 3, &a1))}
+	if bug == "split" {
+		rev3 = []history.WatchResponse{wresp(wput("k/b", "2", 3, 3, 1, nil)), wresp(wdel("k/a", 3, &a1))}
 	}
 	return fixture{
 		name:   name,
 		expect: expect,
 		spans: []span{
 			watchSpan(1000000, "n1", prefix, ms(0), ms(500), fail, "member n1: connection TRANSIENT_FAILURE", 0,
-				wresp(wput("k/a", "1", 2, 2, 1, nil)),
-				wresp(wput("k/b", "2", 3, 3, 1, nil), wdel("k/a", 3, &a1))),
+				append([]history.WatchResponse{wresp(wput("k/a", "1", 2, 2, 1, nil))}, rev3...)...),
 			watchSpan(1000001, "n2", key, ms(0), ms(1100), ok, "", 0, keyResps...),
 			nodeSpan(span{p: 0, f: history.FWrite, key: "k/a", val: str("1"), call: ms(1), ret: ms(2), typ: ok}, "n3", 2),
 			nodeSpan(span{p: 1, f: history.FDelete, key: "k/b", call: ms(2), ret: ms(3), typ: ok}, "n3", 2),

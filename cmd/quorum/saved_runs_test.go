@@ -71,6 +71,14 @@ func TestCheckExitCodeIsTheVerdict(t *testing.T) {
 			`  T1 \(process 1, ok\) \[\["r","x",null\]\]; rw edge: T1 read x = \[\]; T0 appended the next element, 1`,
 			`  T0 \(process 0, ok\) \[\["append","x",1\]\]; realtime edge: T0 completed at 2000000 before T1 was invoked at 3000000`,
 		}, false},
+		{"append-lost", nil, 1, []string{
+			`DIR: invalid \(8 events\)`,
+			`append \(elle\): invalid, 4 transactions ok, 0 failed, 0 unknown`,
+			`anomalies: lost-append 1`,
+			`lost-append on x: T0 appended 1 to x and completed at 2000000; T3, invoked later at 7000000, never saw it, nor did any read`,
+			`  T0 \(process 0, ok\) \[\["append","x",1\]\]`,
+			`  T3 \(process 1, ok\) \[\["r","x",\[2\]\]\]`,
+		}, false},
 		{"watch-valid", nil, 0, []string{
 			`DIR: valid \(18 events\)`,
 			`watch: valid, 2 watchers, 3 sessions, 6 events received; history of 3 revisions through 4; writes 3 ok, 0 failed, 1 unknown`,
@@ -106,6 +114,20 @@ func TestCheckExitCodeIsTheVerdict(t *testing.T) {
 			`outlived-bound: lease 3e8 \(abandon\), keys /quorum/lease/0-1-0 /quorum/lease/0-1-1, read #8 on n1 at revision 3: ` +
 				`lease 3e8 \(TTL 2 s\) was last renewed by 0\.002s and abandoned; its keys had to be gone by 8\.502s \(TTL \+ bound 6\.500s\), ` +
 				`yet the linearizable read on n1 sent at 10\.000s \(revision 3\) saw \[/quorum/lease/0-1-0 /quorum/lease/0-1-1\]`,
+		}, false},
+		{"watch-duplicate-event", nil, 1, []string{
+			`DIR: invalid \(18 events\)`,
+			`watch: invalid, 2 watchers, 3 sessions, 7 events received; history of 3 revisions through 4; writes 3 ok, 0 failed, 1 unknown`,
+			`anomalies: unique 1`,
+			`watcher 1 \(key k/a, no delete, progress on n2\): 1 anomalies at revisions 4`,
+			`unique: watcher 1 \(session #1 on n2\), revisions 4: k/a at revision 4 delivered twice`,
+		}, false},
+		{"watch-split-revision", nil, 1, []string{
+			`DIR: invalid \(18 events\)`,
+			`watch: invalid, 2 watchers, 3 sessions, 6 events received; history of 3 revisions through 4; writes 3 ok, 0 failed, 1 unknown`,
+			`anomalies: atomic 1`,
+			`watcher 0 \(prefix k/, prev_kv on n1\): 1 anomalies at revisions 3`,
+			`atomic: watcher 0 \(session #0 on n1\), revisions 3: revision 3 split across responses: k/a in a later one`,
 		}, false},
 		{"register-stale-read", nil, 1, []string{
 			`DIR: invalid \(8 events\)`,
