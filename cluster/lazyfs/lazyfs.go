@@ -147,7 +147,7 @@ func (f *FS) DropUnsynced() Stats {
 	var st Stats
 	for _, s := range files {
 		s.mu.Lock()
-		if len(s.pages) > 0 || s.inode != nil {
+		if len(s.pages) > 0 {
 			st.Files++
 		}
 		st.Pages += len(s.pages)

@@ -24,6 +24,10 @@ type Options struct {
 	// OnFsync, if set, is called with the duration of every fdatasync of a
 	// segment (from the goroutine calling Save), e.g. to feed a histogram.
 	OnFsync func(time.Duration)
+	// NoSync skips every fdatasync (etcd's --unsafe-no-fsync): a crash of
+	// the machine may then lose what Save reported durable. For tests and
+	// benchmarks that do not care about power loss only.
+	NoSync bool
 }
 
 // DefaultOptions returns 64 MiB segments and no fsync hook.
@@ -521,6 +525,9 @@ func (w *WAL) write(buf []byte, sync bool) error {
 }
 
 func (w *WAL) sync(f *os.File) error {
+	if w.opts.NoSync {
+		return nil
+	}
 	if w.opts.OnFsync == nil {
 		return fdatasync(f)
 	}
@@ -584,7 +591,7 @@ func (w *WAL) Close() error {
 	defer w.mu.Unlock()
 	var errs []error
 	if w.f != nil {
-		if w.err == nil {
+		if w.err == nil && !w.opts.NoSync {
 			if err := fdatasync(w.f); err != nil {
 				errs = append(errs, fmt.Errorf("wal: close: fsync %s: %w", w.f.Name(), err))
 			}
