@@ -83,7 +83,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newTestCmd(stdout, stderr), newCheckCmd(stdout), newReportCmd(stdout), newBenchCmd(stdout, stderr), newCertsCmd(stdout), newServeCmd(stdout))
+	root.AddCommand(newTestCmd(stdout, stderr), newCheckCmd(stdout), newReportCmd(stdout), newBenchCmd(stdout, stderr), newCertsCmd(stdout), newServeCmd(stdout), newZooCmd(stdout, stderr))
 	return root
 }
 
