@@ -135,7 +135,10 @@ func loadStoreRun(dir, rel, test, stamp string) StoreRun {
 			r.Workload = w
 		}
 	}
-	if fs, ok := res.Run.Nemesis["faults"].([]any); ok {
+	switch fs := res.Run.Nemesis["faults"].(type) {
+	case string: // the harness records the --nemesis list as given
+		r.Nemesis = fs
+	case []any:
 		var names []string
 		for _, f := range fs {
 			names = append(names, fmt.Sprint(f))

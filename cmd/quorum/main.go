@@ -28,6 +28,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/quorum-kv/quorum/checker"
+	"github.com/quorum-kv/quorum/checker/logscan"
 	"github.com/quorum-kv/quorum/cluster"
 	"github.com/quorum-kv/quorum/harness"
 	"github.com/quorum-kv/quorum/history"
@@ -201,6 +202,9 @@ Exit code: 0 valid, 1 invalid, 2 unknown or error.`,
 				return &exitError{2, err}
 			}
 			res := checker.Check(cmd.Context(), events, checker.Options{Workload: workload, Timeout: timeout, VisualizeDir: dir})
+			if _, err := os.Stat(filepath.Join(dir, rundir.LogsDir)); err == nil {
+				res.AddLogScan(logscan.ScanDir(filepath.Join(dir, rundir.LogsDir)))
+			}
 			fmt.Fprintf(stdout, "%s: %s (%d events)\n", dir, res.Verdict, len(events))
 			if res.Reason != "" {
 				fmt.Fprintf(stdout, "reason: %s\n", res.Reason)

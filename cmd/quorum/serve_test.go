@@ -26,7 +26,7 @@ func fakeRun(t *testing.T, store, test string, start time.Time, v checker.Verdic
 	}
 	res := reports.Results{
 		Run: reports.Run{Name: test, Start: start, Duration: 20 * time.Second, Backend: "local", ClusterSize: 3, Seed: 42,
-			Nemesis: reports.Config{"faults": []any{"kill-leader", "partition-halves"}}},
+			Nemesis: reports.Config{"faults": "kill-leader,partition-halves"}},
 		Check: checker.Result{Verdict: v, Workload: workload},
 	}
 	if err := reports.WriteResults(dir, res); err != nil {
