@@ -245,4 +245,3 @@ func writeJUnit(path string, runs []matrixRun, total time.Duration) error {
 	}
 	return nil
 }
-
