@@ -160,6 +160,16 @@ type LinkShaper interface {
 	SetLatency(ctx context.Context, links []Link, delay, jitter time.Duration) error
 }
 
+// LossShaper is implemented by clusters that can lose traffic on links.
+type LossShaper interface {
+	// SetLoss makes traffic on the named links, in both directions, lost
+	// with probability p, as packet loss under TCP looks to its ends:
+	// stalls of a retransmission timeout, growing on consecutive losses,
+	// never reordered or corrupted bytes. p == 0 removes the loss; links
+	// not named keep theirs.
+	SetLoss(ctx context.Context, links []Link, p float64) error
+}
+
 // ValidateLinks checks that every link joins two distinct known nodes and
 // returns the links normalized (Key) with duplicates removed, in input order.
 func ValidateLinks(c Cluster, links []Link) ([]Link, error) {

@@ -31,6 +31,7 @@ var registry = []struct {
 	{"isolate-minority", func(o Options) Nemesis { return &isolateNemesis{opts: o} }},
 	{"isolate-majority", func(o Options) Nemesis { return &isolateNemesis{majority: true, opts: o} }},
 	{"latency", func(o Options) Nemesis { return &latencyNemesis{opts: o} }},
+	{"drop", func(o Options) Nemesis { return &dropNemesis{opts: o} }},
 }
 
 func process(op processOp, t target) func(Options) Nemesis {
