@@ -160,6 +160,22 @@ type LinkShaper interface {
 	SetLatency(ctx context.Context, links []Link, delay, jitter time.Duration) error
 }
 
+// DiskFaulter is implemented by clusters whose members' disks can lose
+// what was written but not fsynced, as a power cut does.
+type DiskFaulter interface {
+	// LoseUnsynced throws away every write of the named member's process
+	// that it had not fsynced; the member must be stopped (killed). It
+	// returns a description of what was lost.
+	LoseUnsynced(ctx context.Context, name string) (string, error)
+}
+
+// DataDirer is implemented by nodes whose data directory is on this
+// machine's file system, so that a nemesis can corrupt its files while
+// the member is stopped.
+type DataDirer interface {
+	DataDir() string
+}
+
 // LossShaper is implemented by clusters that can lose traffic on links.
 type LossShaper interface {
 	// SetLoss makes traffic on the named links, in both directions, lost

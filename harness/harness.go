@@ -199,6 +199,7 @@ func Run(ctx context.Context, cfg Config, backend cluster.Backend) (*Outcome, er
 	t0 := now()
 	c, err := backend.Start(ctx, cluster.StartConfig{
 		Server: cfg.Server, Size: cfg.Nodes, Dir: dir, Seed: uint64(seed), Logger: lg, MemberSettings: cfg.Members,
+		DiskFaults: nemesis.NeedsDiskFaults(cfg.Nemeses),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start cluster: %w (member logs in %s)", err, filepath.Join(dir, rundir.LogsDir))

@@ -78,6 +78,8 @@ type Fault struct {
 	Delay, Jitter time.Duration
 	// Loss is the loss probability the drop nemesis set on Shaped.
 	Loss float64
+	// File is the file a corruption fault damaged.
+	File string
 	// Note is free text for a human: the ring order, or why the leader
 	// could not be targeted and a random member was chosen instead.
 	Note string

@@ -395,6 +395,7 @@ type Node struct {
 	name  string
 	state cluster.State // guarded by c.mu
 	wipes int           // guarded by c.mu
+	dir   string        // SetDataDirs; guarded by c.mu
 }
 
 func (n *Node) Name() string      { return n.name }

@@ -26,6 +26,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -53,6 +54,10 @@ type fileState struct {
 	size  int64
 	pages map[int64][]byte
 	inode *fs.Inode // for invalidating the kernel's cache on a drop
+	// top is the first component of the file's path under the root when
+	// its state was made (a member's directory when the mount holds
+	// several): DropUnsyncedUnder drops by it.
+	top string
 }
 
 // Stats says what a DropUnsynced threw away.
@@ -139,10 +144,23 @@ func (f *FS) Unmount() error {
 // DropUnsynced throws away every write not yet fsynced, as a power cut
 // would. Call it only while no process writes (after killing them); a
 // write racing with it may or may not survive.
-func (f *FS) DropUnsynced() Stats {
+func (f *FS) DropUnsynced() Stats { return f.DropUnsyncedUnder("") }
+
+// DropUnsyncedUnder throws away the unsynced writes of the files under
+// the top-level directory top of the mount ("" for every file), as a
+// power cut of one machine whose disk is that directory would. Files are
+// attributed to the top-level directory they were first written in
+// (renames within it keep it). As DropUnsynced, call it while nothing
+// writes there.
+func (f *FS) DropUnsyncedUnder(top string) Stats {
 	f.mu.Lock()
-	files := f.files
-	f.files = make(map[uint64]*fileState)
+	files := make(map[uint64]*fileState)
+	for ino, s := range f.files {
+		if top == "" || s.top == top {
+			files[ino] = s
+			delete(f.files, ino)
+		}
+	}
 	f.mu.Unlock()
 	var st Stats
 	for _, s := range files {
@@ -184,6 +202,10 @@ func (f *FS) Unsynced() Stats {
 // creating it (with the backing file's size, from fd) if create is set;
 // nil if there is none and create is not set.
 func (f *FS) state(ino uint64, fd int, in *fs.Inode, create bool) (*fileState, error) {
+	top := ""
+	if in != nil && create {
+		top, _, _ = strings.Cut(in.Path(nil), "/")
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s := f.files[ino]
@@ -192,7 +214,7 @@ func (f *FS) state(ino uint64, fd int, in *fs.Inode, create bool) (*fileState, e
 		if err := unix.Fstat(fd, &st); err != nil {
 			return nil, err
 		}
-		s = &fileState{size: st.Size, pages: make(map[int64][]byte)}
+		s = &fileState{size: st.Size, pages: make(map[int64][]byte), top: top}
 		f.files[ino] = s
 	}
 	if s != nil && in != nil && s.inode == nil {

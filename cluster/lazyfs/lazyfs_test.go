@@ -134,3 +134,32 @@ func TestOSyncWritesAreDurable(t *testing.T) {
 		t.Fatalf("O_SYNC write lost: read %q", got)
 	}
 }
+
+// One mount holding several members' directories: a drop under one loses
+// only that member's unsynced data, renames within it included.
+func TestDropUnderOneDirectoryOnly(t *testing.T) {
+	lfs, _, mnt := mount(t)
+	for _, d := range []string{"n1/wal", "n2/wal"} {
+		if err := os.MkdirAll(filepath.Join(mnt, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range []string{"n1", "n2"} {
+		tmp := filepath.Join(mnt, n, "wal", "seg.tmp")
+		if err := os.WriteFile(tmp, []byte("unsynced "+n), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(mnt, n, "wal", "seg")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := lfs.DropUnsyncedUnder("n1"); st.Files != 1 {
+		t.Fatalf("DropUnsyncedUnder(n1) = %+v, want 1 file", st)
+	}
+	if got := content(t, filepath.Join(mnt, "n1", "wal", "seg")); got != "" {
+		t.Fatalf("n1 kept %q", got)
+	}
+	if got := content(t, filepath.Join(mnt, "n2", "wal", "seg")); got != "unsynced n2" {
+		t.Fatalf("n2 lost its data: %q", got)
+	}
+}
