@@ -31,6 +31,21 @@ var registry = []struct {
 	{"isolate-minority", func(o Options) Nemesis { return &isolateNemesis{opts: o} }},
 	{"isolate-majority", func(o Options) Nemesis { return &isolateNemesis{majority: true, opts: o} }},
 	{"latency", func(o Options) Nemesis { return &latencyNemesis{opts: o} }},
+	{"member-replace", member(memberReplace)},
+	{"member-replace-learner", member(memberReplaceLearner)},
+	{"member-shrink", member(memberShrink)},
+	{"compact", admin(adminCompact)},
+	{"defrag", admin(adminDefrag)},
+	{"defrag-one", admin(adminDefragOne)},
+	{"snapshot", admin(adminSnapshot)},
+}
+
+func member(k memberKind) func(Options) Nemesis {
+	return func(o Options) Nemesis { return &memberNemesis{kind: k, opts: o} }
+}
+
+func admin(k adminKind) func(Options) Nemesis {
+	return func(o Options) Nemesis { return &adminNemesis{kind: k, opts: o} }
 }
 
 func process(op processOp, t target) func(Options) Nemesis {

@@ -84,6 +84,8 @@ type Cluster struct {
 	leader   string
 	closed   bool
 	injected map[failKey][]injection
+	members  []cluster.Member // nil until first asked (membership.go)
+	nextID   uint64
 }
 
 var (
@@ -392,6 +394,7 @@ type Node struct {
 	name  string
 	state cluster.State // guarded by c.mu
 	wipes int           // guarded by c.mu
+	joins []cluster.Join // guarded by c.mu
 }
 
 func (n *Node) Name() string      { return n.name }
