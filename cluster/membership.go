@@ -175,6 +175,15 @@ func MemberByPeerURL(ms []Member, peerURL string) (Member, bool) {
 	return Member{}, false
 }
 
+// IsUnhealthyCluster reports whether err is etcd's refusal of a
+// membership change that its strict reconfiguration check finds unsafe
+// now (rpctypes.ErrGRPCUnhealthy, "etcdserver: unhealthy cluster"): a
+// member needed for the quorum afterwards has not been connected long
+// enough. Callers wait and retry.
+func IsUnhealthyCluster(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "etcdserver: unhealthy cluster")
+}
+
 // notReady is etcd's answer to a MemberPromote of a learner that has not
 // caught up with the leader yet (rpctypes.ErrGRPCLearnerNotReady).
 const notReady = "can only promote a learner member which is in sync with leader"

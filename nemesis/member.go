@@ -111,27 +111,54 @@ func (m *memberNemesis) Apply(ctx context.Context, c cluster.Cluster, f Fault) e
 // was done (old and new member IDs).
 func (m *memberNemesis) ApplyAndDescribe(ctx context.Context, c cluster.Cluster, f Fault) (Fault, error) {
 	var done []string
-	defer func() {
+	describe := func() Fault {
 		if len(done) > 0 {
 			f.Note = strings.TrimPrefix(f.Note+"; "+strings.Join(done, "; "), "; ")
 		}
-	}()
+		return f
+	}
 	for _, name := range f.Targets {
 		id, err := m.remove(ctx, c, name)
-		if err != nil {
-			return f, err
+		if id != 0 {
+			done = append(done, fmt.Sprintf("removed %s (%x)", name, id))
 		}
-		done = append(done, fmt.Sprintf("removed %s (%x)", name, id))
+		if err != nil {
+			return describe(), err
+		}
 		if m.kind == memberShrink {
 			continue
 		}
 		nid, err := m.add(ctx, c, name, m.kind == memberReplaceLearner)
-		if err != nil {
-			return f, err
+		if nid != 0 {
+			done[len(done)-1] += fmt.Sprintf(", added back as %x", nid)
 		}
-		done[len(done)-1] += fmt.Sprintf(", added back as %x", nid)
+		if err != nil {
+			return describe(), err
+		}
 	}
-	return f, nil
+	return describe(), nil
+}
+
+// retryUnhealthy calls op until it succeeds, fails otherwise than with
+// etcd's "unhealthy cluster" or MemberTimeout passes. etcd's strict
+// reconfiguration check refuses MemberAdd and MemberRemove while a member
+// needed for the quorum after the change has not been connected for 5
+// seconds (etcdserver's HealthInterval) — right after a start or an
+// earlier change — and an operator's script waits and tries again.
+func (m *memberNemesis) retryUnhealthy(ctx context.Context, op func(context.Context) error) error {
+	rctx, cancel := context.WithTimeout(ctx, m.opts.MemberTimeout)
+	defer cancel()
+	for {
+		err := op(rctx)
+		if err == nil || !cluster.IsUnhealthyCluster(err) {
+			return err
+		}
+		select {
+		case <-rctx.Done():
+			return fmt.Errorf("still refused after %v: %w", m.opts.MemberTimeout, err)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 func (m *memberNemesis) Inject(ctx context.Context, c cluster.Cluster) (Fault, error) {
@@ -191,7 +218,7 @@ func (m *memberNemesis) remove(ctx context.Context, c cluster.Cluster, name stri
 	if !ok {
 		return 0, fmt.Errorf("remove %s: no member advertises its peer URL %s", name, n.PeerURL())
 	}
-	if err := api.Remove(ctx, mem.ID); err != nil {
+	if err := m.retryUnhealthy(ctx, func(ctx context.Context) error { return api.Remove(ctx, mem.ID) }); err != nil {
 		return 0, fmt.Errorf("remove %s: %w", name, err)
 	}
 	// A removed etcd member stops by itself; Stop is a no-op then.
@@ -217,7 +244,7 @@ func (m *memberNemesis) add(ctx context.Context, c cluster.Cluster, name string,
 		return 0, err
 	}
 	defer api.Close()
-	added, ms, err := api.Add(ctx, n.PeerURL(), learner)
+	added, ms, err := m.addMember(ctx, api, n.PeerURL(), learner)
 	if err != nil {
 		return 0, fmt.Errorf("add %s back: %w", name, err)
 	}
@@ -225,6 +252,16 @@ func (m *memberNemesis) add(ctx context.Context, c cluster.Cluster, name string,
 		return added.ID, err
 	}
 	return added.ID, nil
+}
+
+// addMember is MemberAdd, retried while etcd finds the cluster unhealthy.
+func (m *memberNemesis) addMember(ctx context.Context, api cluster.Membership, peerURL string, learner bool) (added cluster.Member, ms []cluster.Member, err error) {
+	err = m.retryUnhealthy(ctx, func(ctx context.Context) error {
+		var err error
+		added, ms, err = api.Add(ctx, peerURL, learner)
+		return err
+	})
+	return added, ms, err
 }
 
 // join starts n as the added member, promotes it if it is a learner and
@@ -294,7 +331,7 @@ func (m *memberNemesis) restore(ctx context.Context, c cluster.Cluster, name str
 		if err := n.Wipe(ctx); err != nil {
 			return fmt.Errorf("wipe removed member: %w", err)
 		}
-		added, ms, err := api.Add(ctx, n.PeerURL(), false)
+		added, ms, err := m.addMember(ctx, api, n.PeerURL(), false)
 		if err != nil {
 			return fmt.Errorf("add back: %w", err)
 		}
