@@ -21,10 +21,10 @@ import (
 type adminKind int
 
 const (
-	adminCompact    adminKind = iota // KV.Compact at the current revision
-	adminDefrag                      // Maintenance.Defragment on every running member, one after another
-	adminDefragOne                   // Maintenance.Defragment on one random running member
-	adminSnapshot                    // Maintenance.Snapshot of one random running member, to a file
+	adminCompact   adminKind = iota // KV.Compact at the current revision
+	adminDefrag                     // Maintenance.Defragment on every running member, one after another
+	adminDefragOne                  // Maintenance.Defragment on one random running member
+	adminSnapshot                   // Maintenance.Snapshot of one random running member, to a file
 )
 
 var adminNames = map[adminKind]string{
@@ -44,7 +44,8 @@ const SnapshotsDir = "snapshots"
 // blocks the member's writes while it rewrites its database) and snapshot
 // (Maintenance.Snapshot of one member streamed to
 // Options.Dir/snapshots/NNN-<member>.db; the Note gives its size and the
-// revision of the snapshot). They are instantaneous: all the work is done
+// member's revision when it was taken — an interval, when writes were
+// applied while the stream opened). They are instantaneous: all the work is done
 // in Apply, and Heal does nothing.
 type adminNemesis struct {
 	kind adminKind
@@ -196,9 +197,28 @@ func snapshot(ctx context.Context, cli *clientv3.Client, path string) (string, e
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return "", fmt.Errorf("snapshot directory: %w", err)
 	}
+	// etcd's snapshot stream carries no header: the member's revision
+	// read just before the stream opens and just after (the first chunk
+	// has arrived, so the member has taken its backend snapshot) brackets
+	// the snapshot's.
+	before, err := cli.Get(ctx, "quorum-snapshot-probe", clientv3.WithSerializable())
+	if err != nil {
+		return "", fmt.Errorf("read the member's revision: %w", err)
+	}
 	resp, err := cli.SnapshotWithVersion(ctx)
 	if err != nil {
 		return "", fmt.Errorf("open snapshot stream: %w", err)
+	}
+	after, err := cli.Get(ctx, "quorum-snapshot-probe", clientv3.WithSerializable())
+	if err != nil {
+		resp.Snapshot.Close()
+		return "", fmt.Errorf("read the member's revision: %w", err)
+	}
+	revs := fmt.Sprintf("revision %d", before.Header.Revision)
+	if r := resp.Header.GetRevision(); r != 0 {
+		revs = fmt.Sprintf("revision %d", r)
+	} else if after.Header.Revision != before.Header.Revision {
+		revs = fmt.Sprintf("revision %d..%d", before.Header.Revision, after.Header.Revision)
 	}
 	defer resp.Snapshot.Close()
 	tmp := path + ".part"
@@ -210,12 +230,11 @@ func snapshot(ctx context.Context, cli *clientv3.Client, path string) (string, e
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
-	rev := resp.Header.GetRevision()
 	if err != nil {
-		return fmt.Sprintf("snapshot at revision %d failed after %d bytes", rev, n), fmt.Errorf("stream snapshot to %s: %w", tmp, err)
+		return fmt.Sprintf("snapshot at %s failed after %d bytes", revs, n), fmt.Errorf("stream snapshot to %s: %w", tmp, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return "", fmt.Errorf("snapshot file: %w", err)
 	}
-	return fmt.Sprintf("snapshot %s: %d bytes at revision %d (server %s)", filepath.Base(path), n, rev, resp.Version), nil
+	return fmt.Sprintf("snapshot %s: %d bytes at %s (storage version %s)", filepath.Base(path), n, revs, resp.Version), nil
 }

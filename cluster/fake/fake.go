@@ -392,8 +392,8 @@ func (c *Cluster) WaitHealthy(ctx context.Context) error {
 type Node struct {
 	c     *Cluster
 	name  string
-	state cluster.State // guarded by c.mu
-	wipes int           // guarded by c.mu
+	state cluster.State  // guarded by c.mu
+	wipes int            // guarded by c.mu
 	joins []cluster.Join // guarded by c.mu
 }
 
