@@ -15,6 +15,7 @@ import (
 
 	"github.com/quorum-kv/quorum/checker"
 	"github.com/quorum-kv/quorum/cluster"
+	"github.com/quorum-kv/quorum/cluster/docker"
 	"github.com/quorum-kv/quorum/cluster/local"
 	"github.com/quorum-kv/quorum/harness"
 	"github.com/quorum-kv/quorum/history"
@@ -190,4 +191,29 @@ func requireMemberAdd(t *testing.T, cfg harness.Config) {
 	if _, err := cli.MemberRemove(ctx, resp.Member.ID); err != nil {
 		t.Fatalf("probe MemberRemove: %v", err)
 	}
+}
+
+// member-replace on the docker backend against real etcd: the replaced
+// member's container is created again with --initial-cluster-state
+// existing on its wiped volume, at the same address.
+func TestDockerMemberReplaceRunAgainstRealEtcdIsValidWithEqualHashKV(t *testing.T) {
+	etcd := realEtcd(t)
+	cfg := membershipConfig(t, cluster.Server{Label: "etcd", Binary: etcd}, "member-replace", 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	eng, err := docker.NewEngine(ctx, cfg.Logger, nil)
+	if err != nil {
+		t.Skipf("no Docker engine reachable: %v", err)
+	}
+	defer eng.Close()
+	cfg.NemesisInterval = time.Second
+	cfg.TimeLimit = 15 * time.Second
+	out, err := harness.Run(ctx, cfg, &docker.Backend{Engine: eng})
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if out.Results.Run.Backend != "docker" {
+		t.Errorf("results say backend %q", out.Results.Run.Backend)
+	}
+	checkMembershipRun(t, out, 3, "member-replace")
 }
