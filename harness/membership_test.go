@@ -217,3 +217,19 @@ func TestDockerMemberReplaceRunAgainstRealEtcdIsValidWithEqualHashKV(t *testing.
 	}
 	checkMembershipRun(t, out, 3, "member-replace")
 }
+
+// The watch checker's ground truth is a final watch from revision 1, which
+// compaction removes: the combination is refused before anything starts.
+func TestCompactWithTheWatchWorkloadIsRefused(t *testing.T) {
+	cfg := harness.DefaultConfig()
+	cfg.Server = cluster.Server{Binary: "/bin/true"}
+	cfg.Workload.Workload = workloads.WorkloadWatch
+	cfg.Nemeses = "kill-one,compact"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "--nemesis compact cannot run with --workload watch") {
+		t.Errorf("Validate: %v", err)
+	}
+	cfg.Nemeses = "kill-one,defrag,snapshot"
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("defrag and snapshot with the watch workload: %v", err)
+	}
+}
