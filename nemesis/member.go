@@ -98,7 +98,13 @@ func (m *memberNemesis) Plan(ctx context.Context, c cluster.Cluster) (Fault, err
 	default:
 		note = "leader " + l.Name() + " not among them"
 	}
-	return Fault{Nemesis: m.Name(), Targets: targets, Down: targets, Note: note}, nil
+	f := Fault{Nemesis: m.Name(), Targets: targets, Note: note}
+	if m.kind == memberShrink {
+		// A replacement is over when Apply returns (the Schedule records
+		// the fault from then on); removed members stay out until Heal.
+		f.Down = targets
+	}
+	return f, nil
 }
 
 func (m *memberNemesis) Apply(ctx context.Context, c cluster.Cluster, f Fault) error {

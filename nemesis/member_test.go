@@ -62,8 +62,8 @@ func TestMemberReplaceRemovesWipesAddsBackAndJoinsWithTheImpliedInitialCluster(t
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(f.Targets) != 1 {
-		t.Fatalf("targets %v, want one", f.Targets)
+	if len(f.Targets) != 1 || len(f.Down) != 0 {
+		t.Fatalf("targets %v, down %v: want one target, back up when Apply returns", f.Targets, f.Down)
 	}
 	tg := f.Targets[0]
 	want := []string{"member-remove " + tg, "stop " + tg, "wipe " + tg, "member-add " + tg, "join " + tg}
