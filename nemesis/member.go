@@ -161,6 +161,9 @@ func (m *memberNemesis) retryUnhealthy(ctx context.Context, op func(context.Cont
 		}
 		select {
 		case <-rctx.Done():
+			if ctx.Err() != nil {
+				return fmt.Errorf("still refused when the nemesis had to stop (%w): %w", ctx.Err(), err)
+			}
 			return fmt.Errorf("still refused after %v: %w", m.opts.MemberTimeout, err)
 		case <-time.After(250 * time.Millisecond):
 		}
@@ -305,6 +308,9 @@ func (m *memberNemesis) promote(ctx context.Context, api cluster.Membership, nam
 		}
 		select {
 		case <-pctx.Done():
+			if ctx.Err() != nil {
+				return fmt.Errorf("promote learner %s: not in sync with the leader when the nemesis had to stop (%w): %w", name, ctx.Err(), err)
+			}
 			return fmt.Errorf("promote learner %s: not in sync with the leader within %v: %w", name, m.opts.MemberTimeout, err)
 		case <-time.After(200 * time.Millisecond):
 		}
