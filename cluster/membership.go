@@ -61,6 +61,7 @@ type Membership interface {
 	Remove(ctx context.Context, id uint64) error
 	// Promote promotes the learner with the given ID to a voting member.
 	Promote(ctx context.Context, id uint64) error
+	// Close releases the connections; the Membership is unusable after.
 	Close() error
 }
 
