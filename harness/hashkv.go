@@ -75,7 +75,13 @@ func checkHashKV(ctx context.Context, c cluster.Cluster, timeout time.Duration) 
 		}
 	}
 	for {
-		h.Members = hashRound(ctx, nodes, clients, h.Revision)
+		round := hashRound(ctx, nodes, clients, h.Revision)
+		if ctx.Err() != nil && h.Members != nil {
+			// The time ran out during this round: its answers are the
+			// deadline's, not the members'; keep the previous round.
+			return h
+		}
+		h.Members = round
 		switch h.Outcome() {
 		case reports.HashKVEqual, reports.HashKVDiffer, reports.HashKVSkipped:
 			return h

@@ -155,6 +155,9 @@ func (h *HashKV) Line() string {
 				missing = append(missing, m.Name+": "+m.Error)
 			}
 		}
+		if len(ok) == 0 {
+			return fmt.Sprintf("HashKV at revision %d: no hash from any member (%s)", h.Revision, strings.Join(missing, "; "))
+		}
 		hash := ""
 		if len(ok) > 0 {
 			hash = fmt.Sprintf(" (hash %d)", h.Members[slices.IndexFunc(h.Members, HashKVMember.answered)].Hash)

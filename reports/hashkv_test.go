@@ -28,6 +28,8 @@ func TestHashKVOutcomeLineAndVerdict(t *testing.T) {
 			HashKVSkipped, "HashKV at revision 80: skipped (unsupported: n1, n2 answered Unimplemented)", checker.Valid},
 		{"one missing", &HashKV{Revision: 80, Members: []HashKVMember{m("n1", 7, 3), {Name: "n2", Error: "member stopped"}}},
 			HashKVIncomplete, "HashKV at revision 80: equal on 1 of 2 members (hash 7); no hash from n2: member stopped", checker.Valid},
+		{"none answered", &HashKV{Revision: 80, Members: []HashKVMember{{Name: "n1", Error: "member stopped"}, {Name: "n2", Error: "has not reached revision 80"}}},
+			HashKVIncomplete, "HashKV at revision 80: no hash from any member (n1: member stopped; n2: has not reached revision 80)", checker.Valid},
 		{"compactions differ", &HashKV{Revision: 80, Members: []HashKVMember{m("n1", 7, 3), m("n2", 9, 5)}},
 			HashKVIncomplete, "HashKV at revision 80: not comparable, the members' compact revisions differ (n1=3, n2=5)", checker.Valid},
 	} {
