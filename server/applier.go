@@ -63,18 +63,18 @@ type applier struct {
 	catchUpEntries uint64
 
 	// Owned by the applier goroutine.
-	store         *mvcc.Store
-	lessor        *lessor
-	auth          auth.AuthStore
-	authBackend   *authBackend
-	membership    *Membership
-	confState     raftpb.ConfState
+	store       *mvcc.Store
+	lessor      *lessor
+	auth        auth.AuthStore
+	authBackend *authBackend
+	membership  *Membership
+	confState   raftpb.ConfState
 	// Conf changes (membership_apply.go).
-	self        uint64
-	bootstrap   *Membership
-	peers       peerUpdater
-	maxLearners int
-	onRemoved   func()
+	self          uint64
+	bootstrap     *Membership
+	peers         peerUpdater
+	maxLearners   int
+	onRemoved     func()
 	appliedIndex  uint64
 	applying      uint64 // the index of the entry being applied
 	snapshotIndex uint64

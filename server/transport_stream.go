@@ -324,9 +324,9 @@ type peer struct {
 	// activeSince is when the stream came up (UnixNano), 0 while down.
 	activeSince atomic.Int64
 	queue       chan raftpb.Message
-	snaps chan raftpb.Message
-	stop  chan struct{}
-	wg    sync.WaitGroup
+	snaps       chan raftpb.Message
+	stop        chan struct{}
+	wg          sync.WaitGroup
 
 	metrics *peerMetrics
 }
