@@ -213,9 +213,11 @@ func (s *Server) mayAddMember(m Member) error {
 			"requested-member-add", idString(m.ID), "error", rpctypes.ErrMemberNotEnoughStarted)
 		return rpctypes.ErrMemberNotEnoughStarted
 	}
+	// Counting the new member as down; a one-member cluster may always
+	// grow.
 	voting := mem.VotingMembers()
 	connected := s.numConnectedSince(time.Now().Add(-healthInterval), voting)
-	if connected < (len(voting)+1)/2+1 {
+	if len(voting) != 1 && connected < (len(voting)+1)/2+1 {
 		s.lg.Warn("rejecting member add request; local member has not been connected to majority peers, reconfigure breaks active quorum",
 			"local-member-id", idString(s.id), "requested-member-add", idString(m.ID), "error", rpctypes.ErrGRPCUnhealthy)
 		return rpctypes.ErrGRPCUnhealthy
@@ -270,7 +272,7 @@ func (s *Server) numConnectedSince(since time.Time, members []*Member) int {
 			n++
 			continue
 		}
-		if t := s.activeSince(m.ID); !t.IsZero() && !t.After(since) {
+		if t := s.activeSince(m.ID); !t.IsZero() && t.Before(since) {
 			n++
 		}
 	}

@@ -171,8 +171,10 @@ func (m *Membership) applyConfChange(cc raftpb.ConfChange, bootstrap *Membership
 		var ctx confChangeContext
 		if len(cc.Context) == 0 {
 			ctx.ID = cc.NodeID
-			if b := bootstrap.Member(cc.NodeID); b != nil {
-				ctx.PeerURLs = append([]string(nil), b.PeerURLs...)
+			if bootstrap != nil {
+				if b := bootstrap.Member(cc.NodeID); b != nil {
+					ctx.PeerURLs = append([]string(nil), b.PeerURLs...)
+				}
 			}
 		} else {
 			_ = json.Unmarshal(cc.Context, &ctx) // validated
