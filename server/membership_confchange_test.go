@@ -84,7 +84,9 @@ func TestConfChangeValidationIsEtcds(t *testing.T) {
 		{"bootstrap entry without context", nil, raftpb.ConfChange{Type: raftpb.ConfChangeAddNode, NodeID: 2}, nil},
 		{"add a removed ID", func(m *Membership) { m.Removed = []uint64{4} }, addCC(t, raftpb.ConfChangeAddNode, Member{ID: 4, PeerURLs: []string{"http://d:2380"}}, false), rpctypes.ErrGRPCMemberNotFound},
 		{"add a learner", nil, addCC(t, raftpb.ConfChangeAddLearnerNode, learner, false), nil},
-		{"add a second learner", func(m *Membership) { m.Members = append(m.Members, &Member{ID: 8, PeerURLs: []string{"http://k:2380"}, IsLearner: true}) },
+		{"add a second learner", func(m *Membership) {
+			m.Members = append(m.Members, &Member{ID: 8, PeerURLs: []string{"http://k:2380"}, IsLearner: true})
+		},
 			addCC(t, raftpb.ConfChangeAddLearnerNode, learner, false), rpctypes.ErrGRPCTooManyLearners},
 		{"promote a voter", nil, addCC(t, raftpb.ConfChangeAddNode, Member{ID: 2}, true), rpctypes.ErrGRPCMemberNotLearner},
 		{"promote an unknown ID", nil, addCC(t, raftpb.ConfChangeAddNode, Member{ID: 5}, true), rpctypes.ErrGRPCMemberNotFound},
