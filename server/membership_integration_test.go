@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -114,13 +115,24 @@ func memberClient(t *testing.T, endpoints ...string) *clientv3.Client {
 
 // retryUnhealthy retries a reconfiguration while --strict-reconfig-check
 // refuses it because the peers have not been connected long enough yet
-// (etcd's HealthInterval, 5 s).
-func retryUnhealthy(t *testing.T, what string, f func(ctx context.Context) error) {
+// (etcd's HealthInterval, 5 s), and after a timeout unless done says it
+// happened: Raft drops a conf change proposed while another is unapplied
+// (a new leader counts its whole log as such), and so the outcome of a
+// timed-out one is unknown, as with etcd.
+func retryUnhealthy(t *testing.T, what string, f func(ctx context.Context) error, done func(ctx context.Context) bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(40 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		err := f(ctx)
+		if err != nil && (errors.Is(err, rpctypes.ErrTimeout) || errors.Is(err, rpctypes.ErrTimeoutDueToLeaderFail)) {
+			t.Logf("%s: %v", what, err)
+			if done(ctx) {
+				err = nil
+			} else {
+				err = rpctypes.ErrUnhealthy // not done: try again
+			}
+		}
 		cancel()
 		if err == nil {
 			return
@@ -132,8 +144,23 @@ func retryUnhealthy(t *testing.T, what string, f func(ctx context.Context) error
 	}
 }
 
-// (a), (d): a three-member cluster under a steady write load; one member is
-// removed (it exits non-zero with etcd's message), wiped, and added back
+// memberWith returns the listed member with peer URL u (nil if none).
+func memberWith(ctx context.Context, cli *clientv3.Client, u string) *etcdserverpb.Member {
+	ml, err := cli.MemberList(ctx)
+	if err != nil {
+		return nil
+	}
+	for _, m := range ml.Members {
+		if len(m.PeerURLs) == 1 && m.PeerURLs[0] == u {
+			return m
+		}
+	}
+	return nil
+}
+
+// (a), (d): a three-member cluster under a steady write load; one member
+// fails and is removed (restarted, it exits non-zero with etcd's message,
+// told by its peers), wiped, and added back
 // under a new name and ID on the same peer URL, as an operator replaces a
 // failed machine; started with --initial-cluster-state existing it learns
 // the cluster from its peers, is caught up by a snapshot (the log was
@@ -190,16 +217,20 @@ func TestReplaceAMemberUnderLoadServesEveryAcknowledgedWrite(t *testing.T) {
 	}()
 	nAcked := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
 
-	// Remove n3: it stops, non-zero, with etcd's message.
+	// n3 fails (killed), and is removed while down; restarted on its data
+	// dir, it learns from its peers (410 Gone) that it was removed, and
+	// stops, non-zero, with etcd's message.
 	st, err := memberClient(t, ms[2].client).Status(context.Background(), ms[2].client)
 	if err != nil {
 		t.Fatal(err)
 	}
 	oldID := st.Header.MemberId
+	ms[2].kill()
 	retryUnhealthy(t, "remove n3", func(ctx context.Context) error {
 		_, err := cli.MemberRemove(ctx, oldID)
 		return err
-	})
+	}, func(ctx context.Context) bool { return memberWith(ctx, cli, ms[2].peer) == nil })
+	ms[2].start(t, quorumdBinary, strings.Join(ic, ","), "new", flags...)
 	select {
 	case <-ms[2].done:
 	case <-time.After(15 * time.Second):
@@ -210,7 +241,7 @@ func TestReplaceAMemberUnderLoadServesEveryAcknowledgedWrite(t *testing.T) {
 		t.Errorf("the removed member exited with %v, want a non-zero status", ms[2].err)
 	}
 	if l := ms[2].log(); !strings.Contains(l, "the member has been permanently removed from the cluster") ||
-		!strings.Contains(l, "data-dir used by this member must be removed") {
+		!strings.Contains(l, "data-dir used by this member must be removed") || !strings.Contains(l, "peer rejected this member as removed") {
 		t.Error("the removed member's log lacks etcd's lines")
 	}
 
@@ -229,26 +260,14 @@ func TestReplaceAMemberUnderLoadServesEveryAcknowledgedWrite(t *testing.T) {
 		r, err := cli.MemberAdd(ctx, []string{n4.peer})
 		if err == nil {
 			newID = r.Member.ID
-			return nil
 		}
-		if !errors.Is(err, rpctypes.ErrTimeout) && !errors.Is(err, rpctypes.ErrTimeoutDueToLeaderFail) {
-			return err
+		return err
+	}, func(ctx context.Context) bool {
+		if m := memberWith(ctx, cli, n4.peer); m != nil {
+			newID = m.ID
+			return true
 		}
-		// Raft drops a conf change proposed while another is unapplied
-		// (a new leader counts its whole log as such): the outcome is
-		// unknown, as for etcd; the member list tells.
-		t.Logf("add n4: %v; looking for it in the member list", err)
-		ml, lerr := cli.MemberList(ctx)
-		if lerr != nil {
-			return err
-		}
-		for _, m := range ml.Members {
-			if len(m.PeerURLs) == 1 && m.PeerURLs[0] == n4.peer {
-				newID = m.ID
-				return nil
-			}
-		}
-		return rpctypes.ErrUnhealthy // not added: try again
+		return false
 	})
 	if newID == oldID {
 		t.Fatal("the replacement got the removed member's ID")
