@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -320,4 +321,46 @@ func TestReplaceAMemberUnderLoadServesEveryAcknowledgedWrite(t *testing.T) {
 			t.Fatal("the removed member is still listed")
 		}
 	}
+	want := describeMemberList(ml.Members)
+
+	// (e) Every member restarts (killed, so nothing is flushed on the way
+	// out) with that membership, n4 from what it joined with.
+	mu.Unlock()
+	for _, m := range []*memberProc{ms[0], ms[1], n4} {
+		m.kill()
+	}
+	ms[0].start(t, quorumdBinary, strings.Join(ic, ","), "new", flags...)
+	ms[1].start(t, quorumdBinary, strings.Join(ic, ","), "new", flags...)
+	n4.start(t, quorumdBinary, strings.Join([]string{ic[0], ic[1], "n4=" + n4.peer}, ","), "existing", flags...)
+	for _, m := range []*memberProc{ms[0], ms[1], n4} {
+		c := memberClient(t, m.client)
+		eventually(t, 30*time.Second, m.name+" restarted with the membership", func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			ml, err := c.MemberList(ctx)
+			if err != nil {
+				return err
+			}
+			if got := describeMemberList(ml.Members); got != want {
+				return fmt.Errorf("member list %s, want %s", got, want)
+			}
+			return nil
+		})
+	}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel2()
+	r, err = c4.Get(ctx2, "w/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	mu.Lock()
+	if err != nil || r.Count < int64(len(acked)) {
+		t.Fatalf("after the restart n4 has %v keys (%v), %d acknowledged", r, err, len(acked))
+	}
+}
+
+func describeMemberList(ms []*etcdserverpb.Member) string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, fmt.Sprintf("%x %s %v %v learner=%v", m.ID, m.Name, m.PeerURLs, m.ClientURLs, m.IsLearner))
+	}
+	sort.Strings(out)
+	return strings.Join(out, "; ")
 }
