@@ -86,7 +86,7 @@ type streamTransport struct {
 	propDone chan struct{}
 
 	mu      sync.Mutex
-	inbound map[net.Conn]struct{}
+	inbound map[net.Conn]uint64 // the sender of each inbound stream
 	closed  bool
 
 	metrics *serverMetrics
@@ -110,7 +110,7 @@ func newStreamTransport(lg *slog.Logger, localID, clusterID uint64, localURLs []
 		lg: lg, localID: localID, clusterID: clusterID, localURLs: strings.Join(localURLs, ","),
 		node: node, snapshotData: snapshots, keepalive: keepalive, idle: idle, tlsCfg: tlsCfg,
 		peers: map[uint64]*peer{}, removed: map[uint64]bool{}, removedc: make(chan struct{}),
-		inbound: map[net.Conn]struct{}{}, metrics: m, maxSnapRcv: 8 << 30,
+		inbound: map[net.Conn]uint64{}, metrics: m, maxSnapRcv: 8 << 30,
 		propc: make(chan raftpb.Message, streamQueueLen), stopc: make(chan struct{}), propDone: make(chan struct{}),
 	}
 	for _, id := range membership.Removed {
@@ -182,6 +182,14 @@ func (t *streamTransport) RemovePeer(id uint64) {
 	delete(t.peers, id)
 	t.removed[id] = true
 	t.peersMu.Unlock()
+	// Its inbound streams end: what it sends is refused from now on.
+	t.mu.Lock()
+	for c, from := range t.inbound {
+		if from == id {
+			c.Close()
+		}
+	}
+	t.mu.Unlock()
 	if p == nil {
 		return
 	}
@@ -709,7 +717,7 @@ func (t *streamTransport) serveStream(w http.ResponseWriter, r *http.Request) {
 		conn.Close()
 		return
 	}
-	t.inbound[conn] = struct{}{}
+	t.inbound[conn] = from
 	t.mu.Unlock()
 	defer func() {
 		t.mu.Lock()
