@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"testing"
 	"time"
@@ -174,4 +176,54 @@ func TestRemovingTheLastVoterIsRefused(t *testing.T) {
 		t.Fatalf("membership changed: %v", got)
 	}
 	c.put(lead, "still", "serving")
+}
+
+// A follower forwards MemberPromote to the leader's peer
+// /members/promote/<id>, whose answer it returns; MoveLeader goes only
+// through the leader and only to a voting member.
+func TestPromoteIsForwardedToTheLeaderAndMoveLeaderIsEtcds(t *testing.T) {
+	c := newMemCluster(t, 3)
+	li, lead := c.leader()
+	waitStarted(t, lead, 3)
+	follower := c.members[(li+1)%3]
+	// The in-memory network routes by ID; give the leader a real peer URL
+	// for the forwarded promotion.
+	srv := httptest.NewServer(lead.peerHandlerWithMembers(http.NotFoundHandler()))
+	defer srv.Close()
+	lcs := &clusterServer{s: lead}
+	if _, err := lcs.MemberUpdate(ctx10(t), &pb.MemberUpdateRequest{ID: lead.id, PeerURLs: []string{srv.URL}}); err != nil {
+		t.Fatal(err)
+	}
+	add, err := lcs.MemberAdd(ctx10(t), &pb.MemberAddRequest{PeerURLs: []string{"http://127.0.0.1:9"}, IsLearner: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for follower.readView().membership.Member(add.Member.ID) == nil || follower.readView().membership.Member(lead.id).PeerURLs[0] != srv.URL {
+		if time.Now().After(deadline) {
+			t.Fatal("the follower did not apply the changes")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	fcs := &clusterServer{s: follower}
+	if _, err := fcs.MemberPromote(ctx10(t), &pb.MemberPromoteRequest{ID: add.Member.ID}); !errors.Is(err, rpctypes.ErrGRPCLearnerNotReady) {
+		t.Fatalf("promote through a follower: %v, want %v", err, rpctypes.ErrGRPCLearnerNotReady)
+	}
+	if _, err := fcs.MemberPromote(ctx10(t), &pb.MemberPromoteRequest{ID: 0x1234}); !errors.Is(err, rpctypes.ErrGRPCMemberNotFound) {
+		t.Fatalf("promote an unknown ID through a follower: %v, want %v", err, rpctypes.ErrGRPCMemberNotFound)
+	}
+
+	ms := func(s *Server) *maintenanceServer { return &maintenanceServer{s: s} }
+	if _, err := ms(follower).MoveLeader(ctx10(t), &pb.MoveLeaderRequest{TargetID: follower.id}); !errors.Is(err, rpctypes.ErrGRPCNotLeader) {
+		t.Fatalf("move-leader on a follower: %v, want %v", err, rpctypes.ErrGRPCNotLeader)
+	}
+	if _, err := ms(lead).MoveLeader(ctx10(t), &pb.MoveLeaderRequest{TargetID: add.Member.ID}); !errors.Is(err, rpctypes.ErrGRPCBadLeaderTransferee) {
+		t.Fatalf("move-leader to a learner: %v, want %v", err, rpctypes.ErrGRPCBadLeaderTransferee)
+	}
+	if _, err := ms(lead).MoveLeader(ctx10(t), &pb.MoveLeaderRequest{TargetID: follower.id}); err != nil {
+		t.Fatalf("move-leader to a follower: %v", err)
+	}
+	if l := follower.status.leader(); l != follower.id {
+		t.Fatalf("leader after move-leader: %x, want %x", l, follower.id)
+	}
 }
