@@ -47,6 +47,11 @@ import (
 // the user and auth revision in the request's header first (etcd's
 // authApplierV3), so every member refuses the same requests. The snapshot
 // carries the auth state.
+//
+// Membership: conf changes are validated against the membership and
+// applied to Raft, the membership and the transport's peers in log order
+// (membership_apply.go); a snapshot replaces the membership and the peers
+// follow it.
 type applier struct {
 	lg      *slog.Logger
 	metrics *serverMetrics
@@ -63,22 +68,25 @@ type applier struct {
 	catchUpEntries uint64
 
 	// Owned by the applier goroutine.
-	store       *mvcc.Store
-	lessor      *lessor
-	auth        auth.AuthStore
-	authBackend *authBackend
-	membership  *Membership
-	confState   raftpb.ConfState
-	// Conf changes (membership_apply.go).
-	self          uint64
-	bootstrap     *Membership
-	peers         peerUpdater
-	maxLearners   int
-	onRemoved     func()
+	store         *mvcc.Store
+	lessor        *lessor
+	auth          auth.AuthStore
+	authBackend   *authBackend
+	membership    *Membership
+	confState     raftpb.ConfState
 	appliedIndex  uint64
 	applying      uint64 // the index of the entry being applied
 	snapshotIndex uint64
 	nextSnapshot  time.Time // no snapshot starts before (duty cycle)
+
+	// For conf changes (membership_apply.go): this member, the membership
+	// it started with, the transport's peers, --max-learners, and what to
+	// call when this member is removed.
+	self        uint64
+	bootstrap   *Membership
+	peers       peerUpdater
+	maxLearners int
+	onRemoved   func()
 
 	// The snapshotter: one goroutine at a time.
 	snapshotting atomic.Bool
@@ -150,8 +158,8 @@ type applierConfig struct {
 	// Self is this member's ID; Bootstrap the membership it started with
 	// (for bootstrap conf changes without a context); Peers the transport
 	// each applied conf change updates; MaxLearners is --max-learners;
-	// OnRemoved is called (on the applier goroutine, once) when a conf
-	// change removes this member.
+	// OnRemoved is called on the applier goroutine when a conf change
+	// (or a snapshot) removes this member; maybe more than once.
 	Self        uint64
 	Bootstrap   *Membership
 	Peers       peerUpdater
