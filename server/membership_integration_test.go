@@ -364,3 +364,51 @@ func describeMemberList(ms []*etcdserverpb.Member) string {
 	sort.Strings(out)
 	return strings.Join(out, "; ")
 }
+
+// With auth on, only root changes the membership, and a promotion sent to
+// a follower reaches the leader with root's token (etcd's
+// promoteMemberHTTP): the leader's answer is about the learner, not about
+// a missing user.
+func TestMembershipChangesNeedRootAndPromotionForwardsTheToken(t *testing.T) {
+	tc := startCluster(t, 3)
+	tc.waitHealthy()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	lead := tc.leader()
+	setUpAuth(t, ctx, tc.client(tc.Endpoints()...))
+	var follower string
+	for _, n := range tc.Nodes() {
+		if n.Name() != lead.Name() {
+			follower = n.ClientURL()
+			break
+		}
+	}
+	alice := tc.userClient("alice", "alicepw", follower)
+	if _, err := alice.MemberAdd(ctx, []string{"http://127.0.0.1:9"}); !isPermissionDenied(err) {
+		t.Fatalf("alice adds a member: %v, want permission denied", err)
+	}
+	root := tc.userClient("root", "rootpw", follower)
+	var id uint64
+	retryUnhealthy(t, "root adds a learner", func(ctx context.Context) error {
+		r, err := root.MemberAddAsLearner(ctx, []string{"http://127.0.0.1:9"})
+		if err == nil {
+			id = r.Member.ID
+		}
+		return err
+	}, func(ctx context.Context) bool {
+		if m := memberWith(ctx, root, "http://127.0.0.1:9"); m != nil {
+			id = m.ID
+			return true
+		}
+		return false
+	})
+	if _, err := alice.MemberPromote(ctx, id); !isPermissionDenied(err) {
+		t.Fatalf("alice promotes: %v, want permission denied", err)
+	}
+	if _, err := root.MemberPromote(ctx, id); !errors.Is(rpctypes.Error(err), rpctypes.ErrMemberLearnerNotReady) {
+		t.Fatalf("root promotes through a follower: %v, want %v", err, rpctypes.ErrMemberLearnerNotReady)
+	}
+	if _, err := root.MemberRemove(ctx, id); err != nil {
+		t.Fatalf("root removes the learner: %v", err)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc/metadata"
 )
 
 // Joining an existing cluster, as etcd's bootstrapExistingClusterNoWAL: the
@@ -162,7 +163,12 @@ func (s *Server) servePeerPromote(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("member %s not found in cluster", idStr), http.StatusNotFound)
 		return
 	}
-	membs, err := s.promoteMember(r.Context(), id)
+	ctx := r.Context()
+	if tok := r.Header.Get("Authorization"); tok != "" {
+		// The forwarding member's client's token (etcd's).
+		ctx = metadata.NewIncomingContext(ctx, metadata.New(map[string]string{rpctypes.TokenFieldNameGRPC: tok}))
+	}
+	membs, err := s.promoteMember(ctx, id)
 	if err != nil {
 		switch {
 		case errors.Is(err, rpctypes.ErrGRPCMemberNotFound):
@@ -219,6 +225,16 @@ func (s *Server) promoteHTTP(ctx context.Context, peerURL string, id uint64) (*M
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, peerURL+peerMemberPromotePrefix+strconv.FormatUint(id, 10), nil)
 	if err != nil {
 		return nil, err
+	}
+	// The client's auth token goes along, as etcd's promoteMemberHTTP.
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		ts, ok := md[rpctypes.TokenFieldNameGRPC]
+		if !ok {
+			ts, ok = md[rpctypes.TokenFieldNameSwagger]
+		}
+		if ok && len(ts) > 0 {
+			req.Header.Set("Authorization", ts[0])
+		}
 	}
 	resp, err := s.peerClient.Do(req)
 	if err != nil {
