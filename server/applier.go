@@ -47,6 +47,11 @@ import (
 // the user and auth revision in the request's header first (etcd's
 // authApplierV3), so every member refuses the same requests. The snapshot
 // carries the auth state.
+//
+// Membership: conf changes are validated against the membership and
+// applied to Raft, the membership and the transport's peers in log order
+// (membership_apply.go); a snapshot replaces the membership and the peers
+// follow it.
 type applier struct {
 	lg      *slog.Logger
 	metrics *serverMetrics
@@ -73,6 +78,15 @@ type applier struct {
 	applying      uint64 // the index of the entry being applied
 	snapshotIndex uint64
 	nextSnapshot  time.Time // no snapshot starts before (duty cycle)
+
+	// For conf changes (membership_apply.go): this member, the membership
+	// it started with, the transport's peers, --max-learners, and what to
+	// call when this member is removed.
+	self        uint64
+	bootstrap   *Membership
+	peers       peerUpdater
+	maxLearners int
+	onRemoved   func()
 
 	// The snapshotter: one goroutine at a time.
 	snapshotting atomic.Bool
@@ -141,6 +155,16 @@ type applierConfig struct {
 	// CatchUpEntries how many the Raft log keeps behind one.
 	SnapshotCount  uint64
 	CatchUpEntries uint64
+	// Self is this member's ID; Bootstrap the membership it started with
+	// (for bootstrap conf changes without a context); Peers the transport
+	// each applied conf change updates; MaxLearners is --max-learners;
+	// OnRemoved is called on the applier goroutine when a conf change
+	// (or a snapshot) removes this member; maybe more than once.
+	Self        uint64
+	Bootstrap   *Membership
+	Peers       peerUpdater
+	MaxLearners int
+	OnRemoved   func()
 	// Stop is closed when the member stops.
 	Stop    <-chan struct{}
 	Logger  *slog.Logger
@@ -154,6 +178,7 @@ func newApplier(c applierConfig) *applier {
 		snapshotCount: c.SnapshotCount, catchUpEntries: c.CatchUpEntries,
 		store: c.State.store, lessor: c.Lessor, auth: c.Auth, authBackend: c.AuthBackend,
 		membership: c.State.membership, confState: c.State.confState,
+		self: c.Self, bootstrap: c.Bootstrap, peers: c.Peers, maxLearners: c.MaxLearners, onRemoved: c.OnRemoved,
 		appliedIndex: c.State.index, snapshotIndex: c.State.index,
 		snapshotDone: make(chan time.Time, 1),
 		applyWait:    c.ApplyWait,
@@ -239,6 +264,7 @@ func (a *applier) applySnapshot(sn raftpb.Snapshot) error {
 	}
 	store := c.store
 	a.membership = c.membership
+	a.syncPeers()
 	a.lessor.restore(c.leases, time.Now())
 	a.authBackend = newAuthBackend(c.auth)
 	a.auth.Recover(a.authBackend)
@@ -278,8 +304,10 @@ func (a *applier) applyEntry(e *raftpb.Entry) {
 		if err := cc.Unmarshal(e.Data); err != nil {
 			panic(fmt.Sprintf("quorumd: conf change entry %d does not decode: %v", e.Index, err))
 		}
-		a.confState = *a.raft.ApplyConfChange(cc)
+		a.applyConfChange(cc)
 	case raftpb.EntryConfChangeV2:
+		// quorumd and etcd propose only V1 conf changes; a V2 one changes
+		// Raft's configuration and nothing else.
 		var cc raftpb.ConfChangeV2
 		if err := cc.Unmarshal(e.Data); err != nil {
 			panic(fmt.Sprintf("quorumd: conf change entry %d does not decode: %v", e.Index, err))

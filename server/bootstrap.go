@@ -1,10 +1,13 @@
 package server
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -31,20 +34,44 @@ type memberParts struct {
 	auth authParts
 	// me is this member as the membership lists it.
 	me *Member
+	// bootstrap is the membership the member started with (meta.json):
+	// the peers to dial until the log is replayed, and the members of
+	// bootstrap conf changes written without a context.
+	bootstrap *Membership
+}
+
+// transportMembership is what a member's transport starts with: the
+// applied membership, plus the bootstrap members it neither lists nor
+// removed (a member that joined starts from an empty applied membership).
+func (p *memberParts) transportMembership() *Membership {
+	m := p.state.membership.Clone()
+	if p.bootstrap == nil {
+		return m
+	}
+	for _, b := range p.bootstrap.Members {
+		if m.Member(b.ID) == nil && !m.IsRemoved(b.ID) {
+			c := *b
+			m.Members = append(m.Members, &c)
+		}
+	}
+	sort.Slice(m.Members, func(i, j int) bool { return m.Members[i].ID < m.Members[j].ID })
+	return m
 }
 
 // openDataDir opens the member's data dir, <data-dir>/member/{meta.json,
 // wal, snap}, and starts its raft.Node: from what the dir holds when it has
 // a WAL (restart), otherwise from the --initial-* settings (bootstrap).
-// The WAL reports each fdatasync's duration to onFsync (may be nil).
-func openDataDir(cfg *Config, lg *slog.Logger, onFsync func(time.Duration)) (*memberParts, error) {
+// The WAL reports each fdatasync's duration to onFsync (may be nil). A
+// member joining an existing cluster asks its peers for the membership
+// over peerRT.
+func openDataDir(cfg *Config, lg *slog.Logger, onFsync func(time.Duration), peerRT http.RoundTripper) (*memberParts, error) {
 	memberDir := filepath.Join(cfg.DataDir, "member")
 	walOpts := wal.DefaultOptions()
 	walOpts.OnFsync = onFsync
 	if wal.Exist(filepath.Join(memberDir, "wal")) {
 		return restart(cfg, lg, memberDir, walOpts)
 	}
-	return bootstrap(cfg, lg, memberDir, walOpts)
+	return bootstrap(cfg, lg, memberDir, walOpts, peerRT)
 }
 
 // raftConfig is member id's Raft configuration over storage.
@@ -69,8 +96,10 @@ func raftConfig(cfg *Config, id uint64, storage *raft.MemoryStorage, applied uin
 }
 
 // startRaft starts member me's raft.Node for a new cluster ("new": the
-// bootstrap entries list every member, sorted by ID, so they are identical
-// on every member) or to be caught up by the leader ("existing").
+// bootstrap entries list every member, sorted by ID, each with the
+// member's JSON as its context as etcd's, so they are identical on every
+// member) or to be caught up by the leader ("existing": an empty log; the
+// leader sends the log or a snapshot).
 func startRaft(cfg *Config, lg *slog.Logger, membership *Membership, me *Member, storage *raft.MemoryStorage) raft.Node {
 	rcfg := raftConfig(cfg, me.ID, storage, 0, lg)
 	if cfg.InitialClusterState == "existing" {
@@ -81,13 +110,17 @@ func startRaft(cfg *Config, lg *slog.Logger, membership *Membership, me *Member,
 	}
 	peers := make([]raft.Peer, 0, len(membership.Members))
 	for _, m := range membership.Members {
-		peers = append(peers, raft.Peer{ID: m.ID})
+		ctx, err := json.Marshal(m)
+		if err != nil {
+			panic(err) // a Member always marshals
+		}
+		peers = append(peers, raft.Peer{ID: m.ID, Context: ctx})
 	}
 	lg.Info("starting local member", "local-member-id", idString(me.ID), "cluster-id", idString(membership.ClusterID))
 	return raft.StartNode(rcfg, peers)
 }
 
-func bootstrap(cfg *Config, lg *slog.Logger, memberDir string, walOpts wal.Options) (*memberParts, error) {
+func bootstrap(cfg *Config, lg *slog.Logger, memberDir string, walOpts wal.Options, peerRT http.RoundTripper) (*memberParts, error) {
 	walDir, snapDirPath := filepath.Join(memberDir, "wal"), filepath.Join(memberDir, "snap")
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("cannot create data dir %s (--data-dir): %w", cfg.DataDir, err)
@@ -97,10 +130,27 @@ func bootstrap(cfg *Config, lg *slog.Logger, memberDir string, walOpts wal.Optio
 	}
 	membership := NewMembership(cfg.InitialCluster, cfg.InitialClusterToken)
 	me := membership.MemberByName(cfg.Name)
+	joined := cfg.InitialClusterState == "existing"
+	// The applied membership before the first entry: the bootstrap list for
+	// a new cluster (its bootstrap entries add the same members), nothing
+	// but the cluster ID for a member that joins (the log or a snapshot
+	// brings the members, as on the members that were there).
+	applied := membership
+	if joined {
+		existing, err := clusterFromRemotePeers(lg, remotePeerURLs(membership, cfg.Name), peerRT)
+		if err != nil {
+			return nil, fmt.Errorf("cannot fetch cluster info from peer urls: %w", err)
+		}
+		if me, err = matchExistingMember(membership, existing, cfg.Name); err != nil {
+			return nil, fmt.Errorf("error validating peerURLs %s: %w", describeMembers(existing), err)
+		}
+		membership = existing
+		applied = &Membership{ClusterID: existing.ClusterID}
+	}
 	if err := os.MkdirAll(snapDirPath, 0o700); err != nil {
 		return nil, fmt.Errorf("create %s: %w", snapDirPath, err)
 	}
-	if err := writeMeta(memberDir, me.ID, membership); err != nil {
+	if err := writeMeta(memberDir, me.ID, membership, joined); err != nil {
 		return nil, err
 	}
 	w, err := wal.CreateWithOptions(walDir, lg, walOpts)
@@ -109,20 +159,21 @@ func bootstrap(cfg *Config, lg *slog.Logger, memberDir string, walOpts wal.Optio
 	}
 	storage := raft.NewMemoryStorage()
 	return &memberParts{
-		id: me.ID, cid: membership.ClusterID, me: me,
+		id: me.ID, cid: membership.ClusterID, me: me, bootstrap: membership,
 		node: startRaft(cfg, lg, membership, me, storage), storage: storage,
 		log: w, snaps: snapDir(snapDirPath),
-		state: appliedState{store: mvcc.New(), membership: membership},
+		state: appliedState{store: mvcc.New(), membership: applied.Clone()},
 	}, nil
 }
 
 func restart(cfg *Config, lg *slog.Logger, memberDir string, walOpts wal.Options) (*memberParts, error) {
 	walDir, snapDirPath := filepath.Join(memberDir, "wal"), filepath.Join(memberDir, "snap")
-	id, membership, err := readMeta(memberDir)
+	id, meta, err := readMeta(memberDir)
 	if err != nil {
 		return nil, err
 	}
-	if me := membership.Member(id); me.Name != cfg.Name {
+	membership := meta.Membership
+	if me := membership.Member(id); me.Name != cfg.Name && me.Name != "" {
 		lg.Warn("--name differs from the name this data dir was created with; using the data dir's", "name", cfg.Name, "data-dir-name", me.Name)
 	}
 	if err := os.MkdirAll(snapDirPath, 0o700); err != nil {
@@ -143,15 +194,23 @@ func restart(cfg *Config, lg *slog.Logger, memberDir string, walOpts wal.Options
 		lg.Warn("repaired a torn WAL tail left by a crash", "repair", fmt.Sprintf("%+v", *contents.Repaired))
 	}
 	storage := raft.NewMemoryStorage()
-	r, err := restoreState(storage, sn, contents.HardState, contents.Entries, membership, snapDirPath, walDir)
+	initial := membership
+	if meta.Joined {
+		initial = &Membership{ClusterID: membership.ClusterID}
+	}
+	r, err := restoreState(storage, sn, contents.HardState, contents.Entries, initial, snapDirPath, walDir)
 	if err != nil {
 		w.Close()
 		return nil, err
 	}
 	lg.Info("restarting local member", "cluster-id", idString(membership.ClusterID), "local-member-id", idString(id),
 		"commit-index", r.hardState.Commit, "snapshot-index", r.state.index, "wal-entries", r.entries, "term", r.hardState.Term)
+	me := r.state.membership.Member(id)
+	if me == nil {
+		me = membership.Member(id)
+	}
 	return &memberParts{
-		id: id, cid: membership.ClusterID, me: r.state.membership.Member(id),
+		id: id, cid: membership.ClusterID, me: me, bootstrap: membership,
 		node: raft.RestartNode(raftConfig(cfg, id, storage, r.state.index, lg)), storage: storage,
 		log: w, snaps: snapDir(snapDirPath), state: r.state,
 	}, nil
@@ -168,7 +227,7 @@ type restored struct {
 // start from out of what a member persisted: the newest snapshot (nil if
 // none), the hard state and the log entries read back, which may begin at
 // or before the snapshot. membership is the bootstrap membership, for when
-// there is no snapshot. snapPath and walPath name where they were read from,
+// there is no snapshot (the applied membership before the first entry). snapPath and walPath name where they were read from,
 // in errors.
 func restoreState(storage *raft.MemoryStorage, sn *raftpb.Snapshot, hs raftpb.HardState, ents []raftpb.Entry,
 	membership *Membership, snapPath, walPath string) (restored, error) {

@@ -70,7 +70,7 @@ func openMemMember(cfg *Config, disk *memDisk) (*memberParts, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &memberParts{id: me.ID, cid: membership.ClusterID, me: me, storage: storage,
+	p := &memberParts{id: me.ID, cid: membership.ClusterID, me: me, bootstrap: membership, storage: storage,
 		log: memLog{disk}, snaps: memSnapshots{disk}, auth: ap}
 	if disk.empty() {
 		p.node = startRaft(cfg, cfg.Logger, membership, me, storage)

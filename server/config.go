@@ -53,6 +53,8 @@ const (
 	// DefaultWatchProgressNotifyInterval is etcd's
 	// --watch-progress-notify-interval.
 	DefaultWatchProgressNotifyInterval = 10 * time.Minute
+	// DefaultMaxLearners is etcd's --max-learners.
+	DefaultMaxLearners = 1
 	// grpcOverheadBytes is what etcd adds to --max-request-bytes for the gRPC
 	// receive limit, so that a request slightly over the limit gets etcd's
 	// "request is too large" rather than a transport error.
@@ -150,6 +152,13 @@ type Config struct {
 	AuthTokenTTL time.Duration
 	BcryptCost   int
 
+	// StrictReconfigCheck is etcd's --strict-reconfig-check (default
+	// true): refuse a membership change that could cost the cluster its
+	// quorum of started, connected members. MaxLearners is --max-learners
+	// (default 1), the most learners the cluster may have.
+	StrictReconfigCheck bool
+	MaxLearners         int
+
 	// Logger receives every log line; required.
 	Logger *slog.Logger
 }
@@ -182,6 +191,8 @@ func DefaultConfig() Config {
 		AuthToken:                   DefaultAuthToken,
 		AuthTokenTTL:                DefaultAuthTokenTTL,
 		BcryptCost:                  DefaultBcryptCost,
+		StrictReconfigCheck:         true,
+		MaxLearners:                 DefaultMaxLearners,
 	}
 	c.DataDir = c.Name + ".etcd"
 	c.InitialCluster = map[string][]url.URL{c.Name: c.InitialAdvertisePeerURLs}

@@ -45,8 +45,8 @@ func newFront(s *Server) *front {
 	ls := &leaderStreams{streams: map[*streamWithCtx]struct{}{}}
 	g := grpc.NewServer(
 		grpc.ForceServerCodecV2(newCountingCodec(s.metrics)),
-		grpc.ChainUnaryInterceptor(gm.UnaryServerInterceptor(), s.unaryRequireLeader),
-		grpc.ChainStreamInterceptor(gm.StreamServerInterceptor(), s.streamRequireLeader(ls)),
+		grpc.ChainUnaryInterceptor(gm.UnaryServerInterceptor(), s.unaryLearner, s.unaryRequireLeader),
+		grpc.ChainStreamInterceptor(gm.StreamServerInterceptor(), s.streamLearner, s.streamRequireLeader(ls)),
 		grpc.MaxRecvMsgSize(int(s.cfg.MaxRequestBytes)+grpcOverheadBytes),
 		grpc.MaxSendMsgSize(math.MaxInt32),
 		grpc.MaxConcurrentStreams(s.cfg.maxConcurrentStreams()),

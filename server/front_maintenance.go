@@ -38,6 +38,7 @@ func (m *maintenanceServer) Status(ctx context.Context, r *pb.StatusRequest) (*p
 		RaftAppliedIndex: st.applied,
 		StorageVersion:   ReportedClusterVersion,
 		DbSizeQuota:      s.cfg.QuotaBackendBytes,
+		IsLearner:        s.isLearner(),
 	}
 	for _, a := range s.alarms() {
 		resp.Errors = append(resp.Errors, "memberID:"+fmt.Sprint(a.MemberID)+" alarm:"+a.Alarm.String())

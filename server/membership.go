@@ -14,22 +14,28 @@ import (
 	"strings"
 )
 
-// Member is one cluster member as MemberList reports it. Peer URLs are
-// fixed at bootstrap; Name and ClientURLs are published by the member itself
-// through Raft once it is up (as etcd does), so every member learns them.
+// Member is one cluster member as MemberList reports it, in etcd's JSON
+// (membership.Member: the same keys, so that a conf change's context and
+// the peer /members endpoint read as etcd's). Peer URLs and IsLearner
+// change only through conf changes; Name and ClientURLs are published by
+// the member itself through Raft once it is up (as etcd does), so every
+// member learns them. A member added but not started yet has no name.
 type Member struct {
 	ID         uint64   `json:"id"`
-	Name       string   `json:"name"`
 	PeerURLs   []string `json:"peerURLs"`
+	IsLearner  bool     `json:"isLearner,omitempty"`
+	Name       string   `json:"name,omitempty"`
 	ClientURLs []string `json:"clientURLs,omitempty"`
 }
 
-// Membership is the cluster's static configuration: its ID and members.
-// It is part of the replicated state (snapshots carry it) because client URLs
-// are published through Raft.
+// Membership is the cluster's configuration: its ID, its members and the
+// IDs removed from it, which are never admitted again. It is part of the
+// replicated state (snapshots carry it): conf changes and the members'
+// published attributes change it, applied in log order.
 type Membership struct {
 	ClusterID uint64    `json:"clusterID"`
-	Members   []*Member `json:"members"` // sorted by ID
+	Members   []*Member `json:"members"`           // sorted by ID
+	Removed   []uint64  `json:"removed,omitempty"` // sorted
 }
 
 // ComputeMemberID derives a member's ID from its peer URLs and the cluster
@@ -107,7 +113,8 @@ func (m *Membership) IDs() []uint64 {
 // Clone returns a deep copy; readers get clones so the applier may keep
 // mutating its own.
 func (m *Membership) Clone() *Membership {
-	c := &Membership{ClusterID: m.ClusterID, Members: make([]*Member, len(m.Members))}
+	c := &Membership{ClusterID: m.ClusterID, Members: make([]*Member, len(m.Members)),
+		Removed: append([]uint64(nil), m.Removed...)}
 	for i, x := range m.Members {
 		y := *x
 		y.PeerURLs = append([]string(nil), x.PeerURLs...)
@@ -119,15 +126,23 @@ func (m *Membership) Clone() *Membership {
 
 // memberMeta is what a member persists about itself at bootstrap, in
 // <data-dir>/member/meta.json; on restart it replaces the --initial-* flags.
+//
+// Membership is the membership the member started with (--initial-cluster,
+// or the cluster's as its peers reported it when the member joined an
+// existing cluster): the peers its transport dials before the log is
+// replayed. Joined says the member joined an existing cluster; its applied
+// membership then starts empty and is rebuilt from the log (or a snapshot),
+// exactly as on the members that were there.
 type memberMeta struct {
 	MemberID   string      `json:"memberID"`
 	Membership *Membership `json:"membership"`
+	Joined     bool        `json:"joined,omitempty"`
 }
 
 const metaFile = "meta.json"
 
-func writeMeta(dir string, id uint64, m *Membership) error {
-	b, err := json.MarshalIndent(memberMeta{MemberID: strconv.FormatUint(id, 16), Membership: m}, "", "  ")
+func writeMeta(dir string, id uint64, m *Membership, joined bool) error {
+	b, err := json.MarshalIndent(memberMeta{MemberID: strconv.FormatUint(id, 16), Membership: m, Joined: joined}, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -153,21 +168,21 @@ func writeMeta(dir string, id uint64, m *Membership) error {
 	return syncDir(dir)
 }
 
-func readMeta(dir string) (uint64, *Membership, error) {
+func readMeta(dir string) (uint64, memberMeta, error) {
 	p := filepath.Join(dir, metaFile)
 	b, err := os.ReadFile(p)
 	if err != nil {
-		return 0, nil, fmt.Errorf("read member metadata: %w", err)
+		return 0, memberMeta{}, fmt.Errorf("read member metadata: %w", err)
 	}
 	var mm memberMeta
 	if err := json.Unmarshal(b, &mm); err != nil {
-		return 0, nil, fmt.Errorf("member metadata %s is damaged: %w", p, err)
+		return 0, memberMeta{}, fmt.Errorf("member metadata %s is damaged: %w", p, err)
 	}
 	id, err := strconv.ParseUint(mm.MemberID, 16, 64)
 	if err != nil || mm.Membership == nil || mm.Membership.Member(id) == nil {
-		return 0, nil, fmt.Errorf("member metadata %s is damaged: member %q not in its membership", p, mm.MemberID)
+		return 0, memberMeta{}, fmt.Errorf("member metadata %s is damaged: member %q not in its membership", p, mm.MemberID)
 	}
-	return id, mm.Membership, nil
+	return id, mm, nil
 }
 
 func syncDir(dir string) error {

@@ -88,11 +88,11 @@ func TestMetaRoundTripAndDamage(t *testing.T) {
 	dir := t.TempDir()
 	cfg := DefaultConfig()
 	m := NewMembership(cfg.InitialCluster, cfg.InitialClusterToken)
-	if err := writeMeta(dir, m.Members[0].ID, m); err != nil {
+	if err := writeMeta(dir, m.Members[0].ID, m, true); err != nil {
 		t.Fatal(err)
 	}
 	id, got, err := readMeta(dir)
-	if err != nil || id != m.Members[0].ID || got.ClusterID != m.ClusterID {
+	if err != nil || id != m.Members[0].ID || got.Membership.ClusterID != m.ClusterID || !got.Joined {
 		t.Fatalf("readMeta = %x, %+v, %v", id, got, err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, metaFile), []byte("{not json"), 0o600); err != nil {

@@ -139,8 +139,12 @@ func (t traceTransport) Send(msgs []raftpb.Message) {
 	}
 	t.tr.add("send %s", strings.Join(s, " "))
 }
-func (traceTransport) Start() {}
-func (traceTransport) Stop()  {}
+func (traceTransport) Start()                      {}
+func (traceTransport) Stop()                       {}
+func (traceTransport) AddPeer(uint64, []string)    {}
+func (traceTransport) RemovePeer(uint64)           {}
+func (traceTransport) UpdatePeer(uint64, []string) {}
+func (traceTransport) Removed() <-chan struct{}    { return nil }
 
 var scriptMsgTypes = map[string]raftpb.MessageType{
 	"app": raftpb.MsgApp, "appresp": raftpb.MsgAppResp, "vote": raftpb.MsgVote, "voteresp": raftpb.MsgVoteResp,

@@ -78,6 +78,10 @@ type Server struct {
 	// initialized: the data dir held a member when New opened it.
 	initialized bool
 
+	// removedOnce: the member was removed from the cluster and stops
+	// (membership_learner.go).
+	removedOnce sync.Once
+
 	stopc    chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
@@ -111,16 +115,16 @@ func New(cfg Config) (*Server, error) {
 		lns.close()
 		return nil, err
 	}
-	p, err := openDataDir(&cfg, lg, metrics.observeWALFsync)
+	p, err := openDataDir(&cfg, lg, metrics.observeWALFsync, peerHTTPClientTransport(peerTLS))
 	if err != nil {
 		lns.close()
 		return nil, err
 	}
 	p.auth = ap
-	tr := newStreamTransport(lg, p.id, p.cid, p.me.PeerURLs, p.state.membership.Members,
+	tr := newStreamTransport(lg, p.id, p.cid, p.me.PeerURLs, p.transportMembership(),
 		p.node, p.snaps.Load, cfg.HeartbeatInterval, cfg.ElectionTimeout, peerTLS, metrics)
 	s := assemble(cfg, lg, metrics, p, tr, peerTLS, started)
-	s.peerHandler = s.peerHandlerWithLeases(tr.handler())
+	s.peerHandler = s.peerHandlerWithMembers(s.peerHandlerWithLeases(tr.handler()))
 	s.lns = lns
 	s.initialized = initialized
 	return s, nil
@@ -160,6 +164,7 @@ func assemble(cfg Config, lg *slog.Logger, metrics *serverMetrics, p *memberPart
 		Auth: s.auth, AuthBackend: authBe, ApplyWait: p.auth.applyWait,
 		ReleaseLog: s.raft.releaseLogTo, Results: s.wait, Watches: s.watches,
 		SnapshotCount: cfg.SnapshotCount, CatchUpEntries: cfg.catchUpEntries(),
+		Self: p.id, Bootstrap: p.bootstrap, Peers: tr, MaxLearners: cfg.MaxLearners, OnRemoved: s.memberRemoved,
 		Stop: s.stopc, Logger: lg, Metrics: metrics,
 	})
 	return s
@@ -233,6 +238,8 @@ func (s *Server) run() {
 	go func() { defer s.wg.Done(); s.app.run(s.raft.apply(), s.fatal) }()
 	go func() { defer s.wg.Done(); s.readLoop() }()
 	go func() { defer s.wg.Done(); s.publishAttributes() }()
+	s.wg.Add(1) // its own Add: a peer refusing this member as removed
+	go func() { defer s.wg.Done(); s.watchRemoved() }()
 	s.wg.Add(1) // its own Add: auto compaction (compactor.go)
 	go func() { defer s.wg.Done(); s.autoCompact() }()
 }

@@ -18,11 +18,15 @@ import (
 // JSON (the same framing), since version 3 the auth state as JSON (the
 // same framing: enabled, auth revision, users with their password hashes,
 // roles with their permissions), then the MVCC store's own checksummed
-// serialization. The snap file around it carries the Raft metadata and a
-// checksum of its own. Older snapshots still load: version 2 with auth
-// disabled and no users or roles, version 1 also with no leases.
+// serialization. Version 4 has the layout of version 3; its membership
+// carries the learners and the removed member IDs (runtime
+// reconfiguration). The snap file around it carries the Raft metadata and
+// a checksum of its own. Older snapshots still load: version 3 with no
+// learners or removed members, version 2 also with auth disabled and no
+// users or roles, version 1 also with no leases.
 var (
-	snapMagic   = []byte("QUORUMSNAP3\n")
+	snapMagic   = []byte("QUORUMSNAP4\n")
+	snapMagicV3 = []byte("QUORUMSNAP3\n")
 	snapMagicV2 = []byte("QUORUMSNAP2\n")
 	snapMagicV1 = []byte("QUORUMSNAP1\n")
 )
@@ -106,11 +110,11 @@ func readJSONSection(data []byte, name string, v any) ([]byte, error) {
 	return data[n:], nil
 }
 
-// decodeSnapshot restores what encodeSnapshot wrote (or a version 1 or 2
-// snapshot); damage anywhere is an error.
+// decodeSnapshot restores what encodeSnapshot wrote (or a version 1, 2 or
+// 3 snapshot); damage anywhere is an error.
 func decodeSnapshot(data []byte) (snapshotContents, error) {
 	var c snapshotContents
-	v3 := bytes.HasPrefix(data, snapMagic)
+	v3 := bytes.HasPrefix(data, snapMagic) || bytes.HasPrefix(data, snapMagicV3)
 	v2 := v3 || bytes.HasPrefix(data, snapMagicV2)
 	if !v2 && !bytes.HasPrefix(data, snapMagicV1) {
 		return c, errors.New("snapshot data is not a quorumd snapshot")

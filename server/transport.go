@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -25,6 +26,24 @@ type Transport interface {
 	// goroutines, after which it steps nothing more.
 	Start()
 	Stop()
+	// AddPeer, RemovePeer and UpdatePeer change the peers as the applier
+	// applies conf changes (the applier goroutine calls them, any time
+	// after Start). AddPeer of a known peer and RemovePeer of an unknown
+	// one do nothing; a removed peer's messages are refused from then on
+	// (etcd answers 410 Gone, and the removed member stops).
+	AddPeer(id uint64, urls []string)
+	RemovePeer(id uint64)
+	UpdatePeer(id uint64, urls []string)
+	// Removed is closed once a peer answered that this member was
+	// removed from the cluster.
+	Removed() <-chan struct{}
+}
+
+// peerActivity is an optional capability of a Transport: since when the
+// stream to peer id has been up (zero: it is down), for
+// --strict-reconfig-check (etcd's rafthttp ActiveSince).
+type peerActivity interface {
+	ActiveSince(id uint64) time.Time
 }
 
 // Raft is what a transport delivers to: the part of raft.Node it needs.

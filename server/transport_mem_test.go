@@ -30,14 +30,60 @@ type memTransport struct {
 	inbox chan raftpb.Message
 	stopc chan struct{}
 	wg    sync.WaitGroup
+
+	// mu guards removed (the applier adds to it, deliver reads it);
+	// removedc is closed once a peer refused this member as removed.
+	mu        sync.Mutex
+	removed   map[uint64]bool
+	removedc  chan struct{}
+	isRemoved bool
 }
 
-var _ Transport = (*memTransport)(nil)
+var (
+	_ Transport    = (*memTransport)(nil)
+	_ peerActivity = (*memTransport)(nil)
+)
 
 // transport is member id's end of the network.
 func (n *memNetwork) transport(id uint64, r Raft, snaps snapshotSource) *memTransport {
 	return &memTransport{net: n, id: id, raft: r, snaps: snaps,
-		inbox: make(chan raftpb.Message, streamQueueLen), stopc: make(chan struct{})}
+		inbox: make(chan raftpb.Message, streamQueueLen), stopc: make(chan struct{}),
+		removed: map[uint64]bool{}, removedc: make(chan struct{})}
+}
+
+// AddPeer does nothing: the network routes by ID.
+func (t *memTransport) AddPeer(id uint64, urls []string) {}
+
+// UpdatePeer does nothing: the network routes by ID.
+func (t *memTransport) UpdatePeer(id uint64, urls []string) {}
+
+// RemovePeer refuses id's messages from now on; id is told it was removed
+// the next time it sends here, as the stream transport's 410 Gone.
+func (t *memTransport) RemovePeer(id uint64) {
+	t.mu.Lock()
+	t.removed[id] = true
+	t.mu.Unlock()
+}
+
+func (t *memTransport) Removed() <-chan struct{} { return t.removedc }
+
+func (t *memTransport) markRemoved() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.isRemoved {
+		t.isRemoved = true
+		close(t.removedc)
+	}
+}
+
+// ActiveSince: every member on the network is connected.
+func (t *memTransport) ActiveSince(id uint64) time.Time {
+	t.net.mu.Lock()
+	defer t.net.mu.Unlock()
+	if t.net.ends[id] == nil {
+		return time.Time{}
+	}
+	return time.Unix(0, 1)
 }
 
 func (t *memTransport) Start() {
@@ -98,6 +144,18 @@ func (t *memTransport) deliver() {
 	for {
 		select {
 		case m := <-t.inbox:
+			t.mu.Lock()
+			gone := t.removed[m.From]
+			t.mu.Unlock()
+			if gone {
+				t.net.mu.Lock()
+				from := t.net.ends[m.From]
+				t.net.mu.Unlock()
+				if from != nil {
+					from.markRemoved()
+				}
+				continue
+			}
 			if m.Type == raftpb.MsgProp {
 				t.wg.Add(1)
 				go func() {

@@ -61,7 +61,7 @@ func (p *peer) probeLoop() {
 		case <-timer.C:
 		}
 		next := probeRetry
-		for _, u := range p.urls {
+		for _, u := range p.peerURLs() {
 			if rtt, ok := probe(ctx, client, u+probingPath); ok {
 				p.metrics.roundTrip.Observe(rtt.Seconds())
 				next = probeInterval

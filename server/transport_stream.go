@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -69,58 +70,192 @@ type streamTransport struct {
 	// without it (Raft's storage keeps only the metadata).
 	snapshotData snapshotSource
 
-	peers map[uint64]*peer
+	// peersMu guards peers and removed: the Raft loop sends, the applier
+	// adds and removes, the peer handlers look senders up.
+	peersMu sync.RWMutex
+	peers   map[uint64]*peer
+	removed map[uint64]bool
+	started bool
+	// removedc is closed (once, under peersMu) when a peer answers 410
+	// Gone: this member was removed from the cluster.
+	removedc  chan struct{}
+	isRemoved bool
 	// propc carries proposals forwarded by followers to proposalLoop.
 	propc    chan raftpb.Message
 	stopc    chan struct{}
 	propDone chan struct{}
 
 	mu      sync.Mutex
-	inbound map[net.Conn]struct{}
+	inbound map[net.Conn]uint64 // the sender of each inbound stream
 	closed  bool
 
 	metrics *serverMetrics
 }
 
-var _ Transport = (*streamTransport)(nil)
+var (
+	_ Transport    = (*streamTransport)(nil)
+	_ peerActivity = (*streamTransport)(nil)
+)
 
-// newStreamTransport is member localID's transport to the other members,
-// complete: it steps what peers send into node, and reads the data of
-// snapshots sent without it from snapshots. keepalive is the heartbeat
+// newStreamTransport is member localID's transport to the other members of
+// membership (whose removed IDs it refuses), complete: it steps what peers
+// send into node, and reads the data of snapshots sent without it from
+// snapshots. keepalive is the heartbeat
 // interval; a stream silent for idle (the election timeout) is replaced.
 // tlsCfg (etcd's PeerTLSInfo.ClientConfig(); nil without peer TLS) is
 // used for https peer URLs: streams, snapshots and probes.
-func newStreamTransport(lg *slog.Logger, localID, clusterID uint64, localURLs []string, members []*Member,
+func newStreamTransport(lg *slog.Logger, localID, clusterID uint64, localURLs []string, membership *Membership,
 	node Raft, snapshots snapshotSource, keepalive, idle time.Duration, tlsCfg *tls.Config, m *serverMetrics) *streamTransport {
 	t := &streamTransport{
 		lg: lg, localID: localID, clusterID: clusterID, localURLs: strings.Join(localURLs, ","),
-		node: node, snapshotData: snapshots, keepalive: keepalive, idle: idle, tlsCfg: tlsCfg, peers: map[uint64]*peer{},
-		inbound: map[net.Conn]struct{}{}, metrics: m, maxSnapRcv: 8 << 30,
+		node: node, snapshotData: snapshots, keepalive: keepalive, idle: idle, tlsCfg: tlsCfg,
+		peers: map[uint64]*peer{}, removed: map[uint64]bool{}, removedc: make(chan struct{}),
+		inbound: map[net.Conn]uint64{}, metrics: m, maxSnapRcv: 8 << 30,
 		propc: make(chan raftpb.Message, streamQueueLen), stopc: make(chan struct{}), propDone: make(chan struct{}),
 	}
-	for _, mem := range members {
-		if mem.ID == localID {
-			continue
+	for _, id := range membership.Removed {
+		t.removed[id] = true
+	}
+	for _, mem := range membership.Members {
+		if mem.ID != localID && !t.removed[mem.ID] {
+			t.peers[mem.ID] = t.newPeer(mem.ID, mem.PeerURLs)
 		}
-		p := &peer{t: t, id: mem.ID, urls: mem.PeerURLs, queue: make(chan raftpb.Message, streamQueueLen),
-			snaps: make(chan raftpb.Message, 1), stop: make(chan struct{}), metrics: m.peer(mem.ID)}
-		t.peers[mem.ID] = p
 	}
 	return t
 }
 
+func (t *streamTransport) newPeer(id uint64, urls []string) *peer {
+	p := &peer{t: t, id: id, queue: make(chan raftpb.Message, streamQueueLen), redialc: make(chan struct{}, 1),
+		snaps: make(chan raftpb.Message, 1), stop: make(chan struct{}), metrics: t.metrics.peer(id)}
+	p.urls.Store(append([]string(nil), urls...))
+	return p
+}
+
+func (p *peer) peerURLs() []string { return p.urls.Load().([]string) }
+
+// redial makes the stream close and dial the peer's (new) URLs.
+func (p *peer) redial() {
+	select {
+	case p.redialc <- struct{}{}:
+	default:
+	}
+}
+
+func (p *peer) start() {
+	p.wg.Add(3)
+	go p.streamLoop()
+	go p.snapshotLoop()
+	go p.probeLoop()
+}
+
 func (t *streamTransport) Start() {
 	go t.proposalLoop()
+	t.peersMu.Lock()
+	defer t.peersMu.Unlock()
+	t.started = true
 	for _, p := range t.peers {
-		p.wg.Add(3)
-		go p.streamLoop()
-		go p.snapshotLoop()
-		go p.probeLoop()
+		p.start()
 	}
+}
+
+// AddPeer starts streaming to a new peer; see Transport.
+func (t *streamTransport) AddPeer(id uint64, urls []string) {
+	t.peersMu.Lock()
+	defer t.peersMu.Unlock()
+	if id == t.localID || t.peers[id] != nil || t.removed[id] || t.isClosed() {
+		return
+	}
+	p := t.newPeer(id, urls)
+	t.peers[id] = p
+	if t.started {
+		p.start()
+	}
+	t.lg.Info("added remote peer", "local-member-id", idString(t.localID), "remote-peer-id", idString(id),
+		"remote-peer-urls", urls)
+}
+
+// RemovePeer stops streaming to a peer and refuses its messages from now
+// on; see Transport.
+func (t *streamTransport) RemovePeer(id uint64) {
+	t.peersMu.Lock()
+	p := t.peers[id]
+	delete(t.peers, id)
+	t.removed[id] = true
+	t.peersMu.Unlock()
+	// Its inbound streams end: what it sends is refused from now on.
+	t.mu.Lock()
+	for c, from := range t.inbound {
+		if from == id {
+			c.Close()
+		}
+	}
+	t.mu.Unlock()
+	if p == nil {
+		return
+	}
+	// Not waiting for the peer's goroutines: they may be reporting to
+	// Raft, which may be waiting for the applier that called this.
+	close(p.stop)
+	t.lg.Info("removed remote peer", "local-member-id", idString(t.localID), "removed-remote-peer-id", idString(id))
+}
+
+// UpdatePeer makes the peer's URLs urls: the next dial uses them.
+func (t *streamTransport) UpdatePeer(id uint64, urls []string) {
+	t.peersMu.RLock()
+	p := t.peers[id]
+	t.peersMu.RUnlock()
+	if p == nil || samePeerURLs(p.peerURLs(), urls) {
+		return
+	}
+	p.urls.Store(append([]string(nil), urls...))
+	p.redial()
+	t.lg.Info("updated remote peer", "local-member-id", idString(t.localID), "updated-remote-peer-id", idString(id),
+		"updated-remote-peer-urls", urls)
+}
+
+// Removed is closed once a peer refused this member as removed.
+func (t *streamTransport) Removed() <-chan struct{} { return t.removedc }
+
+func (t *streamTransport) markRemoved() {
+	t.peersMu.Lock()
+	defer t.peersMu.Unlock()
+	if !t.isRemoved {
+		t.isRemoved = true
+		close(t.removedc)
+	}
+}
+
+// ActiveSince is when the stream to peer id came up, zero while it is
+// down (peerActivity).
+func (t *streamTransport) ActiveSince(id uint64) time.Time {
+	t.peersMu.RLock()
+	p := t.peers[id]
+	t.peersMu.RUnlock()
+	if p == nil {
+		return time.Time{}
+	}
+	if ns := p.activeSince.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
+
+func (t *streamTransport) isClosed() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.closed
+}
+
+func (t *streamTransport) peer(id uint64) *peer {
+	t.peersMu.RLock()
+	defer t.peersMu.RUnlock()
+	return t.peers[id]
 }
 
 // Send queues messages for their peers without blocking; see Transport.
 func (t *streamTransport) Send(msgs []raftpb.Message) {
+	t.peersMu.RLock()
+	defer t.peersMu.RUnlock()
 	for i := range msgs {
 		m := msgs[i]
 		p, ok := t.peers[m.To]
@@ -151,10 +286,17 @@ func (t *streamTransport) Stop() {
 		c.Close()
 	}
 	t.mu.Unlock()
+	t.peersMu.Lock()
+	peers := make([]*peer, 0, len(t.peers))
 	for _, p := range t.peers {
+		peers = append(peers, p)
+	}
+	t.peers = map[uint64]*peer{}
+	t.peersMu.Unlock()
+	for _, p := range peers {
 		close(p.stop)
 	}
-	for _, p := range t.peers {
+	for _, p := range peers {
 		p.wg.Wait()
 	}
 	close(t.stopc)
@@ -181,13 +323,18 @@ func (t *streamTransport) proposalLoop() {
 }
 
 type peer struct {
-	t     *streamTransport
-	id    uint64
-	urls  []string
-	queue chan raftpb.Message
-	snaps chan raftpb.Message
-	stop  chan struct{}
-	wg    sync.WaitGroup
+	t  *streamTransport
+	id uint64
+	// urls are the peer's URLs ([]string), replaced by UpdatePeer.
+	urls atomic.Value
+	// redialc asks the stream to close and dial again (the URLs changed).
+	redialc chan struct{}
+	// activeSince is when the stream came up (UnixNano), 0 while down.
+	activeSince atomic.Int64
+	queue       chan raftpb.Message
+	snaps       chan raftpb.Message
+	stop        chan struct{}
+	wg          sync.WaitGroup
 
 	metrics *peerMetrics
 }
@@ -239,7 +386,9 @@ func (p *peer) streamLoop() {
 		}
 		lastErr = ""
 		backoff = 50 * time.Millisecond
+		p.activeSince.Store(time.Now().UnixNano())
 		err = p.writeStream(conn, br)
+		p.activeSince.Store(0)
 		conn.Close()
 		if err != nil && !p.stopped() {
 			p.t.lg.Debug("lost TCP streaming connection with remote peer", "local-member-id", idString(p.t.localID),
@@ -265,7 +414,7 @@ func (p *peer) drainQueue() {
 
 func (p *peer) dial() (net.Conn, *bufio.Reader, error) {
 	var lastErr error
-	for _, raw := range p.urls {
+	for _, raw := range p.peerURLs() {
 		u, err := url.Parse(raw)
 		if err != nil {
 			lastErr = err
@@ -301,6 +450,13 @@ func (p *peer) dial() (net.Conn, *bufio.Reader, error) {
 			conn.Close()
 			lastErr = fmt.Errorf("handshake with %s: %w", raw, err)
 			continue
+		}
+		if resp.StatusCode == http.StatusGone {
+			conn.Close()
+			p.t.lg.Warn("peer rejected this member as removed", "local-member-id", idString(p.t.localID),
+				"remote-peer-id", idString(p.id))
+			p.t.markRemoved()
+			return nil, nil, errMemberRemoved
 		}
 		if resp.StatusCode != http.StatusSwitchingProtocols {
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
@@ -358,6 +514,8 @@ func (p *peer) writeStream(conn net.Conn, br *bufio.Reader) error {
 		select {
 		case <-p.stop:
 			return nil
+		case <-p.redialc:
+			return errors.New("peer URLs updated")
 		case err := <-readErr:
 			return fmt.Errorf("peer went silent or closed: %w", err)
 		case <-ticker.C:
@@ -445,7 +603,7 @@ func (p *peer) sendSnapshot(client *http.Client, m raftpb.Message) (int, error) 
 		return 0, err
 	}
 	var lastErr error
-	for _, raw := range p.urls {
+	for _, raw := range p.peerURLs() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second+time.Duration(len(data)/(1<<20))*time.Second)
 		go func() {
 			select {
@@ -520,7 +678,14 @@ func (t *streamTransport) checkPeerRequest(r *http.Request) (uint64, int, error)
 	if err != nil {
 		return 0, http.StatusBadRequest, errors.New("missing or bad X-Server-From")
 	}
-	if _, ok := t.peers[from]; !ok {
+	t.peersMu.RLock()
+	p, removed := t.peers[from], t.removed[from]
+	t.peersMu.RUnlock()
+	if removed {
+		// etcd's rafthttp: the removed member stops when it reads this.
+		return 0, http.StatusGone, errRemovedMember
+	}
+	if p == nil {
 		return 0, http.StatusForbidden, fmt.Errorf("member %s is not in this cluster", idString(from))
 	}
 	return from, 0, nil
@@ -552,7 +717,7 @@ func (t *streamTransport) serveStream(w http.ResponseWriter, r *http.Request) {
 		conn.Close()
 		return
 	}
-	t.inbound[conn] = struct{}{}
+	t.inbound[conn] = from
 	t.mu.Unlock()
 	defer func() {
 		t.mu.Lock()
@@ -588,7 +753,11 @@ func (t *streamTransport) serveStream(w http.ResponseWriter, r *http.Request) {
 }
 
 func (t *streamTransport) readFrames(conn net.Conn, br *bufio.Reader, from uint64) error {
-	received := t.peers[from].metrics.received
+	p := t.peer(from)
+	if p == nil {
+		return fmt.Errorf("peer %s was removed", idString(from))
+	}
+	received := p.metrics.received
 	var hdr [4]byte
 	buf := make([]byte, 4096)
 	for {
@@ -658,7 +827,12 @@ func (t *streamTransport) serveSnapshot(w http.ResponseWriter, r *http.Request) 
 		http.Error(w, "body is not a snapshot message from "+idString(from), http.StatusBadRequest)
 		return
 	}
-	pm := t.peers[from].metrics
+	sp := t.peer(from)
+	if sp == nil {
+		http.Error(w, errRemovedMember.Error(), http.StatusGone)
+		return
+	}
+	pm := sp.metrics
 	pm.received.Add(float64(len(data)))
 	t.lg.Info("received database snapshot", "local-member-id", idString(t.localID), "remote-snapshot-sender-id", idString(from),
 		"incoming-snapshot-index", m.Snapshot.Metadata.Index, "incoming-snapshot-size-bytes", len(m.Snapshot.Data))
@@ -669,5 +843,13 @@ func (t *streamTransport) serveSnapshot(w http.ResponseWriter, r *http.Request) 
 	pm.snapReceived.Inc()
 	w.WriteHeader(http.StatusNoContent)
 }
+
+// errRemovedMember is a peer's answer (410 Gone) to a member removed from
+// the cluster, as etcd's rafthttp; errMemberRemoved what the removed member
+// stops with.
+var (
+	errRemovedMember = errors.New("removed member")
+	errMemberRemoved = errors.New("the member has been permanently removed from the cluster")
+)
 
 func idString(id uint64) string { return strconv.FormatUint(id, 16) }

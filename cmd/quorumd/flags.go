@@ -61,7 +61,6 @@ const (
 	whyNoCorrupt = "quorumd does not run etcd's corruption checks (HashKV) yet"
 	whyTracing   = "distributed tracing is not implemented in quorumd"
 	whyTraceOnly = "used by etcd only with --enable-distributed-tracing, which quorumd refuses"
-	whyStatic    = "quorumd's membership is static (MemberAdd/Remove/Promote answer Unimplemented)"
 	whyNoSlowLog = "quorumd does not log slow requests yet"
 	whyRetention = "quorumd keeps the newest 3 snapshot files and releases WAL segments behind each snapshot (server/storage.go)"
 	whyNoDefrag  = "quorumd has no bbolt file to defragment (Defragment answers Unimplemented)"
@@ -130,7 +129,7 @@ var etcdFlags = []flagInfo{
 	{Name: "discovery-proxy", Class: unsupported, Reason: whyDiscovery, value: func(c *embed.Config) any { return c.Dproxy }},
 	{Name: "discovery-srv", Class: unsupported, Reason: whyDiscovery, value: func(c *embed.Config) any { return c.DNSCluster }},
 	{Name: "discovery-srv-name", Class: unsupported, Reason: whyDiscovery, value: func(c *embed.Config) any { return c.DNSClusterServiceName }},
-	{Name: "strict-reconfig-check", Class: noEffect, Reason: whyStatic + ", so no reconfiguration can cost quorum", value: func(c *embed.Config) any { return c.StrictReconfigCheck }},
+	{Name: "strict-reconfig-check", Class: asEtcd, Reason: "refuses a member add, remove or promote that would leave too few started or connected members, with etcd's errors"},
 	{Name: "pre-vote", Class: asEtcd},
 	{Name: "auto-compaction-retention", Class: asEtcd},
 	{Name: "auto-compaction-mode", Class: asEtcd},
@@ -222,7 +221,7 @@ var etcdFlags = []flagInfo{
 	{Name: "experimental-txn-mode-write-with-shared-buffer", Class: noEffect, Reason: whyBolt, value: func(c *embed.Config) any { return c.ExperimentalTxnModeWriteWithSharedBuffer }},
 	{Name: "experimental-bootstrap-defrag-threshold-megabytes", Class: noEffect, Reason: whyNoDefrag, value: func(c *embed.Config) any { return c.ExperimentalBootstrapDefragThresholdMegabytes }},
 	{Name: "bootstrap-defrag-threshold-megabytes", Class: noEffect, Reason: whyNoDefrag, value: func(c *embed.Config) any { return c.BootstrapDefragThresholdMegabytes }},
-	{Name: "max-learners", Class: noEffect, Reason: whyStatic + ", so there are no learners to limit", value: func(c *embed.Config) any { return c.MaxLearners }},
+	{Name: "max-learners", Class: asEtcd},
 	{Name: "experimental-downgrade-check-time", Class: noEffect, Reason: "quorumd does not implement etcd's cluster downgrade", value: func(c *embed.Config) any { return c.ExperimentalDowngradeCheckTime }},
 	{Name: "downgrade-check-time", Class: noEffect, Reason: "quorumd does not implement etcd's cluster downgrade", value: func(c *embed.Config) any { return c.DowngradeCheckTime }},
 	{Name: "experimental-memory-mlock", Class: noEffect, Reason: whyBolt, value: func(c *embed.Config) any { return c.ExperimentalMemoryMlock }},

@@ -187,6 +187,8 @@ func serverConfig(ec *embed.Config, lg *zap.Logger) (*server.Config, error) {
 	c.EnablePprof = ec.EnablePprof
 	c.Metrics = ec.Metrics
 	c.DisablePreVote = !ec.PreVote
+	c.StrictReconfigCheck = ec.StrictReconfigCheck
+	c.MaxLearners = ec.MaxLearners
 	c.GRPCKeepAliveMinTime = ec.GRPCKeepAliveMinTime
 	c.GRPCKeepAliveInterval = ec.GRPCKeepAliveInterval
 	c.GRPCKeepAliveTimeout = ec.GRPCKeepAliveTimeout
