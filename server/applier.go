@@ -12,6 +12,7 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/membershippb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/etcd/server/v3/auth"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -73,6 +74,7 @@ type applier struct {
 	applying      uint64 // the index of the entry being applied
 	snapshotIndex uint64
 	nextSnapshot  time.Time // no snapshot starts before (duty cycle)
+	maintenance             // alarms, database size, defragment (alarm.go)
 
 	// The snapshotter: one goroutine at a time.
 	snapshotting atomic.Bool
@@ -141,6 +143,9 @@ type applierConfig struct {
 	// CatchUpEntries how many the Raft log keeps behind one.
 	SnapshotCount  uint64
 	CatchUpEntries uint64
+	// QuotaBackendBytes is --quota-backend-bytes (quota.go); 0 or
+	// negative: no quota.
+	QuotaBackendBytes int64
 	// Stop is closed when the member stops.
 	Stop    <-chan struct{}
 	Logger  *slog.Logger
@@ -161,6 +166,7 @@ func newApplier(c applierConfig) *applier {
 	a.applyWait.advance(c.State.index)
 	a.lessor.restore(c.State.leases, time.Now())
 	a.setStore(a.store)
+	_ = a.initMaintenance(c.QuotaBackendBytes, nil) // TODO(lead): the snapshot's alarms, once the codec carries them
 	a.publish()
 	return a
 }
@@ -190,6 +196,8 @@ func (a *applier) run(jobs <-chan applyJob, fatal func(error)) {
 		select {
 		case next := <-a.snapshotDone:
 			a.nextSnapshot = next
+		case req := <-a.defragc:
+			req.done <- a.defragment()
 		case job := <-jobs:
 			if err := a.applyBatch(job); err != nil {
 				a.lg.Error("cannot apply snapshot received from the leader", "error", err)
@@ -271,7 +279,7 @@ func (a *applier) applyEntry(e *raftpb.Entry) {
 		a.applying = e.Index
 		res := a.applyRequest(&r)
 		if r.Header != nil {
-			a.results.trigger(r.Header.ID, res)
+			a.deliver(r.Header.ID, res)
 		}
 	case raftpb.EntryConfChange:
 		var cc raftpb.ConfChange
@@ -308,7 +316,14 @@ func (a *applier) applyRequest(r *pb.InternalRaftRequest) applyResult {
 	if r.Header != nil {
 		ai.Username, ai.Revision = r.Header.Username, r.Header.AuthRevision
 	}
+	fits := a.quotaCheck(r)
 	switch {
+	case a.alarms.refuse(r) != nil: // etcd's applierV3Corrupt, applierV3Capped
+		op = refusedOp(r)
+		res.err = a.alarms.refuse(r)
+	case r.Alarm != nil:
+		op = applyOpAlarm
+		res.resp, res.err = a.applyAlarm(r.Alarm)
 	case needAdminPermission(r) && a.auth.IsAdminPermitted(ai) != nil:
 		op = applyOpAuth
 		res.err = a.auth.IsAdminPermitted(ai)
@@ -359,6 +374,10 @@ func (a *applier) applyRequest(r *pb.InternalRaftRequest) applyResult {
 	if cs := a.store.TakeLeaseChanges(); cs != nil {
 		a.lessor.applyChanges(cs)
 	}
+	if res.err == nil && !fits { // etcd's quotaApplierV3: applied, yet refused
+		res.err = rpctypes.ErrGRPCNoSpace
+	}
+	a.db.grow(a.store.Size())
 	res.rev = a.store.Rev()
 	// etcd counts a compacted revision as success (apply/uber_applier.go).
 	a.metrics.observeApply(op, res.err == nil || errors.Is(res.err, mvcc.ErrCompacted), time.Since(start).Seconds())

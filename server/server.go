@@ -143,7 +143,7 @@ func assemble(cfg Config, lg *slog.Logger, metrics *serverMetrics, p *memberPart
 		errc:       make(chan error, 8),
 	}
 	metrics.setMember(p.id, cfg.QuotaBackendBytes)
-	metrics.setDBSize(func() int64 { st := s.readView(); return st.view.Size() + st.snapshotOverhead() })
+	metrics.setDBSize(s.dbSizes)
 	s.raft = newRaftNode(raftNodeConfig{
 		ID: p.id, Node: p.node, Storage: p.storage, Log: p.log, Snapshots: p.snaps, Transport: tr,
 		Heartbeat: cfg.HeartbeatInterval, Started: started, Stop: s.stopc, Logger: lg, Metrics: metrics,
@@ -159,7 +159,7 @@ func assemble(cfg Config, lg *slog.Logger, metrics *serverMetrics, p *memberPart
 		State: p.state, Raft: p.node, RaftStorage: p.storage, Snapshots: p.snaps, Lessor: s.lessor,
 		Auth: s.auth, AuthBackend: authBe, ApplyWait: p.auth.applyWait,
 		ReleaseLog: s.raft.releaseLogTo, Results: s.wait, Watches: s.watches,
-		SnapshotCount: cfg.SnapshotCount, CatchUpEntries: cfg.catchUpEntries(),
+		SnapshotCount: cfg.SnapshotCount, CatchUpEntries: cfg.catchUpEntries(), QuotaBackendBytes: cfg.QuotaBackendBytes,
 		Stop: s.stopc, Logger: lg, Metrics: metrics,
 	})
 	return s
@@ -235,6 +235,9 @@ func (s *Server) run() {
 	go func() { defer s.wg.Done(); s.publishAttributes() }()
 	s.wg.Add(1) // its own Add: auto compaction (compactor.go)
 	go func() { defer s.wg.Done(); s.autoCompact() }()
+	s.wg.Add(2) // alarms raised by the applier (alarm.go), corruption checks (corrupt.go)
+	go func() { defer s.wg.Done(); s.raiseLoop() }()
+	go func() { defer s.wg.Done(); s.corruptCheckLoop() }()
 }
 
 // Err returns a channel that receives a fatal error (a listener failing, the
