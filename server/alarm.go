@@ -10,6 +10,8 @@ import (
 	"github.com/dustin/go-humanize"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+
+	"github.com/quorum-kv/quorum/server/etcdbolt"
 )
 
 // Alarms, as etcd's (etcdserver/api/v3alarm, etcdserver/apply): a set of
@@ -235,6 +237,9 @@ type maintenance struct {
 	db      dbSize
 	raisec  chan raiseRequest
 	defragc chan defragRequest
+	// compactionHashes are the hashes taken before the last compactions
+	// (hashkv.go).
+	compactionHashes etcdbolt.CompactionHashes
 }
 
 // initMaintenance sets the applier's maintenance state up for a store of

@@ -349,6 +349,7 @@ func (a *applier) applyRequest(r *pb.InternalRaftRequest) applyResult {
 		}
 	case r.Compaction != nil:
 		op = applyOpCompaction
+		a.hashBeforeCompaction(r.Compaction.Revision)
 		res.err = a.store.Compact(r.Compaction.Revision)
 		res.resp = &pb.CompactionResponse{}
 	case r.LeaseGrant != nil:

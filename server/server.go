@@ -120,9 +120,16 @@ func New(cfg Config) (*Server, error) {
 	tr := newStreamTransport(lg, p.id, p.cid, p.me.PeerURLs, p.state.membership.Members,
 		p.node, p.snaps.Load, cfg.HeartbeatInterval, cfg.ElectionTimeout, peerTLS, metrics)
 	s := assemble(cfg, lg, metrics, p, tr, peerTLS, started)
-	s.peerHandler = s.peerHandlerWithLeases(tr.handler())
+	s.peerHandler = s.peerHandlerWithHashKV(s.peerHandlerWithLeases(tr.handler()))
 	s.lns = lns
 	s.initialized = initialized
+	if initialized && cfg.InitialCorruptCheck { // etcd's embed.StartEtcd
+		if err := s.initialCorruptCheck(); err != nil {
+			lg.Error("checkInitialHashKV failed", "error", err)
+			s.closeUnstarted()
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
