@@ -6,9 +6,9 @@ import (
 	"sort"
 	"strings"
 
+	"go.etcd.io/etcd/pkg/v3/featuregate"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/rafthttp"
-	"go.etcd.io/etcd/pkg/v3/featuregate"
 	"go.etcd.io/etcd/server/v3/features"
 )
 
@@ -56,17 +56,17 @@ type flagInfo struct {
 }
 
 const (
-	whyDiscovery = "discovery is not implemented in quorumd: list the members in --initial-cluster"
-	whyBolt      = "bbolt tuning: quorumd's keyspace is not a bbolt file (server/mvcc keeps it in memory, durable through the WAL and snapshots)"
-	whyNoLease   = "quorumd has no lease checkpoints: a new leader extends every TTL instead (etcd's behaviour with checkpoints off)"
+	whyDiscovery     = "discovery is not implemented in quorumd: list the members in --initial-cluster"
+	whyBolt          = "bbolt tuning: quorumd's keyspace is not a bbolt file (server/mvcc keeps it in memory, durable through the WAL and snapshots)"
+	whyNoLease       = "quorumd has no lease checkpoints: a new leader extends every TTL instead (etcd's behaviour with checkpoints off)"
 	whyNoCompactHash = "quorumd does not run etcd's compaction hash check (CompactHashCheck) yet; the initial and periodic corruption checks it does run"
-	whyTracing   = "distributed tracing is not implemented in quorumd"
-	whyTraceOnly = "used by etcd only with --enable-distributed-tracing, which quorumd refuses"
-	whyStatic    = "quorumd's membership is static (MemberAdd/Remove/Promote answer Unimplemented)"
-	whyNoSlowLog = "quorumd does not log slow requests yet"
-	whyRetention = "quorumd keeps the newest 3 snapshot files and releases WAL segments behind each snapshot (server/storage.go)"
-	whyNoDefrag  = "quorumd has no bbolt file to defragment (Defragment answers Unimplemented)"
-	whyRaftHTTP  = "quorumd's peer transport (server/transport_stream.go) is not etcd's rafthttp and keeps its own timeouts"
+	whyTracing       = "distributed tracing is not implemented in quorumd"
+	whyTraceOnly     = "used by etcd only with --enable-distributed-tracing, which quorumd refuses"
+	whyStatic        = "quorumd's membership is static (MemberAdd/Remove/Promote answer Unimplemented)"
+	whyNoSlowLog     = "quorumd does not log slow requests yet"
+	whyRetention     = "quorumd keeps the newest 3 snapshot files and releases WAL segments behind each snapshot (server/storage.go)"
+	whyNoDefrag      = "quorumd has no bbolt file to defragment (Defragment answers Unimplemented)"
+	whyRaftHTTP      = "quorumd's peer transport (server/transport_stream.go) is not etcd's rafthttp and keeps its own timeouts"
 )
 
 // flagTable lists every flag of etcd 3.6.16 (embed.Config's AddFlags and
