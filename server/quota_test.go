@@ -37,7 +37,9 @@ func TestQuotaCostIsEtcds(t *testing.T) {
 		}
 		return ops
 	}
-	randTxn = func(depth int) *pb.TxnRequest { return &pb.TxnRequest{Success: randOps(depth), Failure: randOps(depth)} }
+	randTxn = func(depth int) *pb.TxnRequest {
+		return &pb.TxnRequest{Success: randOps(depth), Failure: randOps(depth)}
+	}
 	for i := 0; i < 500; i++ {
 		var r any
 		switch rng.Intn(3) {
