@@ -209,7 +209,7 @@ func (s *Server) raiseLoop() {
 		select {
 		case rq := <-s.app.raisec:
 			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.requestTimeout())
-			_ = s.raiseAlarm(ctx, rq.member, rq.alarm)
+			_ = s.raiseAlarm(ctx, s.id, rq.alarm)
 			cancel()
 			if rq.then != nil {
 				rq.then()
@@ -220,12 +220,11 @@ func (s *Server) raiseLoop() {
 	}
 }
 
-// raiseRequest is the applier asking for an alarm; then (optional) runs
-// once the proposal is done.
+// raiseRequest is the applier asking for an alarm for this member; then
+// (optional) runs once the proposal is done.
 type raiseRequest struct {
-	member uint64
-	alarm  pb.AlarmType
-	then   func()
+	alarm pb.AlarmType
+	then  func()
 }
 
 // maintenance is the applier's share of the maintenance service: the
@@ -237,16 +236,22 @@ type maintenance struct {
 	db      dbSize
 	raisec  chan raiseRequest
 	defragc chan defragRequest
+	// replayedTo is the commit index the member restarted with: entries up
+	// to it were applied before (etcd's consistent index keeps it from
+	// applying them again), so their failures raise no alarm now.
+	replayedTo uint64
 	// compactionHashes are the hashes taken before the last compactions
 	// (hashkv.go).
 	compactionHashes etcdbolt.CompactionHashes
 }
 
-// initMaintenance sets the applier's maintenance state up for a store of
-// size bytes under quota (--quota-backend-bytes) with the alarms recs.
-func (a *applier) initMaintenance(quota int64, recs []alarmRecord) error {
+// initMaintenance sets the applier's maintenance state up for its store
+// under quota (--quota-backend-bytes) with the alarms recs, for a member
+// whose log was committed up to replayedTo when it started.
+func (a *applier) initMaintenance(quota int64, recs []alarmRecord, replayedTo uint64) error {
 	a.db.quota = quota
-	a.db.high.Store(a.store.Size())
+	a.replayedTo = replayedTo
+	a.db.high.Store(0) // DbSize is what the store holds (dbSize's readers take the larger)
 	a.raisec = make(chan raiseRequest, 64)
 	a.defragc = make(chan defragRequest)
 	return a.alarms.restore(recs)
@@ -276,9 +281,12 @@ func (a *applier) quotaCheck(r *pb.InternalRaftRequest) bool {
 // applyEntryNormal: a request that failed with "database space exceeded"
 // while no NOSPACE alarm is active first has the alarm raised for this
 // member, from raiseLoop, and its result follows once that is done. Every
-// member does this for the requests it applies. Applier goroutine.
+// member does this for the requests it applies, but not for those it
+// applies again at restart (up to replayedTo): a replayed failure would
+// raise again an alarm that was raised and perhaps disarmed since.
+// Applier goroutine.
 func (a *applier) deliver(id uint64, res applyResult) {
-	if !errors.Is(res.err, rpctypes.ErrGRPCNoSpace) || a.alarms.has(pb.AlarmType_NOSPACE) {
+	if !errors.Is(res.err, rpctypes.ErrGRPCNoSpace) || a.alarms.has(pb.AlarmType_NOSPACE) || a.applying <= a.replayedTo {
 		a.results.trigger(id, res)
 		return
 	}

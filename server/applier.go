@@ -166,7 +166,8 @@ func newApplier(c applierConfig) *applier {
 	a.applyWait.advance(c.State.index)
 	a.lessor.restore(c.State.leases, time.Now())
 	a.setStore(a.store)
-	_ = a.initMaintenance(c.QuotaBackendBytes, nil) // TODO(lead): the snapshot's alarms, once the codec carries them
+	hs, _, _ := c.RaftStorage.InitialState()
+	_ = a.initMaintenance(c.QuotaBackendBytes, nil, hs.Commit) // TODO(lead): the snapshot's alarms, once the codec carries them
 	a.publish()
 	return a
 }
@@ -378,7 +379,7 @@ func (a *applier) applyRequest(r *pb.InternalRaftRequest) applyResult {
 	if res.err == nil && !fits { // etcd's quotaApplierV3: applied, yet refused
 		res.err = rpctypes.ErrGRPCNoSpace
 	}
-	a.db.grow(a.store.Size())
+	a.growDB()
 	res.rev = a.store.Rev()
 	// etcd counts a compacted revision as success (apply/uber_applier.go).
 	a.metrics.observeApply(op, res.err == nil || errors.Is(res.err, mvcc.ErrCompacted), time.Since(start).Seconds())

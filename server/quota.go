@@ -35,8 +35,12 @@ import (
 // the freelist and the root). The quota checks DbSize, as etcd checks the
 // file size, so after a compaction writes still fail until `etcdctl
 // defrag` resets the high-water mark to what is in use. Each member has
-// its own: Defragment is local, and a restarted member starts from what
-// it holds.
+// its own: Defragment is local. A restarted member rebuilds its keyspace
+// from its snapshot and WAL, so its database is as if freshly written:
+// its high-water mark starts at what it holds once the entries it had
+// applied before are replayed (etcd's file keeps its size across a
+// restart; quorumd has no file to keep, and replaying the history must
+// not bring back a peak that a Defragment had reclaimed).
 
 // dbBaseBytes is the size of an empty database: an empty bbolt file's four
 // 4 KiB pages.
@@ -92,7 +96,19 @@ func (d *dbSize) grow(size int64) {
 	}
 }
 
-// total is DbSize: what a bolt file of this history would weigh.
+// growDB records the store's size after the request being applied, unless
+// the member is replaying at restart what it had applied before (see
+// quota.go's model: a restarted member's database is as if freshly
+// written). Applier goroutine.
+func (a *applier) growDB() {
+	if a.applying > a.replayedTo {
+		a.db.grow(a.store.Size())
+	}
+}
+
+// total is DbSize from the high-water mark alone: what a bolt file of this
+// history would weigh, unless the store holds more now (a snapshot just
+// restored, a restart's replay): readers take the larger of the two.
 func (d *dbSize) total() int64 { return dbBaseBytes + d.high.Load() }
 
 // available is etcd's BackendQuota.Available: a request that costs nothing

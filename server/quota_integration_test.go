@@ -106,7 +106,8 @@ func alarmLines(t *testing.T, out string) []string {
 // compaction work. Disarming after a compaction alone does not help (the
 // database file, DbSize, has not shrunk: the next write fails and raises
 // the alarm again); after `etcdctl defrag --cluster` and `alarm disarm`
-// writes resume, and every acknowledged write is there.
+// writes resume, and every acknowledged write is there, also after every
+// member restarted (replaying the history raises no alarm again).
 func TestNoSpaceAlarmCycleAsEtcd(t *testing.T) {
 	const quota = 200_000
 	tc := startCluster(t, 3, fmt.Sprintf("--quota-backend-bytes=%d", quota))
@@ -239,6 +240,29 @@ func TestNoSpaceAlarmCycleAsEtcd(t *testing.T) {
 	}
 	if out := mustCtl(t, eps, "lease", "grant", "60"); !strings.Contains(out, "granted with TTL(60s)") {
 		t.Fatalf("lease grant after disarm: %q", out)
+	}
+	// A restart replays the history, the filling included: it must
+	// neither raise NOSPACE again nor bring back the database's peak.
+	for _, n := range tc.Nodes() {
+		if err := n.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tc.waitHealthy()
+	for _, s := range endpointStatus(t, eps) {
+		t.Logf("member %x after restart: DbSize %d, DbSizeInUse %d", s.Header.MemberId, s.DbSize, s.DbSizeInUse)
+		if s.DbSize > quota/2 || len(s.Errors) != 0 {
+			t.Fatalf("member %x after restart: DbSize %d, errors %q", s.Header.MemberId, s.DbSize, s.Errors)
+		}
+	}
+	if ls := alarmLines(t, mustCtl(t, eps, "alarm", "list")); len(ls) != 0 {
+		t.Fatalf("alarms after restarting every member: %q", ls)
+	}
+	if out := mustCtl(t, eps, "put", "after/restart", "ok"); strings.TrimSpace(out) != "OK" {
+		t.Fatalf("put after restart: %q", out)
 	}
 	for _, ep := range eps {
 		c := tc.client(ep)
