@@ -133,6 +133,12 @@ type Config struct {
 	// check off.
 	InitialCorruptCheck bool
 	CorruptCheckTime    time.Duration
+	// CompactHashCheck is etcd's CompactHashCheck feature gate
+	// (--experimental-compact-hash-check-enabled): every
+	// CompactHashCheckTime (--compact-hash-check-time) the leader compares
+	// the hashes members stored at their compactions (corrupt.go).
+	CompactHashCheck     bool
+	CompactHashCheckTime time.Duration
 
 	// AutoCompactionMode is etcd's --auto-compaction-mode, "periodic" or
 	// "revision"; AutoCompactionRetention its retention as etcd's

@@ -14,6 +14,7 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 
+	"github.com/quorum-kv/quorum/server/etcdbolt"
 	"github.com/quorum-kv/quorum/server/mvcc"
 )
 
@@ -32,6 +33,11 @@ import (
 //     raises the CORRUPT alarm through Raft for a member whose hash
 //     differs (or whose revision is ahead of the leader's). With CORRUPT
 //     active every member refuses KV and lease requests (alarmSet.refuse).
+//   - The compaction hash check (--feature-gates=CompactHashCheck=true or
+//     --experimental-compact-hash-check-enabled, every
+//     --compact-hash-check-time): the leader compares the hashes every
+//     member stored when it compacted at the same revision and raises
+//     CORRUPT for the members outside the majority.
 
 // peerHashKVPath is etcd's PeerHashKVPath.
 const peerHashKVPath = "/members/hashkv"
@@ -324,5 +330,132 @@ func (s *Server) closeUnstarted() {
 	s.raft.node.Stop()
 	if err := s.raft.log.Close(); err != nil {
 		s.lg.Warn("failed to close wal", "error", err)
+	}
+}
+
+// compactHashChecker is etcd's CompactHashCheck state: the newest
+// compaction revision whose hash every member was found to agree on. Owned
+// by compactHashCheckLoop's goroutine.
+type compactHashChecker struct {
+	latestRevisionChecked int64
+}
+
+// compactHashCheck is etcd's CompactHashCheck, run by the leader: for each
+// hash it stored at a compaction it has not checked yet, newest first, it
+// asks the peers for theirs at that revision (answered from their own
+// stored hashes). If every peer answered at the same compaction revision
+// with the same hash, that revision is checked and the check ends; if
+// hashes differ, CORRUPT is raised for the members outside the majority
+// (for member 0, the whole cluster, when there is no majority) and the
+// check ends; a revision some peer could not be compared at is skipped
+// for the next older one.
+func (s *Server) compactHashCheck(c *compactHashChecker) {
+	me := idString(s.id)
+	s.lg.Info("starting compact hash check", "local-member-id", me, "timeout", s.cfg.requestTimeout())
+	var hashes []etcdbolt.KeyValueHash
+	stored := s.app.compactionHashes.Hashes() // oldest first
+	for i := len(stored) - 1; i >= 0 && stored[i].Revision > c.latestRevisionChecked; i-- {
+		hashes = append(hashes, stored[i])
+	}
+	for i, h := range hashes {
+		peers := s.peerHashKVs(h.Revision)
+		if len(peers) == 0 {
+			continue
+		}
+		if s.checkPeerHashes(c, h, peers) {
+			s.lg.Info("finished compaction hash check", "number-of-hashes-checked", i+1)
+			return
+		}
+	}
+	s.lg.Info("finished compaction hash check", "number-of-hashes-checked", len(hashes))
+}
+
+// checkPeerHashes is etcd's: whether the check of h is conclusive (every
+// peer agreed, or a mismatch was alarmed).
+func (s *Server) checkPeerHashes(c *compactHashChecker, h etcdbolt.KeyValueHash, peers []*peerHashKVResp) bool {
+	leader := idString(s.id)
+	members := map[uint32][]uint64{h.Hash: {s.id}}
+	checked := 0
+	for _, p := range peers {
+		reason := ""
+		switch {
+		case p.resp == nil:
+			reason = "no response"
+		case p.resp.CompactRevision != h.CompactRevision:
+			reason = fmt.Sprintf("the peer's CompactRevision %d doesn't match leader's CompactRevision %d",
+				p.resp.CompactRevision, h.CompactRevision)
+		}
+		if reason != "" {
+			s.lg.Warn("Skipped peer's hash", "number-of-peers", len(peers), "leader-id", leader,
+				"peer-id", idString(p.id), "reason", reason)
+			continue
+		}
+		checked++
+		members[p.resp.Hash] = append(members[p.resp.Hash], p.id)
+	}
+	if len(members) == 1 {
+		if checked == len(peers) {
+			s.lg.Info("successfully checked hash on whole cluster", "number-of-peers-checked", checked,
+				"revision", h.Revision, "compactRevision", h.CompactRevision)
+			c.latestRevisionChecked = max(c.latestRevisionChecked, h.Revision)
+			return true
+		}
+		s.lg.Warn("skipped revision in compaction hash check; was not able to check all peers",
+			"number-of-peers-checked", checked, "number-of-peers", len(peers),
+			"revision", h.Revision, "compactRevision", h.CompactRevision)
+		return false
+	}
+	quorum := (len(peers)+1)/2 + 1
+	quorumExist := false
+	for hash, ids := range members {
+		if len(ids) >= quorum {
+			quorumExist = true
+			delete(members, hash)
+			break
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.requestTimeout())
+	defer cancel()
+	if !quorumExist {
+		s.lg.Error("Detected compaction hash mismatch but cannot identify the corrupted members, so intentionally set the memberID as 0",
+			"leader-id", leader, "leader-revision", h.Revision, "leader-compact-revision", h.CompactRevision, "leader-hash", h.Hash)
+		_ = s.raiseAlarm(ctx, 0, pb.AlarmType_CORRUPT)
+	}
+	for hash, ids := range members {
+		if quorumExist {
+			for _, id := range ids {
+				_ = s.raiseAlarm(ctx, id, pb.AlarmType_CORRUPT)
+			}
+		}
+		names := make([]string, len(ids))
+		for i, id := range ids {
+			names[i] = idString(id)
+		}
+		s.lg.Error("Detected compaction hash mismatch", "leader-id", leader, "leader-revision", h.Revision,
+			"leader-compact-revision", h.CompactRevision, "leader-hash", h.Hash, "peer-hash", hash,
+			"peer-ids", strings.Join(names, ","), "quorum-exist", quorumExist)
+	}
+	return true
+}
+
+// compactHashCheckLoop is etcd's monitorCompactHash: with the
+// CompactHashCheck feature gate, every --compact-hash-check-time the
+// leader runs the compaction hash check, until the member stops.
+func (s *Server) compactHashCheckLoop() {
+	if !s.cfg.CompactHashCheck || s.cfg.CompactHashCheckTime <= 0 {
+		return
+	}
+	var c compactHashChecker
+	for {
+		select {
+		case <-time.After(s.cfg.CompactHashCheckTime):
+		case <-s.stopc:
+			s.lg.Info("server has stopped; stopping compact hash's monitor")
+			return
+		}
+		if !s.status.isLeader() {
+			continue
+		}
+		s.compactHashCheck(&c)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/quorum-kv/quorum/cluster"
 	"github.com/quorum-kv/quorum/cluster/local"
 	"github.com/quorum-kv/quorum/server"
 )
@@ -81,48 +82,9 @@ func TestCorruptionChecksFindAMemberWithDifferentData(t *testing.T) {
 	tc := startCluster(t, 3, "--snapshot-count=50", "--corrupt-check-time=1s")
 	tc.waitHealthy()
 	eps := tc.Endpoints()
-	cli := tc.client(eps...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-
-	if _, err := cli.Put(ctx, "victim", "good"); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 150; i++ {
-		if _, err := cli.Put(ctx, fmt.Sprintf("other/%03d", i), "x"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	leader := tc.leader()
-	var n *local.Node
-	for _, node := range tc.Nodes() {
-		if node.Name() != leader.Name() {
-			n = tc.LocalNode(node.Name())
-			break
-		}
-	}
-	st, err := cli.Status(ctx, n.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	victimID := st.Header.MemberId
-	snapDir := filepath.Join(n.DataDir(), "member", "snap")
-	eventually(t, 20*time.Second, "a snapshot on "+n.Name(), func() error {
-		if ms, _ := filepath.Glob(filepath.Join(snapDir, "*.snap")); len(ms) == 0 {
-			return fmt.Errorf("no snapshot in %s", snapDir)
-		}
-		return nil
-	})
-	if err := n.Stop(ctx); err != nil {
-		t.Fatal(err)
-	}
-	// More writes the stopped member will replay from the leader, none to
-	// the victim.
-	for i := 150; i < 160; i++ {
-		if _, err := cli.Put(ctx, fmt.Sprintf("other/%03d", i), "x"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	n, victimID, leader := stopFollowerWithSnapshot(t, tc)
 
 	// Untouched, the member passes the initial check and serves.
 	m := runMember(t, n, "--experimental-initial-corrupt-check=true")
@@ -131,12 +93,7 @@ func TestCorruptionChecksFindAMemberWithDifferentData(t *testing.T) {
 		t.Fatalf("untouched %s did not pass the initial check:\n%s", n.Name(), m.out.String())
 	}
 	m.stop(t)
-
-	idx, rev, err := server.RewriteNewestSnapshotValue(n.DataDir(), []byte("victim"), []byte("evil"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("rewrote %s's snapshot at index %d (revision %d): victim=evil", n.Name(), idx, rev)
+	rewriteVictim(t, n)
 
 	// With the initial check it refuses to start, naming the inconsistency.
 	m = runMember(t, n, "--experimental-initial-corrupt-check=true")
@@ -157,6 +114,90 @@ func TestCorruptionChecksFindAMemberWithDifferentData(t *testing.T) {
 	}
 
 	// Without it, it starts and holds different data.
+	startAndServeVictim(t, tc, n)
+
+	// The leader's periodic check raises CORRUPT for it.
+	waitCorruptAlarm(t, eps, victimID)
+	if !strings.Contains(tc.logOf(leader.Name()), "same compact revision then hashes must match") {
+		t.Errorf("the leader's log does not name the mismatch")
+	}
+	// With CORRUPT active every member refuses writes; reads still work.
+	for _, ep := range eps {
+		c := tc.client(ep)
+		if _, err := c.Put(ctx, "after", "x"); err == nil || err.Error() != rpctypes.ErrCorrupt.Error() {
+			t.Fatalf("put on %s with CORRUPT active: %v", ep, err)
+		}
+		if _, err := c.Get(ctx, "other/000"); err != nil {
+			t.Fatalf("get on %s with CORRUPT active: %v", ep, err)
+		}
+	}
+}
+
+// stopFollowerWithSnapshot writes victim=good and enough more for a
+// snapshot (the cluster runs with --snapshot-count=50), stops a follower
+// that has a snapshot, and writes more that it will replay, none to the
+// victim. It returns the follower, its ID and the leader.
+func stopFollowerWithSnapshot(t *testing.T, tc *testCluster) (n *local.Node, victimID uint64, leader cluster.Node) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cli := tc.client(tc.Endpoints()...)
+	if _, err := cli.Put(ctx, "victim", "good"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 150; i++ {
+		if _, err := cli.Put(ctx, fmt.Sprintf("other/%03d", i), "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	leader = tc.leader()
+	for _, node := range tc.Nodes() {
+		if node.Name() != leader.Name() {
+			n = tc.LocalNode(node.Name())
+			break
+		}
+	}
+	st, err := cli.Status(ctx, n.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	victimID = st.Header.MemberId
+	snapDir := filepath.Join(n.DataDir(), "member", "snap")
+	eventually(t, 20*time.Second, "a snapshot on "+n.Name(), func() error {
+		if ms, _ := filepath.Glob(filepath.Join(snapDir, "*.snap")); len(ms) == 0 {
+			return fmt.Errorf("no snapshot in %s", snapDir)
+		}
+		return nil
+	})
+	if err := n.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// More writes the stopped member will replay from the leader, none to
+	// the victim.
+	for i := 150; i < 160; i++ {
+		if _, err := cli.Put(ctx, fmt.Sprintf("other/%03d", i), "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return n, victimID, leader
+}
+
+// rewriteVictim rewrites the stopped member n's newest snapshot with
+// victim=evil.
+func rewriteVictim(t *testing.T, n *local.Node) {
+	t.Helper()
+	idx, rev, err := server.RewriteNewestSnapshotValue(n.DataDir(), []byte("victim"), []byte("evil"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("rewrote %s's snapshot at index %d (revision %d): victim=evil", n.Name(), idx, rev)
+}
+
+// startAndServeVictim starts n and waits until it serves victim=evil.
+func startAndServeVictim(t *testing.T, tc *testCluster, n *local.Node) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	if err := n.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -171,32 +212,52 @@ func TestCorruptionChecksFindAMemberWithDifferentData(t *testing.T) {
 		}
 		return nil
 	})
+}
 
-	// The leader's periodic check raises CORRUPT for it.
-	wantAlarm := fmt.Sprintf("memberID:%d alarm:CORRUPT", victimID)
+// waitCorruptAlarm waits for `etcdctl alarm list` to show CORRUPT for id.
+func waitCorruptAlarm(t *testing.T, eps []string, id uint64) {
+	t.Helper()
+	want := fmt.Sprintf("memberID:%d alarm:CORRUPT", id)
 	eventually(t, 30*time.Second, "the CORRUPT alarm", func() error {
 		out, err := ctl(t, eps, "alarm", "list")
 		if err != nil {
 			return fmt.Errorf("%v: %s", err, out)
 		}
 		for _, l := range alarmLines(t, out) {
-			if l == wantAlarm {
+			if l == want {
 				return nil
 			}
 		}
 		return fmt.Errorf("alarm list: %q", out)
 	})
-	if !strings.Contains(tc.logOf(leader.Name()), "same compact revision then hashes must match") {
-		t.Errorf("the leader's log does not name the mismatch")
+}
+
+// The compaction hash check as etcd's (CompactHashCheck, every second):
+// the follower with different data stores a different hash when the
+// cluster compacts, and the leader raises CORRUPT for it, the odd one
+// out.
+func TestCompactHashCheckFindsAMemberWithDifferentData(t *testing.T) {
+	tc := startCluster(t, 3, "--snapshot-count=50", "--feature-gates=CompactHashCheck=true", "--compact-hash-check-time=1s")
+	tc.waitHealthy()
+	eps := tc.Endpoints()
+	n, victimID, leader := stopFollowerWithSnapshot(t, tc)
+	rewriteVictim(t, n)
+	startAndServeVictim(t, tc, n)
+	if ls := alarmLines(t, mustCtl(t, eps, "alarm", "list")); len(ls) != 0 {
+		t.Fatalf("alarms before any compaction: %q", ls)
 	}
-	// With CORRUPT active every member refuses writes; reads still work.
-	for _, ep := range eps {
-		c := tc.client(ep)
-		if _, err := c.Put(ctx, "after", "x"); err == nil || err.Error() != rpctypes.ErrCorrupt.Error() {
-			t.Fatalf("put on %s with CORRUPT active: %v", ep, err)
-		}
-		if _, err := c.Get(ctx, "other/000"); err != nil {
-			t.Fatalf("get on %s with CORRUPT active: %v", ep, err)
-		}
+	cli := tc.client(eps...)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r, err := cli.Get(ctx, "victim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Compact(ctx, r.Header.Revision); err != nil {
+		t.Fatal(err)
+	}
+	waitCorruptAlarm(t, eps, victimID)
+	if !strings.Contains(tc.logOf(leader.Name()), "Detected compaction hash mismatch") {
+		t.Errorf("the leader's log does not name the mismatch")
 	}
 }

@@ -242,9 +242,10 @@ func (s *Server) run() {
 	go func() { defer s.wg.Done(); s.publishAttributes() }()
 	s.wg.Add(1) // its own Add: auto compaction (compactor.go)
 	go func() { defer s.wg.Done(); s.autoCompact() }()
-	s.wg.Add(2) // alarms raised by the applier (alarm.go), corruption checks (corrupt.go)
+	s.wg.Add(3) // alarms raised by the applier (alarm.go), corruption checks (corrupt.go)
 	go func() { defer s.wg.Done(); s.raiseLoop() }()
 	go func() { defer s.wg.Done(); s.corruptCheckLoop() }()
+	go func() { defer s.wg.Done(); s.compactHashCheckLoop() }()
 }
 
 // Err returns a channel that receives a fatal error (a listener failing, the

@@ -56,17 +56,16 @@ type flagInfo struct {
 }
 
 const (
-	whyDiscovery     = "discovery is not implemented in quorumd: list the members in --initial-cluster"
-	whyBolt          = "bbolt tuning: quorumd's keyspace is not a bbolt file (server/mvcc keeps it in memory, durable through the WAL and snapshots)"
-	whyNoLease       = "quorumd has no lease checkpoints: a new leader extends every TTL instead (etcd's behaviour with checkpoints off)"
-	whyNoCompactHash = "quorumd does not run etcd's compaction hash check (CompactHashCheck) yet; the initial and periodic corruption checks it does run"
-	whyTracing       = "distributed tracing is not implemented in quorumd"
-	whyTraceOnly     = "used by etcd only with --enable-distributed-tracing, which quorumd refuses"
-	whyStatic        = "quorumd's membership is static (MemberAdd/Remove/Promote answer Unimplemented)"
-	whyNoSlowLog     = "quorumd does not log slow requests yet"
-	whyRetention     = "quorumd keeps the newest 3 snapshot files and releases WAL segments behind each snapshot (server/storage.go)"
-	whyNoDefrag      = "quorumd has no bbolt file to defragment (Defragment answers Unimplemented)"
-	whyRaftHTTP      = "quorumd's peer transport (server/transport_stream.go) is not etcd's rafthttp and keeps its own timeouts"
+	whyDiscovery = "discovery is not implemented in quorumd: list the members in --initial-cluster"
+	whyBolt      = "bbolt tuning: quorumd's keyspace is not a bbolt file (server/mvcc keeps it in memory, durable through the WAL and snapshots)"
+	whyNoLease   = "quorumd has no lease checkpoints: a new leader extends every TTL instead (etcd's behaviour with checkpoints off)"
+	whyTracing   = "distributed tracing is not implemented in quorumd"
+	whyTraceOnly = "used by etcd only with --enable-distributed-tracing, which quorumd refuses"
+	whyStatic    = "quorumd's membership is static (MemberAdd/Remove/Promote answer Unimplemented)"
+	whyNoSlowLog = "quorumd does not log slow requests yet"
+	whyRetention = "quorumd keeps the newest 3 snapshot files and releases WAL segments behind each snapshot (server/storage.go)"
+	whyNoDefrag  = "quorumd has no bbolt file to defragment (Defragment answers Unimplemented)"
+	whyRaftHTTP  = "quorumd's peer transport (server/transport_stream.go) is not etcd's rafthttp and keeps its own timeouts"
 )
 
 // flagTable lists every flag of etcd 3.6.16 (embed.Config's AddFlags and
@@ -105,7 +104,7 @@ var etcdFlags = []flagInfo{
 	{Name: "enable-grpc-gateway", Class: noEffect, Reason: "quorumd serves no grpc-gateway (JSON over HTTP, /v3/...): clients use gRPC; turning it off changes nothing", value: func(c *embed.Config) any { return c.EnableGRPCGateway }},
 	{Name: "raft-read-timeout", Class: noEffect, Reason: whyRaftHTTP, value: func(*embed.Config) any { return rafthttp.ConnReadTimeout }},
 	{Name: "raft-write-timeout", Class: noEffect, Reason: whyRaftHTTP, value: func(*embed.Config) any { return rafthttp.ConnWriteTimeout }},
-	{Name: "feature-gates", Class: noEffect, Reason: "InitialCorruptCheck is honoured, as etcd (server/corrupt.go); none of etcd's other feature gates (CompactHashCheck, LeaseCheckpoint, LeaseCheckpointPersist, SetMemberLocalAddr, StopGRPCServiceOnDefrag, TxnModeWriteWithSharedBuffer) has a counterpart in quorumd yet", value: featureGatesSet},
+	{Name: "feature-gates", Class: noEffect, Reason: "InitialCorruptCheck and CompactHashCheck are honoured, as etcd (server/corrupt.go); none of etcd's other feature gates (LeaseCheckpoint, LeaseCheckpointPersist, SetMemberLocalAddr, StopGRPCServiceOnDefrag, TxnModeWriteWithSharedBuffer) has a counterpart in quorumd yet", value: featureGatesSet},
 
 	// Clustering
 	{Name: "initial-advertise-peer-urls", Class: asEtcd},
@@ -207,9 +206,9 @@ var etcdFlags = []flagInfo{
 	{Name: "experimental-initial-corrupt-check", Class: asEtcd, Reason: "the InitialCorruptCheck feature gate: a restarting member compares its HashKV with its peers' before serving and refuses to start on a mismatch (server/corrupt.go)"},
 	{Name: "experimental-corrupt-check-time", Class: asEtcd, Reason: "mapped onto --corrupt-check-time, as etcd"},
 	{Name: "corrupt-check-time", Class: asEtcd, Reason: "the leader compares every member's HashKV at this interval and raises the CORRUPT alarm on a mismatch (server/corrupt.go)"},
-	{Name: "experimental-compact-hash-check-enabled", Class: noEffect, Reason: whyNoCompactHash, value: func(c *embed.Config) any { return c.ExperimentalCompactHashCheckEnabled }},
-	{Name: "experimental-compact-hash-check-time", Class: noEffect, Reason: whyNoCompactHash, value: func(c *embed.Config) any { return c.ExperimentalCompactHashCheckTime }},
-	{Name: "compact-hash-check-time", Class: noEffect, Reason: whyNoCompactHash, value: func(c *embed.Config) any { return c.CompactHashCheckTime }},
+	{Name: "experimental-compact-hash-check-enabled", Class: asEtcd, Reason: "the CompactHashCheck feature gate: the leader compares the hashes members stored at their compactions and raises CORRUPT for the odd ones out (server/corrupt.go)"},
+	{Name: "experimental-compact-hash-check-time", Class: asEtcd, Reason: "mapped onto --compact-hash-check-time, as etcd"},
+	{Name: "compact-hash-check-time", Class: asEtcd, Reason: "how often the leader runs the compaction hash check (with CompactHashCheck)"},
 	{Name: "experimental-enable-lease-checkpoint", Class: noEffect, Reason: whyNoLease, value: func(c *embed.Config) any { return c.ExperimentalEnableLeaseCheckpoint }},
 	{Name: "experimental-enable-lease-checkpoint-persist", Class: noEffect, Reason: whyNoLease, value: func(c *embed.Config) any { return c.ExperimentalEnableLeaseCheckpointPersist }},
 	{Name: "experimental-compaction-batch-limit", Class: noEffect, Reason: "quorumd compacts its in-memory keyspace in one step", value: func(c *embed.Config) any { return c.ExperimentalCompactionBatchLimit }},
@@ -321,7 +320,7 @@ func featureGatesSet(c *embed.Config) any {
 }
 
 // honouredGates are the feature gates quorumd implements as etcd.
-var honouredGates = map[featuregate.Feature]bool{features.InitialCorruptCheck: true}
+var honouredGates = map[featuregate.Feature]bool{features.InitialCorruptCheck: true, features.CompactHashCheck: true}
 
 func sortedKeys(m map[string]struct{}) string {
 	ks := make([]string, 0, len(m))

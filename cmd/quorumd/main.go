@@ -187,6 +187,8 @@ func serverConfig(ec *embed.Config, lg *zap.Logger) (*server.Config, error) {
 	}
 	c.InitialCorruptCheck = ec.ServerFeatureGate.Enabled(features.InitialCorruptCheck)
 	c.CorruptCheckTime = ec.CorruptCheckTime
+	c.CompactHashCheck = ec.ServerFeatureGate.Enabled(features.CompactHashCheck)
+	c.CompactHashCheckTime = ec.CompactHashCheckTime
 	c.EnablePprof = ec.EnablePprof
 	c.Metrics = ec.Metrics
 	c.DisablePreVote = !ec.PreVote
