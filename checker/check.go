@@ -20,6 +20,7 @@ import (
 	"github.com/quorum-kv/quorum/checker/elle"
 	"github.com/quorum-kv/quorum/checker/lease"
 	"github.com/quorum-kv/quorum/checker/lock"
+	"github.com/quorum-kv/quorum/checker/logscan"
 	"github.com/quorum-kv/quorum/checker/watch"
 	"github.com/quorum-kv/quorum/history"
 )
@@ -83,6 +84,9 @@ type Result struct {
 	// Lease is checker/lease's result for the lease workload.
 	Lease      *lease.Result     `json:"lease,omitempty"`
 	FinalReads *FinalReadsResult `json:"final_reads,omitempty"`
+	// Logs is the scan of the members' logs (AddLogScan), when the run
+	// had them.
+	Logs *logscan.Result `json:"logs,omitempty"`
 
 	// Counts holds, per operation name (F), how many operations ended
 	// ok, fail or info (info includes those that never completed).
@@ -209,4 +213,14 @@ func checkWatch(events []history.Event) *watch.Result {
 	}
 	r := watch.Check(h)
 	return &r
+}
+
+// AddLogScan records the scan of the run's member logs: a panic, fatal
+// error or data race in them makes the run invalid whatever the history
+// shows; logs that could not be read change nothing.
+func (r *Result) AddLogScan(ls *logscan.Result) {
+	r.Logs = ls
+	if ls != nil && ls.Verdict == Invalid {
+		r.Verdict = Invalid
+	}
 }

@@ -73,6 +73,11 @@ type StartConfig struct {
 	Logger *slog.Logger
 	// MemberSettings are the members' flags, environment and stop grace.
 	MemberSettings
+	// DiskFaults puts the members' data on a file system that keeps what
+	// they write in memory until they fsync it (cluster/lazyfs), so that
+	// the cluster implements DiskFaulter. The local backend does it (it
+	// needs FUSE: /dev/fuse and root); others refuse.
+	DiskFaults bool
 }
 
 // MemberSettings are the settings of every member of a cluster that the

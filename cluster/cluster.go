@@ -160,6 +160,32 @@ type LinkShaper interface {
 	SetLatency(ctx context.Context, links []Link, delay, jitter time.Duration) error
 }
 
+// DiskFaulter is implemented by clusters whose members' disks can lose
+// what was written but not fsynced, as a power cut does.
+type DiskFaulter interface {
+	// LoseUnsynced throws away every write of the named member's process
+	// that it had not fsynced; the member must be stopped (killed). It
+	// returns a description of what was lost.
+	LoseUnsynced(ctx context.Context, name string) (string, error)
+}
+
+// DataDirer is implemented by nodes whose data directory is on this
+// machine's file system, so that a nemesis can corrupt its files while
+// the member is stopped.
+type DataDirer interface {
+	DataDir() string
+}
+
+// LossShaper is implemented by clusters that can lose traffic on links.
+type LossShaper interface {
+	// SetLoss makes traffic on the named links, in both directions, lost
+	// with probability p, as packet loss under TCP looks to its ends:
+	// stalls of a retransmission timeout, growing on consecutive losses,
+	// never reordered or corrupted bytes. p == 0 removes the loss; links
+	// not named keep theirs.
+	SetLoss(ctx context.Context, links []Link, p float64) error
+}
+
 // ValidateLinks checks that every link joins two distinct known nodes and
 // returns the links normalized (Key) with duplicates removed, in input order.
 func ValidateLinks(c Cluster, links []Link) ([]Link, error) {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/quorum-kv/quorum/checker"
+	"github.com/quorum-kv/quorum/checker/logscan"
 	"github.com/quorum-kv/quorum/cluster"
 	"github.com/quorum-kv/quorum/history"
 	"github.com/quorum-kv/quorum/nemesis"
@@ -198,6 +199,7 @@ func Run(ctx context.Context, cfg Config, backend cluster.Backend) (*Outcome, er
 	t0 := now()
 	c, err := backend.Start(ctx, cluster.StartConfig{
 		Server: cfg.Server, Size: cfg.Nodes, Dir: dir, Seed: uint64(seed), Logger: lg, MemberSettings: cfg.Members,
+		DiskFaults: nemesis.NeedsDiskFaults(cfg.Nemeses),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start cluster: %w (member logs in %s)", err, filepath.Join(dir, rundir.LogsDir))
@@ -286,6 +288,7 @@ func Run(ctx context.Context, cfg Config, backend cluster.Backend) (*Outcome, er
 	say(cfg.Progress, "checking %d events (limit %v)...", len(events), cfg.CheckTimeout)
 	checkStart := now()
 	res := checker.Check(ctx, events, checker.Options{Workload: cfg.Workload.Workload, Timeout: cfg.CheckTimeout, VisualizeDir: dir})
+	res.AddLogScan(logscan.ScanDir(filepath.Join(dir, rundir.LogsDir)))
 	checkDur := now().Sub(checkStart)
 
 	wconf, _ := reports.ConfigOf(wcfg)

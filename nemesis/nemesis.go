@@ -76,6 +76,10 @@ type Fault struct {
 	// Shaped are the links given latency, with Delay and Jitter.
 	Shaped        []cluster.Link
 	Delay, Jitter time.Duration
+	// Loss is the loss probability the drop nemesis set on Shaped.
+	Loss float64
+	// File is the file a corruption fault damaged.
+	File string
 	// Note is free text for a human: the ring order, or why the leader
 	// could not be targeted and a random member was chosen instead.
 	Note string
@@ -98,7 +102,9 @@ func (f Fault) String() string {
 	if len(f.Cut) > 0 {
 		parts = append(parts, "cut="+joinLinks(f.Cut))
 	}
-	if len(f.Shaped) > 0 {
+	if len(f.Shaped) > 0 && f.Loss > 0 {
+		parts = append(parts, fmt.Sprintf("loss=%g on %d links", f.Loss, len(f.Shaped)))
+	} else if len(f.Shaped) > 0 {
 		parts = append(parts, fmt.Sprintf("latency=%v+[0,%v) on %d links", f.Delay, f.Jitter, len(f.Shaped)))
 	}
 	if f.Note != "" {
@@ -154,11 +160,14 @@ type Options struct {
 	// Delay and Jitter of the latency nemesis: each byte is delayed by
 	// Delay plus a random extra in [0, Jitter). Default 50ms and 50ms.
 	Delay, Jitter time.Duration
+	// Loss of the drop nemesis: the probability that a chunk of traffic
+	// on a link is lost (and retransmitted after a timeout). Default 0.1.
+	Loss float64
 }
 
 // DefaultOptions returns the defaults, without a Rand.
 func DefaultOptions() Options {
-	return Options{LeaderTimeout: 5 * time.Second, Delay: 50 * time.Millisecond, Jitter: 50 * time.Millisecond}
+	return Options{LeaderTimeout: 5 * time.Second, Delay: 50 * time.Millisecond, Jitter: 50 * time.Millisecond, Loss: 0.1}
 }
 
 // Validate names the first bad field.
@@ -170,6 +179,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("nemesis options: LeaderTimeout %v must be positive", o.LeaderTimeout)
 	case o.Delay < 0 || o.Jitter < 0:
 		return fmt.Errorf("nemesis options: Delay %v and Jitter %v must not be negative", o.Delay, o.Jitter)
+	case o.Loss <= 0 || o.Loss >= 1:
+		return fmt.Errorf("nemesis options: Loss %v must be in (0, 1)", o.Loss)
 	case o.Delay == 0 && o.Jitter == 0:
 		return errors.New("nemesis options: Delay and Jitter are both 0, the latency fault would do nothing")
 	}

@@ -435,12 +435,41 @@ func TestParse(t *testing.T) {
 
 func TestEveryListedNameBuildsTheNemesisOfThatName(t *testing.T) {
 	names := Names()
-	if names[0] != None || len(names) != 19 {
+	if names[0] != None || len(names) != 25 {
 		t.Fatalf("Names() = %v", names)
 	}
 	for _, name := range names[1:] {
 		if n := mustNew(t, name, opts(1)); n.Name() != name {
 			t.Errorf("New(%q).Name() = %q", name, n.Name())
 		}
+	}
+}
+
+func TestDropMakesEveryLinkLossyAndHealRestoresIt(t *testing.T) {
+	c := fake.New(3)
+	o := opts(1)
+	o.Loss = 0.25
+	n := mustNew(t, "drop", o)
+	f, err := n.Inject(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loss := c.Loss()
+	if len(loss) != 3 || f.Loss != 0.25 || len(f.Shaped) != 3 {
+		t.Fatalf("fault %+v, loss %v", f, loss)
+	}
+	for l, p := range loss {
+		if p != 0.25 {
+			t.Errorf("link %s loss %v", l, p)
+		}
+	}
+	if !strings.Contains(f.String(), "loss=0.25 on 3 links") {
+		t.Errorf("fault reads %q", f.String())
+	}
+	if err := n.Heal(context.Background(), c, f); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Loss()) != 0 {
+		t.Fatalf("loss left after heal: %v", c.Loss())
 	}
 }

@@ -31,6 +31,12 @@ var registry = []struct {
 	{"isolate-minority", func(o Options) Nemesis { return &isolateNemesis{opts: o} }},
 	{"isolate-majority", func(o Options) Nemesis { return &isolateNemesis{majority: true, opts: o} }},
 	{"latency", func(o Options) Nemesis { return &latencyNemesis{opts: o} }},
+	{"drop", func(o Options) Nemesis { return &dropNemesis{opts: o} }},
+	{"kill-lose-unfsynced", func(o Options) Nemesis { return &loseNemesis{opts: o} }},
+	{"kill-all-lose-unfsynced", func(o Options) Nemesis { return &loseNemesis{all: true, opts: o} }},
+	{"bitflip-wal", func(o Options) Nemesis { return &corruptNemesis{c: corruptions["bitflip-wal"], opts: o} }},
+	{"truncate-wal", func(o Options) Nemesis { return &corruptNemesis{c: corruptions["truncate-wal"], opts: o} }},
+	{"bitflip-snap", func(o Options) Nemesis { return &corruptNemesis{c: corruptions["bitflip-snap"], opts: o} }},
 }
 
 func process(op processOp, t target) func(Options) Nemesis {

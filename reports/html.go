@@ -165,6 +165,9 @@ func verdictReasons(r checker.Result) []string {
 	if r.Reason != "" {
 		out = append(out, r.Reason)
 	}
+	if r.Logs != nil && r.Logs.Verdict == checker.Invalid {
+		out = append(out, r.Logs.String())
+	}
 	if l := r.Linearizability; l != nil {
 		switch l.Verdict {
 		case checker.Valid:

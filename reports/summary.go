@@ -41,3 +41,7 @@ func FormatSummary(res Results) string {
 	}
 	return b.String()
 }
+
+// VerdictReasons are the lines that explain a check's verdict, as the
+// summary and the report give them.
+func VerdictReasons(r checker.Result) []string { return verdictReasons(r) }

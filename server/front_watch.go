@@ -18,6 +18,7 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 
+	"github.com/quorum-kv/quorum/server/bugzoo"
 	"github.com/quorum-kv/quorum/server/watch"
 )
 
@@ -384,6 +385,9 @@ func (sws *serverWatchStream) send(wr *pb.WatchResponse) error {
 	sws.mu.RLock()
 	fragmented := sws.fragment[watch.WatchID(wr.WatchId)]
 	sws.mu.RUnlock()
+	if bugzoo.Enabled(bugzoo.DropWatchEvent) || bugzoo.Enabled(bugzoo.SplitWatchRevision) {
+		return zooWatchSend(wr, sws.gRPCStream.Send)
+	}
 	if !fragmented {
 		return sws.gRPCStream.Send(wr)
 	}

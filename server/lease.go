@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorum-kv/quorum/server/bugzoo"
 	"github.com/quorum-kv/quorum/server/mvcc"
 )
 
@@ -211,6 +212,9 @@ func (le *lessor) promote(now time.Time, extend time.Duration) {
 	le.primary = true
 	for _, l := range le.leases {
 		l.expiry = now.Add(extend + time.Duration(l.ttl)*time.Second)
+		if bugzoo.Enabled(bugzoo.EarlyLeaseExpiry) {
+			l.expiry = now
+		}
 		l.retry = time.Time{}
 	}
 }

@@ -13,6 +13,8 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/membershippb"
+
+	"github.com/quorum-kv/quorum/server/bugzoo"
 )
 
 // propose replicates r through Raft and waits until this member has applied
@@ -61,6 +63,10 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (applyR
 			return applyResult{}, rpctypes.ErrGRPCStopped
 		}
 		return applyResult{}, contextError(ctx, leaderChanged)
+	}
+	if bugzoo.Enabled(bugzoo.AckBeforeCommit) && r.Put != nil {
+		s.wait.cancel(id)
+		return applyResult{resp: &pb.PutResponse{}, rev: s.readView().view.Rev()}, nil
 	}
 	select {
 	case res := <-ch:

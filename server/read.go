@@ -9,6 +9,8 @@ import (
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/raft/v3"
+
+	"github.com/quorum-kv/quorum/server/bugzoo"
 )
 
 // The read loop: linearizable reads in batches, one ReadIndex round per
@@ -20,6 +22,9 @@ import (
 // committed before the call, established through a ReadIndex round with the
 // leader. Concurrent callers share one round.
 func (s *Server) linearizableReadNotify(ctx context.Context) error {
+	if bugzoo.Enabled(bugzoo.StaleRead) {
+		return nil
+	}
 	s.readMu.RLock()
 	nc := s.readNotify
 	s.readMu.RUnlock()
@@ -57,6 +62,10 @@ func (s *Server) readLoop() {
 		if err != nil {
 			s.metrics.readIndexFailed.Inc()
 			nr.notify(err)
+			continue
+		}
+		if bugzoo.Enabled(bugzoo.ReadBeforeApply) {
+			nr.notify(nil)
 			continue
 		}
 		select {

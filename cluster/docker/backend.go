@@ -3,6 +3,7 @@ package docker
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -45,6 +46,9 @@ func (b *Backend) Name() string { return "docker" }
 func (b *Backend) Start(ctx context.Context, sc cluster.StartConfig) (cluster.Cluster, error) {
 	if err := sc.Validate(); err != nil {
 		return nil, fmt.Errorf("docker backend: %w", err)
+	}
+	if sc.DiskFaults {
+		return nil, errors.New("docker backend: cannot lose members' unsynced writes (the *-lose-unfsynced nemeses): that needs each container's data directory on a FUSE mount (cluster/lazyfs) in the container, with /dev/fuse and SYS_ADMIN; use --backend local")
 	}
 	eng, err := b.engine(ctx, sc)
 	if err != nil {

@@ -36,7 +36,8 @@ type Call struct {
 	Links  []cluster.Link
 	Delay  time.Duration
 	Jitter time.Duration
-	Err    error // what the call returned
+	Loss   float64 // for "loss"
+	Err    error   // what the call returned
 }
 
 // String renders the call compactly, e.g. "kill n1", "partition [n1-n2]".
@@ -81,6 +82,7 @@ type Cluster struct {
 	calls    []Call
 	cut      map[cluster.Link]bool
 	shape    map[cluster.Link]Shaping
+	loss     map[cluster.Link]float64 // SetLoss; nil until the first call
 	leader   string
 	closed   bool
 	injected map[failKey][]injection
@@ -312,6 +314,7 @@ func (c *Cluster) Close(ctx context.Context) error {
 	}
 	c.cut = map[cluster.Link]bool{}
 	c.shape = map[cluster.Link]Shaping{}
+	c.loss = nil
 	return c.record(Call{Op: "close", Err: err})
 }
 
@@ -392,6 +395,7 @@ type Node struct {
 	name  string
 	state cluster.State // guarded by c.mu
 	wipes int           // guarded by c.mu
+	dir   string        // SetDataDirs; guarded by c.mu
 }
 
 func (n *Node) Name() string      { return n.name }

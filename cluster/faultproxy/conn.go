@@ -276,6 +276,7 @@ func (c *conn) pump(up bool, r net.Conn, initial []byte) {
 	}()
 
 	var lastDue time.Time
+	losses := 0 // consecutive lost chunks, for the backoff
 	buf := make([]byte, chunkSize)
 	b := initial
 	var rerr error
@@ -303,6 +304,12 @@ func (c *conn) pump(up bool, r net.Conn, initial []byte) {
 			d := sh.delay
 			if sh.jitter > 0 {
 				d += time.Duration(rng.Int64N(int64(sh.jitter)))
+			}
+			if sh.loss > 0 && rng.Float64() < sh.loss {
+				d += min(minRTO<<min(losses, 8), maxRTO)
+				losses++
+			} else {
+				losses = 0
 			}
 			due = time.Now().Add(d)
 			if due.Before(lastDue) {

@@ -156,7 +156,15 @@ type LinkStats struct {
 
 type counters struct{ fwd, drop, conns atomic.Uint64 }
 
-type shaping struct{ delay, jitter time.Duration }
+// shaping is a link's delay, jitter and loss: each chunk is lost with
+// probability loss and then delivered only after a retransmission
+// timeout, as TCP delivers a dropped segment.
+type shaping struct {
+	delay, jitter time.Duration
+	loss          float64
+}
+
+func (s shaping) zero() bool { return s.delay == 0 && s.jitter == 0 && s.loss == 0 }
 
 // policy is an immutable snapshot of the faults in force. Writers (under
 // Network.mu) install a new snapshot and close the old one's changed channel.
@@ -355,14 +363,53 @@ func (n *Network) SetLatency(links []cluster.Link, delay, jitter time.Duration) 
 	}
 	n.update(func(p *policy) {
 		for _, l := range ls {
-			if delay == 0 && jitter == 0 {
+			sh := p.shape[l]
+			sh.delay, sh.jitter = delay, jitter
+			if sh.zero() {
 				delete(p.shape, l)
 			} else {
-				p.shape[l] = shaping{delay: delay, jitter: jitter}
+				p.shape[l] = sh
 			}
 		}
 	})
 	n.log.Info("faultproxy: latency", "links", linkNames(ls), "delay", delay, "jitter", jitter)
+	return nil
+}
+
+// Retransmission timeouts of a lost chunk: the first loss holds the chunk
+// (and, to keep byte order, everything behind it) for minRTO, each
+// further loss in a row doubles it, up to maxRTO, as TCP's exponential
+// backoff (RFC 6298's 1 s minimum is Linux's 200 ms here).
+const (
+	minRTO = 200 * time.Millisecond
+	maxRTO = 3200 * time.Millisecond
+)
+
+// SetLoss makes each chunk read on the given links, in both directions,
+// lost with probability p (0 removes the loss): a lost chunk is delivered
+// after a retransmission timeout (minRTO, doubling on consecutive losses),
+// so the stream stalls as a TCP connection over a lossy link does, bytes
+// never reordered or corrupted. Delay and jitter stay as they are.
+func (n *Network) SetLoss(links []cluster.Link, p float64) error {
+	if p < 0 || p >= 1 {
+		return fmt.Errorf("faultproxy: loss probability %v: want 0 <= p < 1", p)
+	}
+	ls, err := n.checkLinks(links)
+	if err != nil {
+		return err
+	}
+	n.update(func(pol *policy) {
+		for _, l := range ls {
+			sh := pol.shape[l]
+			sh.loss = p
+			if sh.zero() {
+				delete(pol.shape, l)
+			} else {
+				pol.shape[l] = sh
+			}
+		}
+	})
+	n.log.Info("faultproxy: loss", "links", linkNames(ls), "probability", p)
 	return nil
 }
 

@@ -396,3 +396,49 @@ func TestConfigValidateNamesBadField(t *testing.T) {
 		}
 	}
 }
+
+// A lossy link stalls the stream by retransmission timeouts but delivers
+// every byte in order; removing the loss removes the stalls, and latency
+// set on the same link is kept and removed independently.
+func TestLossStallsWithoutLosingBytes(t *testing.T) {
+	tn := newTestNet(t, "n1", "n2")
+	c := tn.dialAs(t, "n2", peerHeaders(tn, "n1", 1))
+	link := []cluster.Link{{A: "n1", B: "n2"}}
+	if err := tn.SetLoss(link, 1); err == nil {
+		t.Fatal("SetLoss accepted p = 1")
+	}
+	if err := tn.SetLoss(link, 0.5); err != nil {
+		t.Fatal(err)
+	}
+	var want bytes.Buffer
+	start := time.Now()
+	for i := range 20 {
+		msg := fmt.Sprintf("<%03d>", i)
+		want.WriteString(msg)
+		if _, err := c.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond) // one chunk each
+	}
+	got := mustRead(t, c, want.Len())
+	if elapsed := time.Since(start); elapsed < minRTO {
+		t.Errorf("20 chunks each way at loss 0.5 took %v, want at least one retransmission timeout (%v)", elapsed, minRTO)
+	}
+	if !bytes.Equal(got, want.Bytes()) {
+		t.Fatalf("bytes reordered or altered:\n got %q\nwant %q", got, want.Bytes())
+	}
+	if err := tn.SetLatency(link, time.Millisecond, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := tn.SetLoss(link, 0); err != nil {
+		t.Fatal(err)
+	}
+	if sh := tn.pol.Load().shape[link[0].Key()]; sh.loss != 0 || sh.delay != time.Millisecond {
+		t.Fatalf("after removing the loss the link is shaped %+v, want only its 1ms delay", sh)
+	}
+	tn.SetLatency(link, 0, 0)
+	if _, ok := tn.pol.Load().shape[link[0].Key()]; ok {
+		t.Fatal("shaping left after removing loss and latency")
+	}
+	roundTrip(t, c, "lossless")
+}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/quorum-kv/quorum/cluster"
 	"github.com/quorum-kv/quorum/cluster/faultproxy"
+	"github.com/quorum-kv/quorum/cluster/lazyfs"
 	"github.com/quorum-kv/quorum/rundir"
 )
 
@@ -27,6 +28,9 @@ type Cluster struct {
 	net   *faultproxy.Network
 	ports *portSet    // held until Close
 	tls   *tls.Config // clients' TLS configuration; nil without TLS
+	// disk is the lazy file system the data directory is mounted on
+	// (StartConfig.DiskFaults); nil without.
+	disk *lazyfs.FS
 
 	closeOnce sync.Once
 	closeErr  error
@@ -74,12 +78,19 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 			return nil, err
 		}
 	}
+	disk, err := mountDisk(cfg)
+	if err != nil {
+		return nil, err
+	}
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5eed_0f_9075))
 	const attempts = 3
 	for attempt := 1; ; attempt++ {
-		c, err := newCluster(ctx, cfg, binary, rng, sec)
+		c, err := newCluster(ctx, cfg, binary, rng, sec, disk)
 		if err == nil {
 			return c, nil
+		}
+		if attempt == attempts || !errors.Is(err, errPortTaken) || ctx.Err() != nil {
+			unmountDisk(disk, cfg)
 		}
 		if attempt == attempts || !errors.Is(err, errPortTaken) || ctx.Err() != nil {
 			return nil, err
@@ -100,7 +111,7 @@ var errPortTaken = errors.New("member port taken")
 func memberName(i int) string { return "n" + strconv.Itoa(i+1) }
 
 // newCluster makes one attempt at starting the cluster, on ports from rng.
-func newCluster(ctx context.Context, cfg Config, binary string, rng *rand.Rand, sec *security) (*Cluster, error) {
+func newCluster(ctx context.Context, cfg Config, binary string, rng *rand.Rand, sec *security, disk *lazyfs.FS) (*Cluster, error) {
 	// Member ports are picked below the kernel's ephemeral range, so that
 	// neither the proxies' ":0" listeners nor any outgoing connection's
 	// source port can take one between the pick and the member's bind.
@@ -154,6 +165,8 @@ func newCluster(ctx context.Context, cfg Config, binary string, rng *rand.Rand, 
 		c.Close(ctx)
 		return nil, err
 	}
+	// Only now: a failed attempt's Close must leave the mount to the next.
+	c.disk = disk
 	return c, nil
 }
 
@@ -312,6 +325,7 @@ func (c *Cluster) Close(ctx context.Context) error {
 			}()
 		}
 		wg.Wait()
+		unmountDisk(c.disk, c.cfg)
 		c.net.Heal()
 		errs[len(c.nodes)] = c.net.Close()
 		c.ports.release()

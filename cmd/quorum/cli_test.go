@@ -137,6 +137,7 @@ func TestReproduceMakesTheSeedExplicitAndLast(t *testing.T) {
 		{[]string{"quorum", "test", "--seed=3", "--time-limit", "10s"}, "quorum test --time-limit 10s --seed=7"},
 		{[]string{"quorum", "test", "--seed=1", "--seed", "2", "--nodes=3"}, "quorum test --nodes=3 --seed=7"},
 		{[]string{"quorum", "test", "--seedling", "x"}, "quorum test --seedling x --seed=7"},
+		{[]string{"quorum", "test", "--test-count", "20", "--nodes=5", "--test-count=3"}, "quorum test --nodes=5 --seed=7"},
 	}
 	for _, tt := range tests {
 		if got := reproduce(tt.args, 7); got != tt.want {

@@ -28,6 +28,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/quorum-kv/quorum/checker"
+	"github.com/quorum-kv/quorum/checker/logscan"
 	"github.com/quorum-kv/quorum/cluster"
 	"github.com/quorum-kv/quorum/harness"
 	"github.com/quorum-kv/quorum/history"
@@ -83,7 +84,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newTestCmd(stdout, stderr), newCheckCmd(stdout), newReportCmd(stdout), newBenchCmd(stdout, stderr), newCertsCmd(stdout))
+	root.AddCommand(newTestCmd(stdout, stderr), newCheckCmd(stdout), newReportCmd(stdout), newBenchCmd(stdout, stderr), newCertsCmd(stdout), newServeCmd(stdout), newZooCmd(stdout, stderr), newTestAllCmd(stdout, stderr))
 	return root
 }
 
@@ -98,6 +99,7 @@ func newTestCmd(stdout, stderr io.Writer) *cobra.Command {
 		seed         int64
 		seedSet      bool
 		mix          string
+		testCount    int
 	)
 	cmd := &cobra.Command{
 		Use:   "test",
@@ -139,13 +141,38 @@ Exit code: 0 valid, 1 invalid, 2 unknown or harness error.`,
 				return &exitError{2, err}
 			}
 			cfg.Server.TLS = tlsOn
-			out, err := harness.Run(cmd.Context(), cfg, backend)
-			if err != nil {
-				return &exitError{2, err}
+			if testCount < 1 {
+				return &exitError{2, fmt.Errorf("--test-count %d: want at least 1", testCount)}
 			}
-			fmt.Fprint(stdout, reports.FormatSummary(out.Results))
-			if code := out.Results.Check.Verdict.ExitCode(); code != 0 {
-				return &exitError{code: code}
+			// --test-count N: N runs with seeds seed, seed+1, ...; the
+			// first run that is not valid ends the series, its seed and
+			// directory printed for a rerun.
+			counts := map[checker.Verdict]int{}
+			for i := 0; i < testCount; i++ {
+				cfg.Seed = seed + int64(i)
+				cfg.Command = reproduce(os.Args, cfg.Seed)
+				if testCount > 1 {
+					fmt.Fprintf(stdout, "run %d of %d, seed %d\n", i+1, testCount, cfg.Seed)
+				}
+				out, err := harness.Run(cmd.Context(), cfg, backend)
+				if err != nil {
+					return &exitError{2, err}
+				}
+				fmt.Fprint(stdout, reports.FormatSummary(out.Results))
+				v := out.Results.Check.Verdict
+				counts[v]++
+				if v != checker.Valid {
+					if testCount > 1 {
+						fmt.Fprintf(stdout, "run %d of %d is %s: seed %d, %s\nrerun: %s\n", i+1, testCount, v, cfg.Seed, out.Dir, cfg.Command)
+					}
+					return &exitError{code: v.ExitCode()}
+				}
+				if cmd.Context().Err() != nil {
+					return &exitError{2, cmd.Context().Err()}
+				}
+			}
+			if testCount > 1 {
+				fmt.Fprintf(stdout, "%d of %d runs valid (seeds %d..%d)\n", counts[checker.Valid], testCount, seed, seed+int64(testCount)-1)
 			}
 			return nil
 		},
@@ -176,6 +203,7 @@ Exit code: 0 valid, 1 invalid, 2 unknown or harness error.`,
 	f.StringVar(&backendName, "backend", "local", "where members run: local (processes on loopback) or docker (containers on a Docker network of the run's own; nothing is pulled)")
 	f.StringVar(&image, "image", "", "with --backend docker: a server image already in the engine (its entrypoint takes etcd's flags); default: quorumd, or --server-binary, in a locally built FROM scratch image")
 	f.StringVar(&logLevel, "log-level", "warn", "harness log level: debug, info, warn, error")
+	f.IntVar(&testCount, "test-count", 1, "run the test N times, with seeds --seed, --seed+1, ...; the first run that is not valid stops the series and its seed is printed")
 	return cmd
 }
 
@@ -201,6 +229,9 @@ Exit code: 0 valid, 1 invalid, 2 unknown or error.`,
 				return &exitError{2, err}
 			}
 			res := checker.Check(cmd.Context(), events, checker.Options{Workload: workload, Timeout: timeout, VisualizeDir: dir})
+			if _, err := os.Stat(filepath.Join(dir, rundir.LogsDir)); err == nil {
+				res.AddLogScan(logscan.ScanDir(filepath.Join(dir, rundir.LogsDir)))
+			}
 			fmt.Fprintf(stdout, "%s: %s (%d events)\n", dir, res.Verdict, len(events))
 			if res.Reason != "" {
 				fmt.Fprintf(stdout, "reason: %s\n", res.Reason)
@@ -287,7 +318,8 @@ func parseMix(s string, m *workloads.Mix) error {
 	return nil
 }
 
-// reproduce is the command line with the seed made explicit.
+// reproduce is the command line of one run: the seed made explicit,
+// --test-count dropped.
 func reproduce(args []string, seed int64) string {
 	var out []string
 	out = append(out, "quorum")
@@ -297,11 +329,11 @@ func reproduce(args []string, seed int64) string {
 			skip = false
 			continue
 		}
-		if a == "--seed" {
+		if a == "--seed" || a == "--test-count" {
 			skip = true
 			continue
 		}
-		if strings.HasPrefix(a, "--seed=") {
+		if strings.HasPrefix(a, "--seed=") || strings.HasPrefix(a, "--test-count=") {
 			continue
 		}
 		out = append(out, a)

@@ -157,6 +157,7 @@ func newConfig(environ []string, stdout, stderr io.Writer) *config {
 	for _, f := range ignoredFlags {
 		fs.Var(&flags.IgnoredFlag{Name: f}, f, "")
 	}
+	addZooFlags(fs)
 	return cfg
 }
 

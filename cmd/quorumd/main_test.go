@@ -413,3 +413,13 @@ func TestHelpListsEveryFlagWithItsClass(t *testing.T) {
 		}
 	}
 }
+
+// Only a -tags bugzoo build has --bugzoo: a normal quorumd refuses it as
+// the unknown flag it is.
+func TestNormalBuildRefusesBugzoo(t *testing.T) {
+	var stderr bytes.Buffer
+	_, _, code := configure([]string{"--bugzoo", "stale-read"}, nil, &bytes.Buffer{}, &stderr)
+	if code != 2 || !strings.Contains(stderr.String(), "bugzoo") {
+		t.Fatalf("exit %d, stderr %q; want exit 2 naming the unknown flag", code, stderr.String())
+	}
+}

@@ -14,6 +14,8 @@ import (
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/quorum-kv/quorum/server/bugzoo"
 )
 
 // Options tune a WAL. The zero value is not valid; start from DefaultOptions.
@@ -24,6 +26,10 @@ type Options struct {
 	// OnFsync, if set, is called with the duration of every fdatasync of a
 	// segment (from the goroutine calling Save), e.g. to feed a histogram.
 	OnFsync func(time.Duration)
+	// NoSync skips every fdatasync (etcd's --unsafe-no-fsync): a crash of
+	// the machine may then lose what Save reported durable. For tests and
+	// benchmarks that do not care about power loss only.
+	NoSync bool
 }
 
 // DefaultOptions returns 64 MiB segments and no fsync hook.
@@ -207,6 +213,9 @@ func OpenWithOptions(dir string, lg *slog.Logger, opts Options) (*WAL, Contents,
 		}
 		lock.Close()
 		return nil, Contents{}, err
+	}
+	if bugzoo.Enabled(bugzoo.LoseLastWrite) {
+		c = loseLastEntries(c)
 	}
 	return w, c, nil
 }
@@ -521,6 +530,9 @@ func (w *WAL) write(buf []byte, sync bool) error {
 }
 
 func (w *WAL) sync(f *os.File) error {
+	if w.opts.NoSync || bugzoo.Enabled(bugzoo.SkipFsync) {
+		return nil
+	}
 	if w.opts.OnFsync == nil {
 		return fdatasync(f)
 	}
@@ -584,7 +596,7 @@ func (w *WAL) Close() error {
 	defer w.mu.Unlock()
 	var errs []error
 	if w.f != nil {
-		if w.err == nil {
+		if w.err == nil && !w.opts.NoSync && !bugzoo.Enabled(bugzoo.SkipFsync) {
 			if err := fdatasync(w.f); err != nil {
 				errs = append(errs, fmt.Errorf("wal: close: fsync %s: %w", w.f.Name(), err))
 			}
@@ -625,3 +637,18 @@ func orDiscard(lg *slog.Logger) *slog.Logger {
 	}
 	return lg
 }
+
+// loseLastEntries is the bug zoo's lose-last-write: the newest entries
+// read back are dropped (up to zooLostEntries) and the commit index
+// clamped to what is left, as a WAL that trusted an unsynced tail would
+// restart.
+func loseLastEntries(c Contents) Contents {
+	n := min(len(c.Entries), zooLostEntries)
+	c.Entries = c.Entries[:len(c.Entries)-n]
+	if len(c.Entries) > 0 {
+		c.HardState.Commit = min(c.HardState.Commit, c.Entries[len(c.Entries)-1].Index)
+	}
+	return c
+}
+
+const zooLostEntries = 20
