@@ -79,7 +79,7 @@ func TestAlarmsAreReplicatedAndSurviveRestarts(t *testing.T) {
 		}
 	}
 	// ACTIVATE of NONE does nothing, as etcd's.
-	resp, err = mc.Alarm(ctx, &pb.AlarmRequest{Action: pb.AlarmRequest_ACTIVATE, MemberID: id, Alarm: pb.AlarmType_NONE})
+	resp, err = mc2.Alarm(ctx, &pb.AlarmRequest{Action: pb.AlarmRequest_ACTIVATE, MemberID: id, Alarm: pb.AlarmType_NONE})
 	if err != nil || len(resp.Alarms) != 0 {
 		t.Fatalf("activate NONE: %v %v", resp, err)
 	}
