@@ -13,6 +13,10 @@ type MemberFlags struct {
 	ListenPeerURL, AdvertisePeerURL     string
 	// InitialCluster is etcd's name=peerURL,... list.
 	InitialCluster, ClusterToken string
+	// InitialClusterState is "new" (the default when empty) for a member
+	// of a cluster being created, "existing" for one added to a running
+	// cluster (see Joiner).
+	InitialClusterState string
 	// HeartbeatInterval, ElectionTimeout and SnapshotCount are passed when
 	// positive; 0 keeps the server's default.
 	HeartbeatInterval, ElectionTimeout time.Duration
@@ -25,6 +29,10 @@ type MemberFlags struct {
 
 // Args returns the command line (without the program name).
 func (f MemberFlags) Args() []string {
+	state := f.InitialClusterState
+	if state == "" {
+		state = "new"
+	}
 	args := []string{
 		"--name", f.Name,
 		"--data-dir", f.DataDir,
@@ -34,7 +42,7 @@ func (f MemberFlags) Args() []string {
 		"--initial-advertise-peer-urls", f.AdvertisePeerURL,
 		"--initial-cluster", f.InitialCluster,
 		"--initial-cluster-token", f.ClusterToken,
-		"--initial-cluster-state", "new",
+		"--initial-cluster-state", state,
 	}
 	if f.HeartbeatInterval > 0 {
 		args = append(args, "--heartbeat-interval", strconv.FormatInt(f.HeartbeatInterval.Milliseconds(), 10))

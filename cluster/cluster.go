@@ -8,8 +8,8 @@
 // cluster/docker (containers on a network of the run's own) and
 // cluster/fake (in memory, for unit tests).
 //
-// Optional capabilities (Partitioner, LinkShaper, ProcessNode,
-// HealthWaiter, LeaderFinder) are separate small interfaces that callers
+// Optional capabilities (Partitioner, LinkShaper, ProcessNode, Joiner,
+// HealthWaiter, LeaderFinder, MembershipCluster) are separate small interfaces that callers
 // discover with a type assertion at run time, so a backend that cannot cut
 // links simply does not implement Partitioner.
 package cluster

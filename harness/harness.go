@@ -135,8 +135,14 @@ func (c *Config) Validate() error {
 	}
 	opts := nemesis.DefaultOptions()
 	opts.Rand = rand.New(rand.NewPCG(1, 1))
-	if _, err := nemesis.Parse(c.Nemeses, opts); err != nil {
+	nems, err := nemesis.Parse(c.Nemeses, opts)
+	if err != nil {
 		return fmt.Errorf("--nemesis: %w", err)
+	}
+	for _, n := range nems {
+		if n.Name() == "compact" && c.Workload.Workload == workloads.WorkloadWatch {
+			return errors.New("--nemesis compact cannot run with --workload watch: the watch checker's ground truth is a final watch from revision 1, which compaction removes")
+		}
 	}
 	return nil
 }
@@ -191,6 +197,7 @@ func Run(ctx context.Context, cfg Config, backend cluster.Backend) (*Outcome, er
 	rng := rand.New(rand.NewPCG(uint64(seed), uint64(seed)^0x9e3779b97f4a7c15))
 	nopts := nemesis.DefaultOptions()
 	nopts.Rand = rng
+	nopts.Dir = dir
 	nems, err := nemesis.Parse(cfg.Nemeses, nopts)
 	if err != nil {
 		return nil, fmt.Errorf("--nemesis: %w", err)
@@ -280,6 +287,10 @@ func Run(ctx context.Context, cfg Config, backend cluster.Backend) (*Outcome, er
 	if err := workloads.FinalReads(hctx, wcfg, targets, cfg.Dial, rec); err != nil {
 		lg.Warn("final reads", "err", err)
 	}
+	hashKV := checkHashKV(context.WithoutCancel(ctx), c, cfg.RecoveryTimeout)
+	if hashKV != nil {
+		say(cfg.Progress, "%s", hashKV.Line())
+	}
 
 	events := rec.Events()
 	if err := history.Save(filepath.Join(dir, rundir.HistoryFile), events); err != nil {
@@ -288,6 +299,7 @@ func Run(ctx context.Context, cfg Config, backend cluster.Backend) (*Outcome, er
 	say(cfg.Progress, "checking %d events (limit %v)...", len(events), cfg.CheckTimeout)
 	checkStart := now()
 	res := checker.Check(ctx, events, checker.Options{Workload: cfg.Workload.Workload, Timeout: cfg.CheckTimeout, VisualizeDir: dir})
+	res = reports.ApplyHashKV(res, hashKV)
 	res.AddLogScan(logscan.ScanDir(filepath.Join(dir, rundir.LogsDir)))
 	checkDur := now().Sub(checkStart)
 
@@ -303,7 +315,7 @@ func Run(ctx context.Context, cfg Config, backend cluster.Backend) (*Outcome, er
 				"cluster_start": clusterStart.String(), "recovered": recoverErr == nil},
 			Seed: seed, CheckTimeLimit: cfg.CheckTimeout, Command: cfg.Command,
 		},
-		Check: res, CheckDuration: checkDur, Dir: dir,
+		Check: res, CheckDuration: checkDur, Dir: dir, HashKV: hashKV,
 	}
 	results.Summary = reports.Analyze(events, reports.Options{})
 	if err := reports.Write(dir, results, events); err != nil {

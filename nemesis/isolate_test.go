@@ -99,7 +99,9 @@ func TestMinNodesIsWhatCheckRefuses(t *testing.T) {
 		if err != nil || why == "" {
 			t.Fatalf("MinNodes(%s) = %d, %q, %v", name, min, why, err)
 		}
-		n, _ := New(name, isolateOpts(1))
+		o := isolateOpts(1)
+		o.Dir = t.TempDir() // the snapshot nemesis needs one
+		n, _ := New(name, o)
 		if min > 1 {
 			if err := n.Check(fake.New(min - 1)); err == nil {
 				t.Errorf("%s: Check passes %d nodes, MinNodes says %d", name, min-1, min)

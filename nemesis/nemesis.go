@@ -57,6 +57,16 @@ type Planner interface {
 	Apply(ctx context.Context, c cluster.Cluster, f Fault) error
 }
 
+// Describer is implemented by planners whose Apply learns what the Fault
+// should say once it is done — the revision compacted, a snapshot's size,
+// a re-added member's new ID: ApplyAndDescribe is Apply returning the
+// Fault with its Note completed (its targets unchanged), which the
+// Schedule records instead of the planned one. On error the returned
+// Fault is still the one to heal.
+type Describer interface {
+	ApplyAndDescribe(ctx context.Context, c cluster.Cluster, f Fault) (Fault, error)
+}
+
 // Fault describes one injected fault: what Heal must undo. The slices are
 // owned by the Fault; nemeses never modify a Fault after returning it.
 type Fault struct {
@@ -163,11 +173,18 @@ type Options struct {
 	// Loss of the drop nemesis: the probability that a chunk of traffic
 	// on a link is lost (and retransmitted after a timeout). Default 0.1.
 	Loss float64
+	// MemberTimeout bounds each wait of the membership nemeses: for a
+	// re-added member to be healthy, for a learner to catch up. Default
+	// 30s.
+	MemberTimeout time.Duration
+	// Dir is the run's directory; the snapshot nemesis writes its files
+	// under Dir/snapshots and refuses to run (Check) without it.
+	Dir string
 }
 
 // DefaultOptions returns the defaults, without a Rand.
 func DefaultOptions() Options {
-	return Options{LeaderTimeout: 5 * time.Second, Delay: 50 * time.Millisecond, Jitter: 50 * time.Millisecond, Loss: 0.1}
+	return Options{LeaderTimeout: 5 * time.Second, Delay: 50 * time.Millisecond, Jitter: 50 * time.Millisecond, Loss: 0.1, MemberTimeout: 30 * time.Second}
 }
 
 // Validate names the first bad field.
@@ -183,6 +200,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("nemesis options: Loss %v must be in (0, 1)", o.Loss)
 	case o.Delay == 0 && o.Jitter == 0:
 		return errors.New("nemesis options: Delay and Jitter are both 0, the latency fault would do nothing")
+	case o.MemberTimeout <= 0:
+		return fmt.Errorf("nemesis options: MemberTimeout %v must be positive", o.MemberTimeout)
 	}
 	return nil
 }

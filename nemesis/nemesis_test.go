@@ -435,7 +435,7 @@ func TestParse(t *testing.T) {
 
 func TestEveryListedNameBuildsTheNemesisOfThatName(t *testing.T) {
 	names := Names()
-	if names[0] != None || len(names) != 25 {
+	if names[0] != None || len(names) != 32 {
 		t.Fatalf("Names() = %v", names)
 	}
 	for _, name := range names[1:] {

@@ -37,6 +37,21 @@ var registry = []struct {
 	{"bitflip-wal", func(o Options) Nemesis { return &corruptNemesis{c: corruptions["bitflip-wal"], opts: o} }},
 	{"truncate-wal", func(o Options) Nemesis { return &corruptNemesis{c: corruptions["truncate-wal"], opts: o} }},
 	{"bitflip-snap", func(o Options) Nemesis { return &corruptNemesis{c: corruptions["bitflip-snap"], opts: o} }},
+	{"member-replace", member(memberReplace)},
+	{"member-replace-learner", member(memberReplaceLearner)},
+	{"member-shrink", member(memberShrink)},
+	{"compact", admin(adminCompact)},
+	{"defrag", admin(adminDefrag)},
+	{"defrag-one", admin(adminDefragOne)},
+	{"snapshot", admin(adminSnapshot)},
+}
+
+func member(k memberKind) func(Options) Nemesis {
+	return func(o Options) Nemesis { return &memberNemesis{kind: k, opts: o} }
+}
+
+func admin(k adminKind) func(Options) Nemesis {
+	return func(o Options) Nemesis { return &adminNemesis{kind: k, opts: o} }
 }
 
 func process(op processOp, t target) func(Options) Nemesis {

@@ -211,7 +211,11 @@ func (s *Schedule) fault(ctx context.Context, c cluster.Cluster, rec *history.Re
 			}
 			return nil
 		}
-		injectErr = p.Apply(ctx, c, f)
+		if r, ok := n.(Describer); ok {
+			f, injectErr = r.ApplyAndDescribe(ctx, c, f)
+		} else {
+			injectErr = p.Apply(ctx, c, f)
+		}
 		h = s.start(rec, n, f)
 	} else {
 		f, injectErr = n.Inject(ctx, c)

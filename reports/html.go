@@ -260,6 +260,10 @@ func buildView(res Results, plots []render.PlotFile, linLink string) reportView 
 		Plots:        plots,
 		LinLink:      linLink,
 	}
+	if h := res.HashKV; h != nil && h.Outcome() != HashKVDiffer {
+		// A mismatch is already in Check.Reason (ApplyHashKV).
+		v.Reasons = append(v.Reasons, h.Line())
+	}
 	if v.Title == "" {
 		v.Title = "quorum test"
 	}

@@ -101,6 +101,10 @@ type Results struct {
 	CheckDuration time.Duration `json:"check_duration_ns"`
 	// Summary is Analyze of the history.
 	Summary Summary `json:"summary"`
+	// HashKV is the end-of-run HashKV check's answers (nil for runs
+	// without it); Check's verdict already includes its verdict
+	// (ApplyHashKV).
+	HashKV *HashKV `json:"hashkv,omitempty"`
 
 	// Dir is the run directory the results were loaded from (set by
 	// LoadResults), or are about to be written to (set by the caller);

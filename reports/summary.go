@@ -25,6 +25,9 @@ func FormatSummary(res Results) string {
 			fmt.Fprintf(&b, "  - %s\n", r)
 		}
 	}
+	if res.HashKV != nil {
+		fmt.Fprintf(&b, "consistency     %s\n", res.HashKV.Line())
+	}
 	if s.Error != "" {
 		fmt.Fprintf(&b, "analysis        %s\n", s.Error)
 	}

@@ -156,7 +156,8 @@ func (c *Cluster) create(ctx context.Context) error {
 			volume:    "quorum-" + c.cfg.RunID + "-" + name,
 			logPath:   rundir.MemberLog(c.cfg.Dir, name),
 		}
-		n.args = c.memberArgs(n, strings.Join(initial, ","))
+		n.flags = c.memberFlags(n, strings.Join(initial, ","))
+		n.args = n.flags.Args()
 		c.nodes = append(c.nodes, n)
 		if err := n.createContainer(ctx); err != nil {
 			return err
@@ -234,7 +235,7 @@ func (c *Cluster) makeTLS(ips []netip.Addr) error {
 // plaintext cluster. Callers must not modify it.
 func (c *Cluster) ClientTLS() *tls.Config { return c.tls }
 
-func (c *Cluster) memberArgs(n *Node, initialCluster string) []string {
+func (c *Cluster) memberFlags(n *Node, initialCluster string) cluster.MemberFlags {
 	f := c.cfg.Flags()
 	scheme := cluster.Scheme(c.cfg.Server.TLS)
 	if c.cfg.Server.TLS {
@@ -244,7 +245,7 @@ func (c *Cluster) memberArgs(n *Node, initialCluster string) []string {
 	f.ListenClientURL, f.AdvertiseClientURL = fmt.Sprintf("%s://0.0.0.0:%d", scheme, ClientPort), n.clientURL
 	f.ListenPeerURL, f.AdvertisePeerURL = fmt.Sprintf("%s://0.0.0.0:%d", scheme, PeerPort), n.peerURL
 	f.InitialCluster, f.ClusterToken = initialCluster, c.cfg.ClusterToken
-	return f.Args()
+	return f
 }
 
 // containerRequest is the testcontainers request for n's container.

@@ -34,15 +34,19 @@ type Node struct {
 	container string // container name
 	volume    string
 	logPath   string
-	args      []string
 
-	mu     sync.Mutex // serializes operations; guards ctr
+	mu     sync.Mutex // serializes operations; guards ctr, flags and args
+	flags  cluster.MemberFlags
+	args   []string // flags.Args(), the container's command
 	ctr    *testcontainers.DockerContainer
 	run    atomic.Pointer[run]
 	paused atomic.Bool
 }
 
-var _ cluster.Node = (*Node)(nil)
+var (
+	_ cluster.Node   = (*Node)(nil)
+	_ cluster.Joiner = (*Node)(nil)
+)
 
 // run is one start of the container. exited is closed once the engine
 // reports the container stopped.
@@ -188,6 +192,44 @@ func (n *Node) Start(ctx context.Context) error {
 	if noop, err := n.transition(cluster.OpStart); noop || err != nil {
 		return err
 	}
+	return n.start(ctx)
+}
+
+// Join starts the stopped member with --initial-cluster-state existing and
+// j's --initial-cluster (cluster.Joiner). A container's command is fixed
+// when it is created, so its output so far is appended to the log file
+// and it is created again with the new flags, on the same volume, name
+// and address; then it starts as Start does. Later Starts keep the flags.
+func (n *Node) Join(ctx context.Context, j cluster.Join) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if st := n.State(); st != cluster.Stopped {
+		return fmt.Errorf("join %s: %w: the node is %s, not stopped", n.name, cluster.ErrInvalidState, st)
+	}
+	if j.InitialCluster == "" {
+		return fmt.Errorf("join %s: the initial cluster is empty", n.name)
+	}
+	if err := n.saveLogs(ctx); err != nil {
+		n.c.cfg.Logger.Warn("saving log before join", "node", n.name, "err", err)
+	}
+	if n.ctr != nil {
+		if _, err := n.c.eng.cli.ContainerRemove(ctx, n.ctr.ID, client.ContainerRemoveOptions{Force: true}); err != nil && !isNotFound(err) {
+			return fmt.Errorf("join %s: remove container: %w", n.name, err)
+		}
+		n.ctr = nil
+	}
+	n.flags.InitialCluster, n.flags.InitialClusterState = j.InitialCluster, "existing"
+	n.args = n.flags.Args()
+	if err := n.createContainer(ctx); err != nil {
+		return fmt.Errorf("join %s: %w", n.name, err)
+	}
+	n.c.cfg.Logger.Info("member joining", "node", n.name, "id", fmt.Sprintf("%x", j.MemberID), "initial-cluster", j.InitialCluster)
+	return n.start(ctx)
+}
+
+// start starts the created container; the caller holds mu and has checked
+// the transition.
+func (n *Node) start(ctx context.Context) error {
 	if n.ctr == nil {
 		return fmt.Errorf("start %s: container was not created", n.name)
 	}

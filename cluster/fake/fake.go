@@ -86,6 +86,8 @@ type Cluster struct {
 	leader   string
 	closed   bool
 	injected map[failKey][]injection
+	members  []cluster.Member // nil until first asked (membership.go)
+	nextID   uint64
 }
 
 var (
@@ -393,9 +395,10 @@ func (c *Cluster) WaitHealthy(ctx context.Context) error {
 type Node struct {
 	c     *Cluster
 	name  string
-	state cluster.State // guarded by c.mu
-	wipes int           // guarded by c.mu
-	dir   string        // SetDataDirs; guarded by c.mu
+	state cluster.State  // guarded by c.mu
+	wipes int            // guarded by c.mu
+	joins []cluster.Join // guarded by c.mu
+	dir   string         // SetDataDirs; guarded by c.mu
 }
 
 func (n *Node) Name() string      { return n.name }

@@ -158,7 +158,9 @@ func newCluster(ctx context.Context, cfg Config, binary string, rng *rand.Rand, 
 			grace:         cfg.StopGrace,
 			log:           cfg.Logger,
 		}
-		n.args = memberArgs(cfg, n, strings.Join(initial, ","), sec)
+		n.flags = memberFlags(cfg, n, strings.Join(initial, ","), sec)
+		n.args = n.flags.Args()
+		n.net = nw
 		c.nodes = append(c.nodes, n)
 	}
 	if err := c.start(ctx); err != nil {
@@ -170,7 +172,7 @@ func newCluster(ctx context.Context, cfg Config, binary string, rng *rand.Rand, 
 	return c, nil
 }
 
-func memberArgs(cfg Config, n *Node, initialCluster string, sec *security) []string {
+func memberFlags(cfg Config, n *Node, initialCluster string, sec *security) cluster.MemberFlags {
 	f := cfg.Flags()
 	if sec != nil {
 		f.TLS = sec.files.TLSFlags(n.name, sec.files.Dir)
@@ -179,7 +181,7 @@ func memberArgs(cfg Config, n *Node, initialCluster string, sec *security) []str
 	f.ListenClientURL, f.AdvertiseClientURL = n.clientURL, n.clientURL
 	f.ListenPeerURL, f.AdvertisePeerURL = n.listenPeerURL, n.peerURL
 	f.InitialCluster, f.ClusterToken = initialCluster, cfg.ClusterToken
-	return f.Args()
+	return f
 }
 
 // start launches every member at once (a member may not listen before its

@@ -556,7 +556,7 @@ func TestMemberArgsFollowEtcdFlags(t *testing.T) {
 	cfg.HeartbeatInterval, cfg.ElectionTimeout, cfg.SnapshotCount = 100*time.Millisecond, time.Second, 500
 	cfg.ExtraArgs = []string{"--quota-backend-bytes", "1000000"}
 	n := &Node{name: "n2", dataDir: "/run/data/n2", clientURL: "http://127.0.0.1:1", listenPeerURL: "http://127.0.0.1:2", peerURL: "http://127.0.0.1:3"}
-	got := strings.Join(memberArgs(cfg, n, "n1=http://127.0.0.1:9,n2=http://127.0.0.1:3", nil), " ")
+	got := strings.Join(memberFlags(cfg, n, "n1=http://127.0.0.1:9,n2=http://127.0.0.1:3", nil).Args(), " ")
 	want := "--name n2 --data-dir /run/data/n2 --listen-client-urls http://127.0.0.1:1 --advertise-client-urls http://127.0.0.1:1 " +
 		"--listen-peer-urls http://127.0.0.1:2 --initial-advertise-peer-urls http://127.0.0.1:3 " +
 		"--initial-cluster n1=http://127.0.0.1:9,n2=http://127.0.0.1:3 --initial-cluster-token quorum --initial-cluster-state new " +

@@ -29,7 +29,9 @@ type Node struct {
 	dataDir       string
 	logPath       string
 	binary        string
+	flags         cluster.MemberFlags // args is flags.Args(); both guarded by mu after New
 	args          []string
+	net           memberIDs
 	env           []string
 	grace         time.Duration
 	log           *slog.Logger
@@ -39,7 +41,15 @@ type Node struct {
 	paused atomic.Bool
 }
 
-var _ cluster.Node = (*Node)(nil)
+var (
+	_ cluster.Node   = (*Node)(nil)
+	_ cluster.Joiner = (*Node)(nil)
+)
+
+// memberIDs is the part of the fault proxies a Node teaches its member ID.
+type memberIDs interface {
+	SetMemberID(name string, id uint64) error
+}
 
 // process is one run of the member's server. exited is closed (after
 // waitErr is set) once the process has been reaped.
@@ -73,7 +83,11 @@ func (n *Node) DataDir() string { return n.dataDir }
 func (n *Node) LogPath() string { return n.logPath }
 
 // Args returns the member's command-line arguments (a copy).
-func (n *Node) Args() []string { return append([]string(nil), n.args...) }
+func (n *Node) Args() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]string(nil), n.args...)
+}
 
 // PID is the current process id (also its process group id), 0 if stopped.
 func (n *Node) PID() int {
@@ -113,6 +127,33 @@ func (n *Node) Start(ctx context.Context) error {
 	defer n.mu.Unlock()
 	if noop, err := n.transition(cluster.OpStart); noop || err != nil {
 		return err
+	}
+	p, err := n.launch()
+	if err != nil {
+		return err
+	}
+	return n.waitListening(ctx, p)
+}
+
+// Join starts the stopped member with --initial-cluster-state existing and
+// j's --initial-cluster (cluster.Joiner), teaches the fault proxies its new
+// member ID, and waits until its client port accepts connections. Later
+// Starts keep these flags.
+func (n *Node) Join(ctx context.Context, j cluster.Join) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.State() != cluster.Stopped {
+		return fmt.Errorf("join %s: %w: the node is %s, not stopped", n.name, cluster.ErrInvalidState, n.State())
+	}
+	if j.InitialCluster == "" {
+		return fmt.Errorf("join %s: the initial cluster is empty", n.name)
+	}
+	n.flags.InitialCluster, n.flags.InitialClusterState = j.InitialCluster, "existing"
+	n.args = n.flags.Args()
+	if n.net != nil && j.MemberID != 0 {
+		if err := n.net.SetMemberID(n.name, j.MemberID); err != nil {
+			return fmt.Errorf("join %s: %w", n.name, err)
+		}
 	}
 	p, err := n.launch()
 	if err != nil {

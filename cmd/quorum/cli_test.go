@@ -201,7 +201,9 @@ func TestBadFlagsAreRefusedBeforeAnythingRuns(t *testing.T) {
 		{"bench fault unknown", []string{"bench", "--server-binary=x=/bin/true", "--faults", "kill-leader,flood"},
 			`bench config: Faults: unknown fault "flood"; valid: kill-leader, isolate-leader, isolate-minority, isolate-majority, split-even, ` +
 				`kill-one, kill-minority, kill-majority, kill-all, pause-one, pause-leader, pause-minority, pause-majority, pause-all, ` +
-				`partition-one, partition-leader, partition-halves, partition-majorities-ring, partition-bridge, latency`},
+				`partition-one, partition-leader, partition-halves, partition-majorities-ring, partition-bridge, latency, drop, ` +
+				`kill-lose-unfsynced, kill-all-lose-unfsynced, bitflip-wal, truncate-wal, bitflip-snap, ` +
+				`member-replace, member-replace-learner, member-shrink, compact, defrag, defrag-one, snapshot`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

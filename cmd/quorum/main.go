@@ -218,7 +218,9 @@ and print the verdict, its reason and each sub-check's figures
 (linearizability of the register workload, the set's lost elements, the
 append workload's anomalies with their cycles, the watch workload's
 anomalies with the watcher and the revisions it got wrong, the lock
-workload's holders at once and lost updates). When the history is not
+workload's holders at once and lost updates), and the end-of-run HashKV
+check saved in RUN_DIR/results.json (members' hashes that differ make the
+run invalid). When the history is not
 linearizable the visualization is written to RUN_DIR/linearizability.html.
 Exit code: 0 valid, 1 invalid, 2 unknown or error.`,
 		Args: cobra.ExactArgs(1),
@@ -229,10 +231,20 @@ Exit code: 0 valid, 1 invalid, 2 unknown or error.`,
 				return &exitError{2, err}
 			}
 			res := checker.Check(cmd.Context(), events, checker.Options{Workload: workload, Timeout: timeout, VisualizeDir: dir})
+			// The end-of-run HashKV answers are data in results.json
+			// (absent in runs from before the check, or without it).
+			var hashKV *reports.HashKV
+			if saved, err := reports.LoadResults(dir); err == nil {
+				hashKV = saved.HashKV
+			}
+			res = reports.ApplyHashKV(res, hashKV)
 			if _, err := os.Stat(filepath.Join(dir, rundir.LogsDir)); err == nil {
 				res.AddLogScan(logscan.ScanDir(filepath.Join(dir, rundir.LogsDir)))
 			}
 			fmt.Fprintf(stdout, "%s: %s (%d events)\n", dir, res.Verdict, len(events))
+			if hashKV != nil {
+				fmt.Fprintln(stdout, hashKV.Line())
+			}
 			if res.Reason != "" {
 				fmt.Fprintf(stdout, "reason: %s\n", res.Reason)
 			}

@@ -32,19 +32,24 @@ type zooCase struct {
 	Nemesis  string     `json:"nemesis"`
 	// ReadConsistency of the register workload's reads ("" default).
 	ReadConsistency string `json:"read_consistency,omitempty"`
+	// Rate, if set, bounds the workload's operations per second (the
+	// register hunts: a history porcupine checks in seconds).
+	Rate float64 `json:"rate,omitempty"`
+	// SnapshotCount, if set, is the members' --snapshot-count.
+	SnapshotCount int `json:"snapshot_count,omitempty"`
 	// Why says what the fault does to the bug.
 	Why string `json:"why"`
 }
 
 // zooCases are the hunts, one per bug of bugzoo.All.
 var zooCases = []zooCase{
-	{Bug: bugzoo.StaleRead, Workload: "register", Nemesis: "partition-leader,partition-one",
+	{Bug: bugzoo.StaleRead, Workload: "register", Rate: 300, Nemesis: "partition-leader,partition-one",
 		Why: "a member cut off from the majority still answers linearizable reads from its own state"},
-	{Bug: bugzoo.AckBeforeCommit, Workload: "register", Nemesis: "partition-leader,kill-leader",
+	{Bug: bugzoo.AckBeforeCommit, Workload: "register", Rate: 300, Nemesis: "partition-leader,kill-leader",
 		Why: "a write acknowledged before it is applied is missing from the next read, and lost when its leader is deposed"},
-	{Bug: bugzoo.SkipFsync, Workload: "register", Nemesis: "kill-all-lose-unfsynced",
-		Why: "a power cut of every member loses what the WAL had not fsynced"},
-	{Bug: bugzoo.ReadBeforeApply, Workload: "register", Nemesis: "pause-one,partition-one",
+	{Bug: bugzoo.SkipFsync, Workload: "register", Rate: 300, Nemesis: "kill-all-lose-unfsynced", SnapshotCount: 100,
+		Why: "a power cut of every member loses what the WAL had not fsynced; frequent snapshots (always fsynced) let the cluster restart from one, without the acknowledged writes after it"},
+	{Bug: bugzoo.ReadBeforeApply, Workload: "register", Rate: 300, Nemesis: "pause-one,partition-one",
 		Why: "a lagging member answers a linearizable read before it has applied up to the read index"},
 	{Bug: bugzoo.DropWatchEvent, Workload: "watch", Nemesis: "kill-one",
 		Why: "every watcher must see every event exactly once"},
@@ -52,7 +57,7 @@ var zooCases = []zooCase{
 		Why: "all events of one revision must arrive in one response"},
 	{Bug: bugzoo.EarlyLeaseExpiry, Workload: "lease", Nemesis: "kill-leader",
 		Why: "after a leader change a kept-alive lease expires at once"},
-	{Bug: bugzoo.LoseLastWrite, Workload: "register", Nemesis: "kill-all",
+	{Bug: bugzoo.LoseLastWrite, Workload: "register", Rate: 300, Nemesis: "kill-all",
 		Why: "every member restarts without its newest WAL entries"},
 }
 
@@ -128,6 +133,12 @@ caught, 2 on a harness error.`,
 					cfg.Server = cluster.Server{Binary: bin, Label: "quorumd-bugzoo"}
 					cfg.Members.ExtraArgs = []string{"--bugzoo", string(c.Bug)}
 					cfg.Workload.Workload, cfg.Nemeses, cfg.TimeLimit = c.Workload, c.Nemesis, timeLimit
+					if c.Rate > 0 {
+						cfg.Workload.Rate = c.Rate
+					}
+					if c.SnapshotCount > 0 {
+						cfg.Members.SnapshotCount = c.SnapshotCount
+					}
 					if c.ReadConsistency != "" {
 						cfg.Workload.ReadConsistency = c.ReadConsistency
 					}
@@ -251,7 +262,7 @@ func firstAnomaly(ctx context.Context, dir, workload string, limit time.Duration
 			}
 			prefix = append(prefix, e)
 		}
-		res := checker.Check(ctx, prefix, checker.Options{Workload: workload, Timeout: 30 * time.Second})
+		res := checker.Check(ctx, prefix, checker.Options{Workload: workload, Timeout: 15 * time.Second})
 		return res.Verdict == checker.Invalid
 	}
 	end := events[len(events)-1].Time
