@@ -128,6 +128,9 @@ func TestEtcdctlAlarmAndDefragMatchEtcd(t *testing.T) {
 			}
 		}
 		run("", "alarm", "list")
+		// Status's errors, as `endpoint status -w json` carries them.
+		errs := endpointStatus(t, []string{ep})[0].Errors
+		fmt.Fprintf(&b, "status errors: %q\n", memberIDRE.ReplaceAllString(strings.Join(errs, "|"), "memberID:ID"))
 		run("", "put", "x", "y")
 		run("\nput x y\n\n\n", "txn")
 		run("", "get", "fill/0000", "--print-value-only=false", "--keys-only")
