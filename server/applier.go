@@ -12,6 +12,7 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/membershippb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/etcd/server/v3/auth"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -78,6 +79,7 @@ type applier struct {
 	applying      uint64 // the index of the entry being applied
 	snapshotIndex uint64
 	nextSnapshot  time.Time // no snapshot starts before (duty cycle)
+	maintenance             // alarms, database size, defragment (alarm.go)
 
 	// For conf changes (membership_apply.go): this member, the membership
 	// it started with, the transport's peers, --max-learners, and what to
@@ -165,6 +167,9 @@ type applierConfig struct {
 	Peers       peerUpdater
 	MaxLearners int
 	OnRemoved   func()
+	// QuotaBackendBytes is --quota-backend-bytes (quota.go); 0 or
+	// negative: no quota.
+	QuotaBackendBytes int64
 	// Stop is closed when the member stops.
 	Stop    <-chan struct{}
 	Logger  *slog.Logger
@@ -186,6 +191,9 @@ func newApplier(c applierConfig) *applier {
 	a.applyWait.advance(c.State.index)
 	a.lessor.restore(c.State.leases, time.Now())
 	a.setStore(a.store)
+	hs, _, _ := c.RaftStorage.InitialState()
+	// No alarms from the snapshot: the codec does not carry them yet (docs/maintenance.md).
+	_ = a.initMaintenance(c.QuotaBackendBytes, nil, hs.Commit)
 	a.publish()
 	return a
 }
@@ -215,6 +223,8 @@ func (a *applier) run(jobs <-chan applyJob, fatal func(error)) {
 		select {
 		case next := <-a.snapshotDone:
 			a.nextSnapshot = next
+		case req := <-a.defragc:
+			req.done <- a.defragment()
 		case job := <-jobs:
 			if err := a.applyBatch(job); err != nil {
 				a.lg.Error("cannot apply snapshot received from the leader", "error", err)
@@ -297,7 +307,7 @@ func (a *applier) applyEntry(e *raftpb.Entry) {
 		a.applying = e.Index
 		res := a.applyRequest(&r)
 		if r.Header != nil {
-			a.results.trigger(r.Header.ID, res)
+			a.deliver(r.Header.ID, res)
 		}
 	case raftpb.EntryConfChange:
 		var cc raftpb.ConfChange
@@ -336,7 +346,14 @@ func (a *applier) applyRequest(r *pb.InternalRaftRequest) applyResult {
 	if r.Header != nil {
 		ai.Username, ai.Revision = r.Header.Username, r.Header.AuthRevision
 	}
+	fits := a.quotaCheck(r)
 	switch {
+	case a.alarms.refuse(r) != nil: // etcd's applierV3Corrupt, applierV3Capped
+		op = refusedOp(r)
+		res.err = a.alarms.refuse(r)
+	case r.Alarm != nil:
+		op = applyOpAlarm
+		res.resp, res.err = a.applyAlarm(r.Alarm)
 	case needAdminPermission(r) && a.auth.IsAdminPermitted(ai) != nil:
 		op = applyOpAuth
 		res.err = a.auth.IsAdminPermitted(ai)
@@ -362,6 +379,7 @@ func (a *applier) applyRequest(r *pb.InternalRaftRequest) applyResult {
 		}
 	case r.Compaction != nil:
 		op = applyOpCompaction
+		a.hashBeforeCompaction(r.Compaction.Revision)
 		res.err = a.store.Compact(r.Compaction.Revision)
 		res.resp = &pb.CompactionResponse{}
 	case r.LeaseGrant != nil:
@@ -387,6 +405,10 @@ func (a *applier) applyRequest(r *pb.InternalRaftRequest) applyResult {
 	if cs := a.store.TakeLeaseChanges(); cs != nil {
 		a.lessor.applyChanges(cs)
 	}
+	if res.err == nil && !fits { // etcd's quotaApplierV3: applied, yet refused
+		res.err = rpctypes.ErrGRPCNoSpace
+	}
+	a.growDB()
 	res.rev = a.store.Rev()
 	// etcd counts a compacted revision as success (apply/uber_applier.go).
 	a.metrics.observeApply(op, res.err == nil || errors.Is(res.err, mvcc.ErrCompacted), time.Since(start).Seconds())

@@ -126,6 +126,22 @@ type Config struct {
 	// as etcd's --watch-progress-notify-interval (at least 100 ms).
 	WatchProgressNotifyInterval time.Duration
 
+	// InitialCorruptCheck is etcd's InitialCorruptCheck feature gate
+	// (--experimental-initial-corrupt-check): a member restarting with
+	// data compares its HashKV with its peers' in New and refuses to
+	// start on a mismatch (corrupt.go). CorruptCheckTime is
+	// --corrupt-check-time: how often the leader compares every member's
+	// HashKV and raises the CORRUPT alarm on a mismatch; 0 turns the
+	// check off.
+	InitialCorruptCheck bool
+	CorruptCheckTime    time.Duration
+	// CompactHashCheck is etcd's CompactHashCheck feature gate
+	// (--experimental-compact-hash-check-enabled): every
+	// CompactHashCheckTime (--compact-hash-check-time) the leader compares
+	// the hashes members stored at their compactions (corrupt.go).
+	CompactHashCheck     bool
+	CompactHashCheckTime time.Duration
+
 	// AutoCompactionMode is etcd's --auto-compaction-mode, "periodic" or
 	// "revision"; AutoCompactionRetention its retention as etcd's
 	// ServerConfig holds it: a duration in periodic mode, a count of

@@ -55,7 +55,7 @@ func (k *kvServer) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, 
 	if err := checkPutRequest(r); err != nil {
 		return nil, err
 	}
-	if err := k.s.checkQuota(); err != nil {
+	if err := k.s.checkQuota(ctx, r); err != nil {
 		return nil, err
 	}
 	res, err := k.s.propose(ctx, &pb.InternalRaftRequest{Put: r})
@@ -119,7 +119,7 @@ func (k *kvServer) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, 
 		resp.Header = k.s.header(st.view.Rev())
 		return resp, nil
 	}
-	if err := k.s.checkQuota(); err != nil {
+	if err := k.s.checkQuota(ctx, r); err != nil {
 		return nil, err
 	}
 	res, err := k.s.propose(ctx, &pb.InternalRaftRequest{Txn: r})
@@ -157,16 +157,6 @@ func (s *Server) leaseKeys(id int64) []string {
 // header fills etcd's response header.
 func (s *Server) header(rev int64) *pb.ResponseHeader {
 	return &pb.ResponseHeader{ClusterId: s.cid, MemberId: s.id, Revision: rev, RaftTerm: s.status.term.Load()}
-}
-
-// checkQuota refuses writes once the keyspace is over --quota-backend-bytes,
-// with etcd's "database space exceeded"; reads, deletes and compaction still
-// work so that space can be reclaimed.
-func (s *Server) checkQuota() error {
-	if s.cfg.QuotaBackendBytes > 0 && s.readView().view.Size() > s.cfg.QuotaBackendBytes {
-		return rpctypes.ErrGRPCNoSpace
-	}
-	return nil
 }
 
 func txnSerializable(r *pb.TxnRequest) bool {

@@ -21,7 +21,7 @@ type leaseServer struct {
 var _ pb.LeaseServer = (*leaseServer)(nil)
 
 func (l *leaseServer) LeaseGrant(ctx context.Context, r *pb.LeaseGrantRequest) (*pb.LeaseGrantResponse, error) {
-	if err := l.s.checkQuota(); err != nil {
+	if err := l.s.checkQuota(ctx, r); err != nil {
 		return nil, err
 	}
 	if err := l.s.requireAuthInfo(ctx); err != nil {

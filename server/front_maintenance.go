@@ -2,14 +2,16 @@ package server
 
 import (
 	"context"
-	"fmt"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 )
 
-// maintenanceServer implements the parts of etcd's Maintenance service that
-// quorumd supports: Status and Alarm listing. The rest answer Unimplemented.
+// maintenanceServer implements etcd's Maintenance service, as etcd's
+// v3rpc/maintenance.go with its authMaintenanceServer checks: Status,
+// Alarm (through Raft, alarm.go), Defragment (local, defrag.go) and
+// HashKV. Hash, Snapshot and MoveLeader live in their own files; what is
+// not implemented answers Unimplemented.
 type maintenanceServer struct {
 	pb.UnimplementedMaintenanceServer
 	s *Server
@@ -17,21 +19,22 @@ type maintenanceServer struct {
 
 var _ pb.MaintenanceServer = (*maintenanceServer)(nil)
 
+// Status is etcd's: DbSize and DbSizeInUse as quota.go defines them, the
+// quota (etcd's default when 0), and in Errors "etcdserver: no leader"
+// without a leader and each active alarm as etcd prints it
+// (AlarmMember.String: "memberID:<id> alarm:<type>").
 func (m *maintenanceServer) Status(ctx context.Context, r *pb.StatusRequest) (*pb.StatusResponse, error) {
 	s := m.s
 	if err := s.requireAuthInfo(ctx); err != nil {
 		return nil, err
 	}
 	st := s.readView()
-	// The database here is the keyspace a snapshot would serialize: the
-	// store's size plus the snapshot's header and membership (never 0, as
-	// a bolt file never is; etcdctl divides by it).
-	size := st.view.Size() + st.snapshotOverhead()
+	size, inUse := s.dbSizes()
 	resp := &pb.StatusResponse{
 		Header:           s.header(st.view.Rev()),
 		Version:          ReportedServerVersion,
 		DbSize:           size,
-		DbSizeInUse:      size,
+		DbSizeInUse:      inUse,
 		Leader:           s.status.leader(),
 		RaftIndex:        s.status.committed.Load(),
 		RaftTerm:         s.status.term.Load(),
@@ -39,28 +42,72 @@ func (m *maintenanceServer) Status(ctx context.Context, r *pb.StatusRequest) (*p
 		StorageVersion:   ReportedClusterVersion,
 		DbSizeQuota:      s.cfg.QuotaBackendBytes,
 		IsLearner:        s.isLearner(),
+		DowngradeInfo:    &pb.DowngradeInfo{Enabled: false},
+	}
+	if resp.DbSizeQuota == 0 {
+		resp.DbSizeQuota = DefaultQuotaBackendBytes
+	}
+	if resp.Leader == 0 {
+		resp.Errors = append(resp.Errors, rpctypes.ErrNoLeader.Error())
 	}
 	for _, a := range s.alarms() {
-		resp.Errors = append(resp.Errors, "memberID:"+fmt.Sprint(a.MemberID)+" alarm:"+a.Alarm.String())
+		resp.Errors = append(resp.Errors, a.String())
 	}
 	return resp, nil
 }
 
+// Alarm is etcd's: every action goes through Raft (GET too, so the list is
+// linearizable); GET needs a user when auth is enabled, ACTIVATE and
+// DEACTIVATE the root role.
 func (m *maintenanceServer) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error) {
-	if r.Action != pb.AlarmRequest_GET {
-		// Alarms here are derived from the member's state (the keyspace is
-		// over quota), not raised and cleared by hand.
-		return nil, rpctypes.ErrGRPCNotCapable
-	}
-	if err := m.s.requireAuthInfo(ctx); err != nil {
+	s := m.s
+	if r.GetAction() == pb.AlarmRequest_GET {
+		if err := s.requireAuthInfo(ctx); err != nil {
+			return nil, err
+		}
+	} else if err := s.checkAdmin(ctx); err != nil {
 		return nil, err
 	}
-	return &pb.AlarmResponse{Header: m.s.header(m.s.readView().view.Rev()), Alarms: m.s.alarms()}, nil
+	res, err := s.propose(ctx, &pb.InternalRaftRequest{Alarm: r})
+	if err != nil {
+		return nil, err
+	}
+	if res.err != nil {
+		return nil, togRPCError(res.err)
+	}
+	resp, _ := res.resp.(*pb.AlarmResponse)
+	if resp == nil { // an unknown action: etcd answers an empty response
+		resp = &pb.AlarmResponse{}
+	}
+	resp.Header = s.header(s.readView().view.Rev())
+	return resp, nil
 }
 
-func (s *Server) alarms() []*pb.AlarmMember {
-	if s.cfg.QuotaBackendBytes > 0 && s.readView().view.Size() > s.cfg.QuotaBackendBytes {
-		return []*pb.AlarmMember{{MemberID: s.id, Alarm: pb.AlarmType_NOSPACE}}
+// Defragment is etcd's: root only, local to this member (defrag.go); the
+// response is empty, without a header, as etcd's.
+func (m *maintenanceServer) Defragment(ctx context.Context, r *pb.DefragmentRequest) (*pb.DefragmentResponse, error) {
+	s := m.s
+	if err := s.checkAdmin(ctx); err != nil {
+		return nil, err
+	}
+	s.lg.Info("starting defragment")
+	if err := s.defragment(ctx); err != nil {
+		s.lg.Warn("failed to defragment", "error", err)
+		return nil, err
+	}
+	s.lg.Info("finished defragment")
+	return &pb.DefragmentResponse{}, nil
+}
+
+// checkAdmin is etcd's AuthAdmin.isPermitted: with auth enabled, the
+// request's user must have the root role.
+func (s *Server) checkAdmin(ctx context.Context) error {
+	ai, err := s.authInfoFromCtx(ctx)
+	if err != nil {
+		return authError(err)
+	}
+	if err := s.auth.IsAdminPermitted(ai); err != nil {
+		return authError(err)
 	}
 	return nil
 }

@@ -51,6 +51,8 @@ type serverMetrics struct {
 	walFsync      prometheus.Histogram
 	backendCommit prometheus.Histogram
 	snapshotSave  prometheus.Histogram
+	// defragDuration: a Defragment (defrag.go) on the applier.
+	defragDuration prometheus.Histogram
 
 	// etcd_mvcc_*
 	rangeTotal  prometheus.Counter
@@ -110,11 +112,31 @@ const (
 	applyOpLeaseGrant
 	applyOpLeaseRevoke
 	applyOpAuth
+	applyOpAlarm
 	applyOpUnknown
 	numApplyOps
 )
 
-var applyOpNames = [numApplyOps]string{"Put", "DeleteRange", "Txn", "Compaction", "ClusterMemberAttrSet", "LeaseGrant", "LeaseRevoke", "Auth", "unknown"}
+var applyOpNames = [numApplyOps]string{"Put", "DeleteRange", "Txn", "Compaction", "ClusterMemberAttrSet", "LeaseGrant", "LeaseRevoke", "Auth", "Alarm", "unknown"}
+
+// refusedOp is the op of a request an alarm refused (alarmSet.refuse).
+func refusedOp(r *pb.InternalRaftRequest) int {
+	switch {
+	case r.Put != nil:
+		return applyOpPut
+	case r.DeleteRange != nil:
+		return applyOpDeleteRange
+	case r.Txn != nil:
+		return applyOpTxn
+	case r.Compaction != nil:
+		return applyOpCompaction
+	case r.LeaseGrant != nil:
+		return applyOpLeaseGrant
+	case r.LeaseRevoke != nil:
+		return applyOpLeaseRevoke
+	}
+	return applyOpUnknown
+}
 
 // reportedClusterVersion is the etcd_cluster_version label: the cluster
 // version etcd reports, major.minor.
@@ -206,6 +228,8 @@ func newServerMetrics() *serverMetrics {
 	// from the leader or made by the snapshotter.
 	m.snapshotSave = histogram("etcd_debugging", "snap", "save_total_duration_seconds", "The total latency distributions of save called by snapshot.",
 		prometheus.ExponentialBuckets(0.001, 2, 14))
+	m.defragDuration = histogram("etcd", "disk", "backend_defrag_duration_seconds", "The latency distribution of backend defragmentation.",
+		prometheus.ExponentialBuckets(.1, 2, 13))
 
 	// storage/mvcc/metrics.go, counted as etcd's metricsTxnWrite does: every
 	// range, put and delete (inside txns too), and txns of more than one op.
@@ -267,18 +291,18 @@ func (m *serverMetrics) setMember(id uint64, quotaBytes int64) {
 }
 
 // setDBSize registers etcd_mvcc_db_total_size_in_bytes and
-// etcd_mvcc_db_total_size_in_use_in_bytes, read from size at every scrape.
-// quorumd's database is the in-memory keyspace a snapshot would serialize
-// (the size Maintenance.Status reports); it has no free pages, so the two
-// are equal and etcd's fragmentation alert never fires.
-func (m *serverMetrics) setDBSize(size func() int64) {
+// etcd_mvcc_db_total_size_in_use_in_bytes, read from sizes at every
+// scrape: Maintenance.Status's DbSize and DbSizeInUse (quota.go says what
+// they model), so etcd's fragmentation alert fires after compactions
+// until a Defragment, as etcd's does.
+func (m *serverMetrics) setDBSize(sizes func() (total, inUse int64)) {
 	m.reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "etcd", Subsystem: "mvcc", Name: "db_total_size_in_bytes",
 			Help: "Total size of the underlying database physically allocated in bytes."},
-			func() float64 { return float64(size()) }),
+			func() float64 { t, _ := sizes(); return float64(t) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "etcd", Subsystem: "mvcc", Name: "db_total_size_in_use_in_bytes",
 			Help: "Total size of the underlying database logically in use in bytes."},
-			func() float64 { return float64(size()) }),
+			func() float64 { _, u := sizes(); return float64(u) }),
 	)
 }
 

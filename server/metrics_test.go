@@ -35,7 +35,7 @@ func gather(t *testing.T, m *serverMetrics) map[string]*dto.MetricFamily {
 func TestMetricFamiliesHaveEtcdsTypesAndLabels(t *testing.T) {
 	m := newServerMetrics()
 	m.setMember(0xabc, 0)
-	m.setDBSize(func() int64 { return 42 })
+	m.setDBSize(func() (int64, int64) { return 42, 42 })
 	m.grpcServerMetrics(true).InitializeMetrics(newTestGRPCServer())
 	m.peer(0x12)
 	m.observeApply(applyOpPut, true, 0.001)

@@ -124,9 +124,16 @@ func New(cfg Config) (*Server, error) {
 	tr := newStreamTransport(lg, p.id, p.cid, p.me.PeerURLs, p.transportMembership(),
 		p.node, p.snaps.Load, cfg.HeartbeatInterval, cfg.ElectionTimeout, peerTLS, metrics)
 	s := assemble(cfg, lg, metrics, p, tr, peerTLS, started)
-	s.peerHandler = s.peerHandlerWithMembers(s.peerHandlerWithLeases(tr.handler()))
+	s.peerHandler = s.peerHandlerWithMembers(s.peerHandlerWithHashKV(s.peerHandlerWithLeases(tr.handler())))
 	s.lns = lns
 	s.initialized = initialized
+	if initialized && cfg.InitialCorruptCheck { // etcd's embed.StartEtcd
+		if err := s.initialCorruptCheck(); err != nil {
+			lg.Error("checkInitialHashKV failed", "error", err)
+			s.closeUnstarted()
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -147,7 +154,7 @@ func assemble(cfg Config, lg *slog.Logger, metrics *serverMetrics, p *memberPart
 		errc:       make(chan error, 8),
 	}
 	metrics.setMember(p.id, cfg.QuotaBackendBytes)
-	metrics.setDBSize(func() int64 { st := s.readView(); return st.view.Size() + st.snapshotOverhead() })
+	metrics.setDBSize(s.dbSizes)
 	s.raft = newRaftNode(raftNodeConfig{
 		ID: p.id, Node: p.node, Storage: p.storage, Log: p.log, Snapshots: p.snaps, Transport: tr,
 		Heartbeat: cfg.HeartbeatInterval, Started: started, Stop: s.stopc, Logger: lg, Metrics: metrics,
@@ -163,7 +170,7 @@ func assemble(cfg Config, lg *slog.Logger, metrics *serverMetrics, p *memberPart
 		State: p.state, Raft: p.node, RaftStorage: p.storage, Snapshots: p.snaps, Lessor: s.lessor,
 		Auth: s.auth, AuthBackend: authBe, ApplyWait: p.auth.applyWait,
 		ReleaseLog: s.raft.releaseLogTo, Results: s.wait, Watches: s.watches,
-		SnapshotCount: cfg.SnapshotCount, CatchUpEntries: cfg.catchUpEntries(),
+		SnapshotCount: cfg.SnapshotCount, CatchUpEntries: cfg.catchUpEntries(), QuotaBackendBytes: cfg.QuotaBackendBytes,
 		Self: p.id, Bootstrap: p.bootstrap, Peers: tr, MaxLearners: cfg.MaxLearners, OnRemoved: s.memberRemoved,
 		Stop: s.stopc, Logger: lg, Metrics: metrics,
 	})
@@ -242,6 +249,10 @@ func (s *Server) run() {
 	go func() { defer s.wg.Done(); s.watchRemoved() }()
 	s.wg.Add(1) // its own Add: auto compaction (compactor.go)
 	go func() { defer s.wg.Done(); s.autoCompact() }()
+	s.wg.Add(3) // alarms raised by the applier (alarm.go), corruption checks (corrupt.go)
+	go func() { defer s.wg.Done(); s.raiseLoop() }()
+	go func() { defer s.wg.Done(); s.corruptCheckLoop() }()
+	go func() { defer s.wg.Done(); s.compactHashCheckLoop() }()
 }
 
 // Err returns a channel that receives a fatal error (a listener failing, the

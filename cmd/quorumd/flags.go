@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"go.etcd.io/etcd/pkg/v3/featuregate"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/rafthttp"
 	"go.etcd.io/etcd/server/v3/features"
@@ -58,7 +59,6 @@ const (
 	whyDiscovery = "discovery is not implemented in quorumd: list the members in --initial-cluster"
 	whyBolt      = "bbolt tuning: quorumd's keyspace is not a bbolt file (server/mvcc keeps it in memory, durable through the WAL and snapshots)"
 	whyNoLease   = "quorumd has no lease checkpoints: a new leader extends every TTL instead (etcd's behaviour with checkpoints off)"
-	whyNoCorrupt = "quorumd does not run etcd's corruption checks (HashKV) yet"
 	whyTracing   = "distributed tracing is not implemented in quorumd"
 	whyTraceOnly = "used by etcd only with --enable-distributed-tracing, which quorumd refuses"
 	whyNoSlowLog = "quorumd does not log slow requests yet"
@@ -103,7 +103,7 @@ var etcdFlags = []flagInfo{
 	{Name: "enable-grpc-gateway", Class: noEffect, Reason: "quorumd serves no grpc-gateway (JSON over HTTP, /v3/...): clients use gRPC; turning it off changes nothing", value: func(c *embed.Config) any { return c.EnableGRPCGateway }},
 	{Name: "raft-read-timeout", Class: noEffect, Reason: whyRaftHTTP, value: func(*embed.Config) any { return rafthttp.ConnReadTimeout }},
 	{Name: "raft-write-timeout", Class: noEffect, Reason: whyRaftHTTP, value: func(*embed.Config) any { return rafthttp.ConnWriteTimeout }},
-	{Name: "feature-gates", Class: noEffect, Reason: "none of etcd's feature gates (CompactHashCheck, InitialCorruptCheck, LeaseCheckpoint, LeaseCheckpointPersist, SetMemberLocalAddr, StopGRPCServiceOnDefrag, TxnModeWriteWithSharedBuffer) has a counterpart in quorumd yet", value: featureGatesSet},
+	{Name: "feature-gates", Class: noEffect, Reason: "InitialCorruptCheck and CompactHashCheck are honoured, as etcd (server/corrupt.go); none of etcd's other feature gates (LeaseCheckpoint, LeaseCheckpointPersist, SetMemberLocalAddr, StopGRPCServiceOnDefrag, TxnModeWriteWithSharedBuffer) has a counterpart in quorumd yet", value: featureGatesSet},
 
 	// Clustering
 	{Name: "initial-advertise-peer-urls", Class: asEtcd},
@@ -202,12 +202,12 @@ var etcdFlags = []flagInfo{
 	{Name: "distributed-tracing-sampling-rate", Class: noEffect, Reason: whyTraceOnly, value: func(c *embed.Config) any { return c.DistributedTracingSamplingRatePerMillion }},
 
 	// Experimental features
-	{Name: "experimental-initial-corrupt-check", Class: noEffect, Reason: whyNoCorrupt + "; accepted so that kubeadm's manifest starts", value: func(c *embed.Config) any { return c.ExperimentalInitialCorruptCheck }},
-	{Name: "experimental-corrupt-check-time", Class: noEffect, Reason: whyNoCorrupt, value: func(c *embed.Config) any { return c.ExperimentalCorruptCheckTime }},
-	{Name: "corrupt-check-time", Class: noEffect, Reason: whyNoCorrupt, value: func(c *embed.Config) any { return c.CorruptCheckTime }},
-	{Name: "experimental-compact-hash-check-enabled", Class: noEffect, Reason: whyNoCorrupt, value: func(c *embed.Config) any { return c.ExperimentalCompactHashCheckEnabled }},
-	{Name: "experimental-compact-hash-check-time", Class: noEffect, Reason: whyNoCorrupt, value: func(c *embed.Config) any { return c.ExperimentalCompactHashCheckTime }},
-	{Name: "compact-hash-check-time", Class: noEffect, Reason: whyNoCorrupt, value: func(c *embed.Config) any { return c.CompactHashCheckTime }},
+	{Name: "experimental-initial-corrupt-check", Class: asEtcd, Reason: "the InitialCorruptCheck feature gate: a restarting member compares its HashKV with its peers' before serving and refuses to start on a mismatch (server/corrupt.go)"},
+	{Name: "experimental-corrupt-check-time", Class: asEtcd, Reason: "mapped onto --corrupt-check-time, as etcd"},
+	{Name: "corrupt-check-time", Class: asEtcd, Reason: "the leader compares every member's HashKV at this interval and raises the CORRUPT alarm on a mismatch (server/corrupt.go)"},
+	{Name: "experimental-compact-hash-check-enabled", Class: asEtcd, Reason: "the CompactHashCheck feature gate: the leader compares the hashes members stored at their compactions and raises CORRUPT for the odd ones out (server/corrupt.go)"},
+	{Name: "experimental-compact-hash-check-time", Class: asEtcd, Reason: "mapped onto --compact-hash-check-time, as etcd"},
+	{Name: "compact-hash-check-time", Class: asEtcd, Reason: "how often the leader runs the compaction hash check (with CompactHashCheck)"},
 	{Name: "experimental-enable-lease-checkpoint", Class: noEffect, Reason: whyNoLease, value: func(c *embed.Config) any { return c.ExperimentalEnableLeaseCheckpoint }},
 	{Name: "experimental-enable-lease-checkpoint-persist", Class: noEffect, Reason: whyNoLease, value: func(c *embed.Config) any { return c.ExperimentalEnableLeaseCheckpointPersist }},
 	{Name: "experimental-compaction-batch-limit", Class: noEffect, Reason: "quorumd compacts its in-memory keyspace in one step", value: func(c *embed.Config) any { return c.ExperimentalCompactionBatchLimit }},
@@ -299,7 +299,8 @@ func nonDefault(ec *embed.Config) []setFlag {
 
 // featureGatesSet lists the feature gates that differ from etcd's
 // defaults, leaving out those set through their deprecated experimental
-// flag (reported under that flag).
+// flag (reported under that flag) and those quorumd honours
+// (honouredGates).
 func featureGatesSet(c *embed.Config) any {
 	viaFlag := map[string]bool{}
 	for flagName, gate := range features.ExperimentalFlagToFeatureMap {
@@ -309,13 +310,16 @@ func featureGatesSet(c *embed.Config) any {
 	}
 	var out []string
 	for gate, spec := range features.DefaultEtcdServerFeatureGates {
-		if on := c.ServerFeatureGate.Enabled(gate); on != spec.Default && !viaFlag[string(gate)] {
+		if on := c.ServerFeatureGate.Enabled(gate); on != spec.Default && !viaFlag[string(gate)] && !honouredGates[gate] {
 			out = append(out, fmt.Sprintf("%s=%v", gate, on))
 		}
 	}
 	sort.Strings(out)
 	return strings.Join(out, ",")
 }
+
+// honouredGates are the feature gates quorumd implements as etcd.
+var honouredGates = map[featuregate.Feature]bool{features.InitialCorruptCheck: true, features.CompactHashCheck: true}
 
 func sortedKeys(m map[string]struct{}) string {
 	ks := make([]string, 0, len(m))

@@ -27,6 +27,7 @@ import (
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/client/pkg/v3/types"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/features"
 
 	"github.com/quorum-kv/quorum/internal/etcdlog"
 	"github.com/quorum-kv/quorum/server"
@@ -184,6 +185,10 @@ func serverConfig(ec *embed.Config, lg *zap.Logger) (*server.Config, error) {
 	if c.QuotaBackendBytes < 0 { // as etcd's storage.NewBackendQuota
 		lg.Info("disabled backend quota", zap.String("quota-name", "v3-applier"), zap.Int64("quota-size-bytes", c.QuotaBackendBytes))
 	}
+	c.InitialCorruptCheck = ec.ServerFeatureGate.Enabled(features.InitialCorruptCheck)
+	c.CorruptCheckTime = ec.CorruptCheckTime
+	c.CompactHashCheck = ec.ServerFeatureGate.Enabled(features.CompactHashCheck)
+	c.CompactHashCheckTime = ec.CompactHashCheckTime
 	c.EnablePprof = ec.EnablePprof
 	c.Metrics = ec.Metrics
 	c.DisablePreVote = !ec.PreVote

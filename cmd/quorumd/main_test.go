@@ -132,9 +132,9 @@ func TestKubeadmFlagsConfigureAMember(t *testing.T) {
 	for _, l := range noEffect {
 		flags = append(flags, l["flag"].(string)+"="+l["value"].(string))
 	}
-	want := []string{"--experimental-initial-corrupt-check=true"}
-	if strings.Join(flags, " ") != strings.Join(want, " ") {
-		t.Fatalf("no-effect lines for %v, want exactly one each for %v", flags, want)
+	// --experimental-initial-corrupt-check is honoured (server/corrupt.go).
+	if len(flags) != 0 || !cfg.InitialCorruptCheck {
+		t.Fatalf("no-effect lines for %v, want none; initial corrupt check %v", flags, cfg.InitialCorruptCheck)
 	}
 }
 
@@ -337,9 +337,10 @@ func TestNoEffectFlagsAreLoggedOnceAndOnlyWhenSet(t *testing.T) {
 	for _, l := range withMsg(logLines(t, stderr.String()), "flag has no effect in quorumd") {
 		got = append(got, l["flag"].(string))
 	}
-	want := "--backend-bbolt-freelist-type --backend-batch-interval --feature-gates"
-	if strings.Join(got, " ") != want {
-		t.Fatalf("no-effect lines for %v, want %s", got, want)
+	// InitialCorruptCheck is honoured, so --feature-gates has an effect.
+	want := "--backend-bbolt-freelist-type --backend-batch-interval"
+	if strings.Join(got, " ") != want || !cfg.InitialCorruptCheck {
+		t.Fatalf("no-effect lines for %v, want %s; initial corrupt check %v", got, want, cfg.InitialCorruptCheck)
 	}
 	// etcd's deprecation warning for --max-snapshots, even at its default.
 	if len(withMsg(logLines(t, stderr.String()), deprecatedFlags["max-snapshots"])) != 1 {
