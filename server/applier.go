@@ -78,6 +78,8 @@ type applier struct {
 	snapshotting atomic.Bool
 	snapshotDone chan time.Time // when the next snapshot may start
 	snapWG       sync.WaitGroup
+	// collectc serves collectState (Maintenance.Snapshot and Hash).
+	collectc chan chan snapshotSet
 
 	// Published for readers.
 	state     atomic.Pointer[readState]
@@ -156,6 +158,7 @@ func newApplier(c applierConfig) *applier {
 		membership: c.State.membership, confState: c.State.confState,
 		appliedIndex: c.State.index, snapshotIndex: c.State.index,
 		snapshotDone: make(chan time.Time, 1),
+		collectc:     make(chan chan snapshotSet),
 		applyWait:    c.ApplyWait,
 	}
 	a.applyWait.advance(c.State.index)
@@ -190,6 +193,8 @@ func (a *applier) run(jobs <-chan applyJob, fatal func(error)) {
 		select {
 		case next := <-a.snapshotDone:
 			a.nextSnapshot = next
+		case reply := <-a.collectc:
+			reply <- a.snapshotSet()
 		case job := <-jobs:
 			if err := a.applyBatch(job); err != nil {
 				a.lg.Error("cannot apply snapshot received from the leader", "error", err)
@@ -491,14 +496,14 @@ func (a *applier) maybeSnapshot() {
 		return
 	}
 	a.snapshotting.Store(true)
-	view, mem, leases, cs, idx := a.store.View(), a.membership.Clone(), a.lessor.records(), a.confState, a.appliedIndex
-	authRec := a.authBackend.record()
+	set := a.snapshotSet()
+	idx := set.index
 	a.snapshotIndex = idx
 	a.snapWG.Add(1)
 	go func() {
 		defer a.snapWG.Done()
 		start := time.Now()
-		err := a.saveSnapshot(view, snapshotSections{membership: mem, leases: leases, auth: authRec}, cs, idx)
+		err := a.saveSnapshot(set.view, set.sections, set.confState, idx)
 		took := time.Since(start)
 		select {
 		case a.snapshotDone <- time.Now().Add(snapshotDutyFactor * took):

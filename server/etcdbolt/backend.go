@@ -117,7 +117,7 @@ func (b *Backend) emitKeys(s Sink) error {
 			return fmt.Errorf("keyspace revision %d/%d after %d/%d: not in (main, sub) order", r.Main, r.Sub, lastMain, lastSub)
 		}
 		lastMain, lastSub = r.Main, r.Sub
-		kbuf = revisionKey(kbuf[:0], r.Main, r.Sub, r.Tombstone)
+		kbuf = RevisionKey(kbuf[:0], r.Main, r.Sub, r.Tombstone)
 		kv := &r.KV
 		if r.Tombstone {
 			// etcd stores a tombstone as a KeyValue with only the key.

@@ -293,7 +293,7 @@ func (f *File) Backend() (*Backend, error) {
 func (f *File) revisions(fn func(*mvcc.KeyRevision) error) error {
 	return f.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(schema.Key.Name()).ForEach(func(k, v []byte) error {
-			main, sub, tomb, err := parseRevisionKey(k)
+			main, sub, tomb, err := ParseRevisionKey(k)
 			if err != nil {
 				return fmt.Errorf("key bucket: %w", err)
 			}
@@ -323,7 +323,7 @@ func (f *File) view(fn func(tx *bolt.Tx) error) (err error) {
 }
 
 func checkRevKey(v []byte) (int64, error) {
-	main, _, _, err := parseRevisionKey(v)
+	main, _, _, err := ParseRevisionKey(v)
 	return main, err
 }
 

@@ -25,7 +25,10 @@ const (
 // dumpSink records the stream as text, for comparing streams.
 type dumpSink struct{ buf bytes.Buffer }
 
-func (d *dumpSink) Bucket(name []byte) error { d.buf.WriteString("[" + string(name) + "]\n"); return nil }
+func (d *dumpSink) Bucket(name []byte) error {
+	d.buf.WriteString("[" + string(name) + "]\n")
+	return nil
+}
 func (d *dumpSink) Put(k, v []byte) error {
 	fmt.Fprintf(&d.buf, "%q=%q\n", k, v)
 	return nil
