@@ -36,8 +36,9 @@ const putsPerTx = 100_000
 // keys arrive in ascending order (batchTx.UnsafeSeqPut).
 const keyFillPercent = 0.9
 
-// WriteFile writes b as a new bbolt file at path, which must not exist,
-// and syncs it. On error nothing is left at path.
+// WriteFile writes b as a new bbolt file at path, which must not exist.
+// The file is not synced: Maintenance.Snapshot's file is temporary (a
+// caller that keeps one must sync it). On error nothing is left at path.
 func WriteFile(path string, b *Backend) (err error) {
 	if _, err := os.Lstat(path); err == nil {
 		return fmt.Errorf("write backend %s: file exists", path)
@@ -64,9 +65,6 @@ func WriteFile(path string, b *Backend) (err error) {
 	if err := s.commit(); err != nil {
 		return fmt.Errorf("write backend %s: %w", path, err)
 	}
-	if err := db.Sync(); err != nil {
-		return fmt.Errorf("sync backend %s: %w", path, err)
-	}
 	return nil
 }
 
@@ -78,6 +76,23 @@ type boltSink struct {
 	name []byte
 	b    *bolt.Bucket
 	n    int
+	// arena holds the copies of the current transaction's keys and values
+	// (bbolt keeps the slices until the commit), a few large allocations
+	// instead of two per pair.
+	arena []byte
+}
+
+// arenaChunk is the size of one arena allocation.
+const arenaChunk = 4 << 20
+
+// keep copies p into the arena.
+func (s *boltSink) keep(p []byte) []byte {
+	if cap(s.arena)-len(s.arena) < len(p) {
+		s.arena = make([]byte, 0, max(arenaChunk, len(p)))
+	}
+	n := len(s.arena)
+	s.arena = append(s.arena, p...)
+	return s.arena[n:len(s.arena):len(s.arena)]
 }
 
 func (s *boltSink) begin() error {
@@ -102,7 +117,7 @@ func (s *boltSink) commit() error {
 		return nil
 	}
 	err := s.tx.Commit()
-	s.tx, s.b = nil, nil
+	s.tx, s.b, s.arena = nil, nil, nil
 	return err
 }
 
@@ -125,7 +140,7 @@ func (s *boltSink) Put(k, v []byte) error {
 	}
 	s.n++
 	// bbolt keeps the slices until the commit; the stream's are reused.
-	if err := s.b.Put(bytes.Clone(k), bytes.Clone(v)); err != nil {
+	if err := s.b.Put(s.keep(k), s.keep(v)); err != nil {
 		return fmt.Errorf("put %x in bucket %s: %w", k, s.name, err)
 	}
 	return nil
