@@ -94,6 +94,8 @@ type applier struct {
 	snapshotting atomic.Bool
 	snapshotDone chan time.Time // when the next snapshot may start
 	snapWG       sync.WaitGroup
+	// collectc serves collectState (Maintenance.Snapshot and Hash).
+	collectc chan chan snapshotSet
 
 	// Published for readers.
 	state     atomic.Pointer[readState]
@@ -186,6 +188,7 @@ func newApplier(c applierConfig) *applier {
 		self: c.Self, bootstrap: c.Bootstrap, peers: c.Peers, maxLearners: c.MaxLearners, onRemoved: c.OnRemoved,
 		appliedIndex: c.State.index, snapshotIndex: c.State.index,
 		snapshotDone: make(chan time.Time, 1),
+		collectc:     make(chan chan snapshotSet),
 		applyWait:    c.ApplyWait,
 	}
 	a.applyWait.advance(c.State.index)
@@ -225,6 +228,8 @@ func (a *applier) run(jobs <-chan applyJob, fatal func(error)) {
 			a.nextSnapshot = next
 		case req := <-a.defragc:
 			req.done <- a.defragment()
+		case reply := <-a.collectc:
+			reply <- a.snapshotSet()
 		case job := <-jobs:
 			if err := a.applyBatch(job); err != nil {
 				a.lg.Error("cannot apply snapshot received from the leader", "error", err)
@@ -541,14 +546,14 @@ func (a *applier) maybeSnapshot() {
 		return
 	}
 	a.snapshotting.Store(true)
-	view, mem, leases, cs, idx := a.store.View(), a.membership.Clone(), a.lessor.records(), a.confState, a.appliedIndex
-	authRec := a.authBackend.record()
+	set := a.snapshotSet()
+	idx := set.index
 	a.snapshotIndex = idx
 	a.snapWG.Add(1)
 	go func() {
 		defer a.snapWG.Done()
 		start := time.Now()
-		err := a.saveSnapshot(view, snapshotSections{membership: mem, leases: leases, auth: authRec}, cs, idx)
+		err := a.saveSnapshot(set.view, set.sections, set.confState, idx)
 		took := time.Since(start)
 		select {
 		case a.snapshotDone <- time.Now().Add(snapshotDutyFactor * took):
