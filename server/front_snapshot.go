@@ -146,7 +146,6 @@ func etcdLeases(rs []leaseRecord) []*leasepb.Lease {
 	return out
 }
 
-
 // Hash is etcd's Maintenance.Hash: CRC-32C over the backend file's buckets
 // and pairs, skipping what etcd skips (the consistent index, term and
 // storage version), so it is equal on every member at the same applied

@@ -39,7 +39,6 @@ func etcdTool(t *testing.T, name string) string {
 	return p
 }
 
-
 // member is one member's flags: name, URLs, data dir.
 type member struct {
 	name, client, peer, dataDir string
