@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -254,7 +255,7 @@ func leaseRecords(b *etcdbolt.Backend, store *mvcc.Store) ([]leaseRecord, error)
 	for _, l := range b.Leases {
 		rs = append(rs, leaseRecord{ID: l.ID, TTL: l.TTL})
 	}
-	slices.SortFunc(rs, func(x, y leaseRecord) int { return cmpInt64(x.ID, y.ID) })
+	slices.SortFunc(rs, func(x, y leaseRecord) int { return cmp.Compare(x.ID, y.ID) })
 	for i := range rs {
 		byID[rs[i].ID] = &rs[i]
 	}
@@ -271,16 +272,6 @@ func leaseRecords(b *etcdbolt.Backend, store *mvcc.Store) ([]leaseRecord, error)
 		}
 	}
 	return rs, nil
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // authFromBackend is the file's auth buckets as quorumd's auth record.
@@ -300,19 +291,9 @@ func membershipFromEtcd(ms []*membership.Member) *Membership {
 		m.Members = append(m.Members, &Member{ID: uint64(x.ID), Name: x.Name,
 			PeerURLs: append([]string(nil), x.PeerURLs...), ClientURLs: append([]string(nil), x.ClientURLs...)})
 	}
-	slices.SortFunc(m.Members, func(a, b *Member) int { return cmpUint64(a.ID, b.ID) })
+	slices.SortFunc(m.Members, func(a, b *Member) int { return cmp.Compare(a.ID, b.ID) })
 	m.ClusterID = ComputeClusterID(m.IDs())
 	return m
-}
-
-func cmpUint64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // alarmsFromBackend is the seam for the alarm bucket: quorumd derives its

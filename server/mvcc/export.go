@@ -2,6 +2,7 @@ package mvcc
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"slices"
 
@@ -51,7 +52,7 @@ func (v *View) Revisions(fn func(r *KeyRevision) error) error {
 	})
 	slices.SortFunc(refs, func(a, b ref) int {
 		if a.main != b.main {
-			return cmpInt64(a.main, b.main)
+			return cmp.Compare(a.main, b.main)
 		}
 		return int(a.sub) - int(b.sub)
 	})
@@ -70,16 +71,6 @@ func (v *View) Revisions(fn func(r *KeyRevision) error) error {
 		}
 	}
 	return nil
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Builder rebuilds a Store from the revisions of an etcd key bucket (or of
