@@ -11,11 +11,12 @@ import (
 
 // Alarms are replicated state: an ACTIVATE through one member is listed
 // by every member, refuses writes on every member, and is still there
-// after every member restarts (re-applied from the WAL: the snapshot does
-// not carry alarms yet, so one taken after the alarm would lose it); a
-// DEACTIVATE through another member clears it everywhere.
+// after every member restarts from a snapshot taken after the alarm
+// (--snapshot-count=20 and more than 20 entries after it: the WAL behind
+// the snapshot no longer has the ACTIVATE); a DEACTIVATE through another
+// member clears it everywhere.
 func TestAlarmsAreReplicatedAndSurviveRestarts(t *testing.T) {
-	tc := startCluster(t, 3)
+	tc := startCluster(t, 3, "--snapshot-count=20", "--snapshot-catchup-entries=5")
 	tc.waitHealthy()
 	eps := tc.Endpoints()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -45,6 +46,13 @@ func TestAlarmsAreReplicatedAndSurviveRestarts(t *testing.T) {
 		}
 	}
 	check("after activate")
+	// Entries that pass the quota (deletes) so every member snapshots past
+	// the ACTIVATE.
+	for i := range 60 {
+		if _, err := cli.Delete(ctx, fmt.Sprintf("none-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, n := range tc.Nodes() {
 		if err := n.Stop(ctx); err != nil {
 			t.Fatal(err)

@@ -117,6 +117,7 @@ type appliedState struct {
 	membership *Membership
 	leases     []leaseRecord
 	auth       *authRecord // nil: auth disabled, no users or roles
+	alarms     []alarmRecord
 	confState  raftpb.ConfState
 	index      uint64
 }
@@ -195,8 +196,9 @@ func newApplier(c applierConfig) *applier {
 	a.lessor.restore(c.State.leases, time.Now())
 	a.setStore(a.store)
 	hs, _, _ := c.RaftStorage.InitialState()
-	// No alarms from the snapshot: the codec does not carry them yet (docs/maintenance.md).
-	_ = a.initMaintenance(c.QuotaBackendBytes, nil, hs.Commit)
+	if err := a.initMaintenance(c.QuotaBackendBytes, c.State.alarms, hs.Commit); err != nil {
+		a.lg.Warn("the snapshot's alarms do not load; starting with none", "error", err)
+	}
 	a.publish()
 	return a
 }
@@ -283,6 +285,9 @@ func (a *applier) applySnapshot(sn raftpb.Snapshot) error {
 	a.lessor.restore(c.leases, time.Now())
 	a.authBackend = newAuthBackend(c.auth)
 	a.auth.Recover(a.authBackend)
+	if err := a.alarms.restore(c.alarms); err != nil {
+		return fmt.Errorf("snapshot at index %d: %w", sn.Metadata.Index, err)
+	}
 	a.setStore(store)
 	if a.watches != nil {
 		a.watches.Restore(store.Rev(), store.CompactRev())

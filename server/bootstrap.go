@@ -237,7 +237,7 @@ func restoreState(storage *raft.MemoryStorage, sn *raftpb.Snapshot, hs raftpb.Ha
 		if err != nil {
 			return restored{}, fmt.Errorf("snapshot %016x-%016x in %s: %w", sn.Metadata.Term, sn.Metadata.Index, snapPath, err)
 		}
-		state = appliedState{store: c.store, membership: c.membership, leases: c.leases, auth: c.auth, confState: sn.Metadata.ConfState, index: sn.Metadata.Index}
+		state = appliedState{store: c.store, membership: c.membership, leases: c.leases, auth: c.auth, alarms: c.alarms, confState: sn.Metadata.ConfState, index: sn.Metadata.Index}
 		if err := storage.ApplySnapshot(withoutData(*sn)); err != nil {
 			return restored{}, fmt.Errorf("apply snapshot: %w", err)
 		}

@@ -36,7 +36,7 @@ import (
 //	members_removed  (none: quorumd does not remove members)
 //	cluster          clusterVersion 3.6.0
 //	lease            each lease's ID and granted TTL
-//	alarm            the member's alarms (Server.alarms)
+//	alarm            the alarms active at that index
 //	auth, authUsers, authRoles  the auth record: enabled, revision, users, roles
 
 // snapshotSendBufferSize is etcd's chunk size for the snapshot stream
@@ -57,7 +57,7 @@ type snapshotSet struct {
 func (a *applier) snapshotSet() snapshotSet {
 	return snapshotSet{
 		view:      a.store.View(),
-		sections:  snapshotSections{membership: a.membership.Clone(), leases: a.lessor.records(), auth: a.authBackend.record()},
+		sections:  snapshotSections{membership: a.membership.Clone(), leases: a.lessor.records(), auth: a.authBackend.record(), alarms: a.alarms.records()},
 		confState: a.confState, index: a.appliedIndex,
 	}
 }
@@ -88,12 +88,17 @@ func (s *Server) consistentBackend(ctx context.Context) (*etcdbolt.Backend, *mvc
 		return nil, nil, err
 	}
 	term, _ := s.app.raftStorage.Term(set.index) // 0 (not written) if unknown
-	return etcdBackend(set, term, s.alarms()), set.view, nil
+	return etcdBackend(set, term), set.view, nil
 }
 
 // etcdBackend maps a snapshot set at (set.index, term) onto etcd's
-// backend schema; alarms go to the alarm bucket as they are.
-func etcdBackend(set snapshotSet, term uint64, alarms []*pb.AlarmMember) *etcdbolt.Backend {
+// backend schema; the alarms at that index go to the alarm bucket as they
+// are.
+func etcdBackend(set snapshotSet, term uint64) *etcdbolt.Backend {
+	alarms := make([]*pb.AlarmMember, 0, len(set.sections.alarms))
+	for _, r := range set.sections.alarms {
+		alarms = append(alarms, &pb.AlarmMember{MemberID: r.MemberID, Alarm: pb.AlarmType(pb.AlarmType_value[r.Alarm])})
+	}
 	b := &etcdbolt.Backend{
 		ConsistentIndex: set.index, Term: term,
 		StorageVersion: etcdbolt.Version36, ClusterVersion: etcdbolt.Version36,

@@ -102,8 +102,10 @@ func (c *RestoreConfig) membership() (*Membership, *Member, error) {
 // Everything is read and checked (the SHA-256, bbolt's pages, etcd's
 // buckets, every revision) before anything is written, and the data dir
 // is built beside DataDir and renamed into place: on any error nothing is
-// left at DataDir. The file's membership, consistent index and alarms are
-// not restored (the flags replace the first two; quorumd derives alarms).
+// left at DataDir. The file's membership and consistent index are not
+// restored (the flags replace them); its alarms are, as etcdutl's restore
+// keeps the alarm bucket (a NOSPACE alarm in the backup is still active in
+// the restored cluster, and `etcdctl alarm disarm` clears it).
 func RestoreDataDir(cfg RestoreConfig) error {
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -235,10 +237,9 @@ func readBackendFile(path string, lg *slog.Logger) (*backendState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: %w", path, err)
 	}
-	alarmsFromBackend(lg, path, b.Alarms)
 	st := &backendState{
 		store:    store,
-		sections: snapshotSections{leases: leases, auth: authFromBackend(b)},
+		sections: snapshotSections{leases: leases, auth: authFromBackend(b), alarms: alarmsFromBackend(lg, path, b.Alarms)},
 		source:   membershipFromEtcd(b.Members),
 	}
 	lg.Info("read snapshot", "path", path, "source-members", len(st.source.Members), "consistent-index", b.ConsistentIndex,
@@ -296,14 +297,20 @@ func membershipFromEtcd(ms []*membership.Member) *Membership {
 	return m
 }
 
-// alarmsFromBackend is the seam for the alarm bucket: quorumd derives its
-// alarms from its own state (Server.alarms) and keeps none in a snapshot,
-// so restored alarms are reported and dropped.
-func alarmsFromBackend(lg *slog.Logger, path string, alarms []*pb.AlarmMember) {
+// alarmsFromBackend is the file's alarm bucket as alarm records; an alarm
+// of a type quorumd does not know is reported and dropped.
+func alarmsFromBackend(lg *slog.Logger, path string, alarms []*pb.AlarmMember) []alarmRecord {
+	recs := make([]alarmRecord, 0, len(alarms))
 	for _, a := range alarms {
-		lg.Warn("snapshot holds an alarm; quorumd raises alarms from its own state and does not restore it",
+		if _, ok := pb.AlarmType_name[int32(a.Alarm)]; !ok || a.Alarm == pb.AlarmType_NONE {
+			lg.Warn("snapshot holds an alarm of an unknown type; dropped", "path", path, "member-id", idString(a.MemberID), "alarm", int32(a.Alarm))
+			continue
+		}
+		lg.Warn("snapshot holds an active alarm; it stays active in the restored member (etcdctl alarm disarm clears it)",
 			"path", path, "member-id", idString(a.MemberID), "alarm", a.Alarm.String())
+		recs = append(recs, alarmRecord{MemberID: a.MemberID, Alarm: a.Alarm.String()})
 	}
+	return recs
 }
 
 // writeDataDir writes <dataDir>/member for member id: meta.json, a

@@ -21,11 +21,16 @@ import (
 // serialization. Version 4 has the layout of version 3; its membership
 // carries the learners and the removed member IDs (runtime
 // reconfiguration). The snap file around it carries the Raft metadata and
-// a checksum of its own. Older snapshots still load: version 3 with no
+// a checksum of its own. Version 5 adds, after the auth section, the
+// active alarms as JSON (the same framing; alarmRecord, in the order
+// alarmSet.records gives them), so a NOSPACE or CORRUPT alarm survives a
+// restart and reaches a follower that catches up by snapshot. Older
+// snapshots still load: version 4 with no alarms, version 3 also with no
 // learners or removed members, version 2 also with auth disabled and no
 // users or roles, version 1 also with no leases.
 var (
-	snapMagic   = []byte("QUORUMSNAP4\n")
+	snapMagic   = []byte("QUORUMSNAP5\n")
+	snapMagicV4 = []byte("QUORUMSNAP4\n")
 	snapMagicV3 = []byte("QUORUMSNAP3\n")
 	snapMagicV2 = []byte("QUORUMSNAP2\n")
 	snapMagicV1 = []byte("QUORUMSNAP1\n")
@@ -37,6 +42,7 @@ type snapshotContents struct {
 	membership *Membership
 	leases     []leaseRecord
 	auth       *authRecord // nil in a snapshot older than version 3
+	alarms     []alarmRecord
 }
 
 // snapshotSections are what a snapshot holds besides the keyspace.
@@ -44,6 +50,7 @@ type snapshotSections struct {
 	membership *Membership
 	leases     []leaseRecord
 	auth       *authRecord // nil: auth disabled, no users or roles
+	alarms     []alarmRecord
 }
 
 // encodeSnapshot writes the keyspace view and the sections to w,
@@ -67,6 +74,13 @@ func encodeSnapshot(w io.Writer, view *mvcc.View, sec snapshotSections) error {
 		ar = &authRecord{}
 	}
 	if err := writeJSONSection(w, ar); err != nil {
+		return err
+	}
+	alarms := sec.alarms
+	if alarms == nil {
+		alarms = []alarmRecord{}
+	}
+	if err := writeJSONSection(w, alarms); err != nil {
 		return err
 	}
 	_, err := view.WriteTo(w)
@@ -110,11 +124,12 @@ func readJSONSection(data []byte, name string, v any) ([]byte, error) {
 	return data[n:], nil
 }
 
-// decodeSnapshot restores what encodeSnapshot wrote (or a version 1, 2 or
-// 3 snapshot); damage anywhere is an error.
+// decodeSnapshot restores what encodeSnapshot wrote (or a version 1 to 4
+// snapshot); damage anywhere is an error.
 func decodeSnapshot(data []byte) (snapshotContents, error) {
 	var c snapshotContents
-	v3 := bytes.HasPrefix(data, snapMagic) || bytes.HasPrefix(data, snapMagicV3)
+	v5 := bytes.HasPrefix(data, snapMagic)
+	v3 := v5 || bytes.HasPrefix(data, snapMagicV4) || bytes.HasPrefix(data, snapMagicV3)
 	v2 := v3 || bytes.HasPrefix(data, snapMagicV2)
 	if !v2 && !bytes.HasPrefix(data, snapMagicV1) {
 		return c, errors.New("snapshot data is not a quorumd snapshot")
@@ -136,6 +151,11 @@ func decodeSnapshot(data []byte) (snapshotContents, error) {
 			return c, err
 		}
 	}
+	if v5 {
+		if rest, err = readJSONSection(rest, "alarm", &c.alarms); err != nil {
+			return c, err
+		}
+	}
 	store, err := mvcc.Restore(bytes.NewReader(rest))
 	if err != nil {
 		return c, fmt.Errorf("snapshot keyspace: %w", err)
@@ -145,9 +165,9 @@ func decodeSnapshot(data []byte) (snapshotContents, error) {
 }
 
 // snapshotOverhead is the size of a snapshot's envelope around the
-// keyspace of st (the lease and auth sections counted as empty).
+// keyspace of st (the lease, auth and alarm sections counted as empty).
 func (st *readState) snapshotOverhead() int64 {
 	mj, _ := json.Marshal(st.membership)
 	aj, _ := json.Marshal(&authRecord{})
-	return int64(len(snapMagic) + 8 + len(mj) + 8 + 2 + 8 + len(aj))
+	return int64(len(snapMagic) + 8 + len(mj) + 8 + 2 + 8 + len(aj) + 8 + 2)
 }
