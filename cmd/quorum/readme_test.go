@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// readmeBlocks returns the ```sh blocks of the README section that starts
+// with heading, in order.
+func readmeBlocks(t *testing.T, heading string) []string {
+	t.Helper()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "\n"+heading+"\n")
+	if !ok {
+		t.Fatalf("README has no %q section", heading)
+	}
+	if i := strings.Index(rest, "\n## "); i >= 0 {
+		rest = rest[:i]
+	}
+	var blocks []string
+	for {
+		_, after, ok := strings.Cut(rest, "```sh\n")
+		if !ok {
+			return blocks
+		}
+		block, next, _ := strings.Cut(after, "```")
+		blocks = append(blocks, block)
+		rest = next
+	}
+}
+
+// The README's by-hand cluster and its "Operating a cluster" commands,
+// run as written in one shell: back up quorumd, read the file with
+// etcdutl, restore it into real etcd, back that up and restore it into
+// quorumd, replace a dead member, add and promote a learner, check hashes,
+// recover from NOSPACE. Needs tools/bin (bash tools/build.sh).
+func TestReadmeOperatingCommands(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-member quorumd cluster and real etcd (skipped with -short)")
+	}
+	tools, err := filepath.Abs("../../tools/bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []string{"etcd", "etcdctl", "etcdutl"} {
+		if _, err := os.Stat(filepath.Join(tools, b)); err != nil {
+			t.Skipf("tools/bin/%s is missing (bash tools/build.sh builds it): %v", b, err)
+		}
+	}
+	blocks := append(readmeBlocks(t, "## Running a 3-member quorumd cluster by hand"), readmeBlocks(t, "## Operating a cluster")...)
+	if len(blocks) != 4 {
+		t.Fatalf("README: %d sh blocks in the by-hand and operating sections, want 1 and 3", len(blocks))
+	}
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	for _, b := range [][2]string{{"quorumd", "./cmd/quorumd"}, {"quorumctl", "./cmd/quorumctl"}, {"quorumutl", "./cmd/quorumutl"}} {
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, "bin", b[0]), b[1])
+		cmd.Dir = "../.."
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", b[0], err, out)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "tools"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(tools, filepath.Join(dir, "tools", "bin")); err != nil {
+		t.Fatal(err)
+	}
+	var script []string
+	for _, l := range strings.Split(strings.Join(blocks, "\n"), "\n") {
+		if !strings.HasPrefix(l, "go build ") {
+			script = append(script, l)
+		}
+	}
+	// Echo each command (its first 100 bytes) so a failure shows which;
+	// stop every member however the script ends. A file, not bash -c: the
+	// block's pgrep -f must not match the shell running it.
+	body := "set -e\ntrap 'kill $(jobs -p) 2>/dev/null; wait' EXIT\ntrap 'echo \"+ ${BASH_COMMAND:0:100}\"' DEBUG\n" +
+		strings.Join(script, "\n") + "\n"
+	path := filepath.Join(dir, "readme.sh")
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, "bash", "readme.sh")
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		var logs []string
+		for _, n := range []string{"n1", "n3", "n4", "e1", "q1"} {
+			b, _ := os.ReadFile(filepath.Join(dir, n+".log"))
+			if len(b) > 3000 {
+				b = b[len(b)-3000:]
+			}
+			logs = append(logs, n+".log (tail):\n"+string(b))
+		}
+		t.Fatalf("README blocks: %v\n%s\n%s", err, out, strings.Join(logs, "\n"))
+	}
+	t.Logf("README blocks output:\n%s", out)
+	o := string(out)
+	for _, want := range []string{
+		"alarm:NOSPACE",           // the loop filled the quota
+		"database space exceeded", // and the write past it failed as etcd's
+		"Finished defragmenting",  // defrag
+		"memberID:",               // alarm disarm answered the alarm it cleared
+	} {
+		if !strings.Contains(o, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	// After the promotion n4 is a voter, and the hashes agree.
+	if !regexp.MustCompile(`\| +n4 \| \S+ \| \S+ \| +false \|`).MatchString(o) {
+		t.Errorf("member list after promote shows no voter n4")
+	}
+	hashes := regexp.MustCompile(`(?m)^\s*\| http://127\.0\.0\.1:\d+ \| +(\d+) \|`).FindAllStringSubmatch(o, -1)
+	if len(hashes) != 4 {
+		t.Fatalf("endpoint hashkv --cluster: %d rows, want 4", len(hashes))
+	}
+	for _, h := range hashes[1:] {
+		if h[1] != hashes[0][1] {
+			t.Errorf("endpoint hashkv --cluster: hashes differ: %v", hashes)
+		}
+	}
+}
