@@ -147,3 +147,32 @@ func TestMembersAnswerTheClusterLookups(t *testing.T) {
 		t.Error("Endpoints shares its slice")
 	}
 }
+
+// SplitLeaders puts every node some answering status names as leader last
+// (an isolated old leader too), in node order; silent nodes go first.
+func TestSplitLeadersStopsLeadersLast(t *testing.T) {
+	c := fake.New(3)
+	names := func(ns []cluster.Node) string {
+		var s []string
+		for _, n := range ns {
+			s = append(s, n.Name())
+		}
+		return strings.Join(s, ",")
+	}
+	tests := []struct {
+		name        string
+		sts         []cluster.MemberStatus
+		first, last string
+	}{
+		{"one leader", statuses(c, [3]uint64{1, 2, 0}, [3]uint64{2, 2, 0}, [3]uint64{3, 2, 0}), "n1,n3", "n2"},
+		{"isolated old leader", statuses(c, [3]uint64{1, 1, 0}, [3]uint64{2, 3, 0}, [3]uint64{3, 3, 0}), "n2", "n1,n3"},
+		{"silent leader", statuses(c, [3]uint64{1, 3, 0}, [3]uint64{2, 3, 0}), "n1,n2,n3", ""},
+		{"nobody answers", nil, "n1,n2,n3", ""},
+	}
+	for _, tt := range tests {
+		first, last := cluster.SplitLeaders(c.Nodes(), tt.sts)
+		if names(first) != tt.first || names(last) != tt.last {
+			t.Errorf("%s: first %q last %q, want %q %q", tt.name, names(first), names(last), tt.first, tt.last)
+		}
+	}
+}

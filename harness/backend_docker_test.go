@@ -12,7 +12,6 @@ import (
 
 	"github.com/moby/moby/client"
 
-	"github.com/quorum-kv/quorum/checker"
 	"github.com/quorum-kv/quorum/cluster"
 	"github.com/quorum-kv/quorum/cluster/docker"
 	"github.com/quorum-kv/quorum/harness"
@@ -29,90 +28,6 @@ func (c *noPull) ImagePull(ctx context.Context, ref string, _ client.ImagePullOp
 	return nil, errors.New("test: pulling " + ref + " is forbidden")
 }
 
-// A short containerized run — 3 quorumd members in containers, the register
-// workload, a partition isolating the leader and a leader kill — is valid;
-// nothing is pulled, the engine holds no image but the ones we build, and
-// nothing of the run is left in the engine.
-func TestDockerRunWithLeaderPartitionAndKillIsValid(t *testing.T) {
-	cfg := shortConfig(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	eng, err := docker.NewEngine(ctx, cfg.Logger, nil)
-	if err != nil {
-		t.Skipf("no Docker engine reachable: %v", err)
-	}
-	defer eng.Close()
-	if os.Geteuid() != 0 {
-		t.Skip("partitions in containers need root")
-	}
-	wrapped := &noPull{APIClient: eng.Client()}
-	eng, err = docker.NewEngine(ctx, cfg.Logger, wrapped)
-	if err != nil {
-		t.Fatal(err)
-	}
-	before, err := eng.Client().ImageList(ctx, client.ImageListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	had := map[string]bool{}
-	for _, im := range before.Items {
-		had[im.ID] = true
-	}
-	bin, err := docker.BuildStatic(ctx, "github.com/quorum-kv/quorum/cmd/quorumd", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	backend := &docker.Backend{Engine: eng}
-	cfg.Server = cluster.Server{Label: "quorumd", Binary: bin}
-	cfg.Members = cluster.MemberSettings{HeartbeatInterval: 50 * time.Millisecond, ElectionTimeout: 500 * time.Millisecond, StopGrace: 2 * time.Second}
-	cfg.Nemeses = "partition-leader,kill-leader"
-	cfg.NemesisInterval = 2 * time.Second
-	cfg.TimeLimit = 9 * time.Second
-	out, err := harness.Run(ctx, cfg, backend)
-	if err != nil {
-		t.Fatalf("run: %v", err)
-	}
-	res := out.Results
-	if res.Check.Verdict != checker.Valid {
-		t.Fatalf("verdict %v (%s), want valid; run dir %s", res.Check.Verdict, res.Check.Reason, out.Dir)
-	}
-	if res.Check.Faults["kill-leader"] != 1 || res.Check.Faults["partition-leader"] != 1 {
-		t.Errorf("faults injected: %v", res.Check.Faults)
-	}
-	if res.Run.Backend != "docker" {
-		t.Errorf("results say backend %q", res.Run.Backend)
-	}
-	for _, name := range []string{"n1", "n2", "n3"} {
-		b, err := os.ReadFile(filepath.Join(out.Dir, "logs", name+".log"))
-		if err != nil || len(b) == 0 {
-			t.Errorf("member log %s: %d bytes, %v", name, len(b), err)
-		}
-	}
-	if n := wrapped.pulls.Load(); n != 0 {
-		t.Errorf("%d image pulls attempted", n)
-	}
-	after, err := eng.Client().ImageList(ctx, client.ImageListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, im := range after.Items {
-		if !had[im.ID] && im.Labels[docker.LabelImage] == "" {
-			t.Errorf("image %s %v appeared and is not one we built", im.ID, im.RepoTags)
-		}
-	}
-	ids := backend.RunIDs()
-	if len(ids) != 1 {
-		t.Fatalf("backend started %d clusters (%v), want 1", len(ids), ids)
-	}
-	f := client.Filters{}.Add("label", docker.LabelRun+"="+ids[0])
-	cs, _ := eng.Client().ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
-	vs, _ := eng.Client().VolumeList(ctx, client.VolumeListOptions{Filters: f})
-	ns, _ := eng.Client().NetworkList(ctx, client.NetworkListOptions{Filters: f})
-	if len(cs.Items)+len(vs.Items)+len(ns.Items) != 0 {
-		t.Errorf("run %q left %d containers, %d volumes, %d networks", ids[0], len(cs.Items), len(vs.Items), len(ns.Items))
-	}
-}
-
 // A latency nemesis is refused before the run on the docker backend (no
 // LinkShaper), with a message naming the missing capability.
 func TestDockerRefusesLatencyUpFront(t *testing.T) {
@@ -127,36 +42,6 @@ func TestDockerRefusesLatencyUpFront(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "LinkShaper") {
 		t.Fatalf("err = %v, want the latency nemesis refused", err)
 	}
-}
-
-// The same seed gives the same operation and fault schedule in containers.
-func TestSameSeedGivesTheSameScheduleOnTheDockerBackend(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	eng, bin := dockerQuorumd(ctx, t, shortConfig(t))
-	nemeses := "kill-one,pause-one"
-	if os.Geteuid() == 0 {
-		nemeses = "kill-one,partition-halves"
-	}
-	sched := func() schedule {
-		cfg := shortConfig(t)
-		cfg.Server = cluster.Server{Label: "quorumd", Binary: bin}
-		cfg.Members = cluster.MemberSettings{HeartbeatInterval: 50 * time.Millisecond, ElectionTimeout: 500 * time.Millisecond, StopGrace: 2 * time.Second}
-		cfg.Seed = 21
-		cfg.Nemeses = nemeses
-		cfg.NemesisInterval = time.Second
-		cfg.TimeLimit = 5500 * time.Millisecond
-		cfg.Workload.Rate = 200
-		out, err := harness.Run(ctx, cfg, &docker.Backend{Engine: eng})
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-		return scheduleOf(t, out, cfg.Workload.Concurrency)
-	}
-	a, b := sched(), sched()
-	// A restart after kill-one can take seconds on a loaded machine: the
-	// second fault may not fit in one of the runs, so one is the floor.
-	a.mustEqual(t, b, 20, 1)
 }
 
 // dockerQuorumd connects to the Docker engine (skipping the test when there
@@ -180,13 +65,29 @@ func dockerQuorumd(ctx context.Context, t *testing.T, cfg harness.Config) (*dock
 // certificates copied in, every client over TLS with the client
 // certificate, a leader partition (nftables in the members' namespaces,
 // below TLS) and a leader kill; the run is valid and re-checks offline to
-// the same verdict. Against quorumd and, when built, real etcd.
+// the same verdict. Against quorumd and, when built, real etcd. Nothing is
+// pulled, the engine holds no image but the ones we build, and nothing of
+// either run is left in the engine.
 func TestDockerTLSRunWithPartitionAndKillIsValidAndRechecksOffline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	eng, bin := dockerQuorumd(ctx, t, shortConfig(t))
 	if os.Geteuid() != 0 {
 		t.Skip("partitions in containers need root")
+	}
+	wrapped := &noPull{APIClient: eng.Client()}
+	eng, err := docker.NewEngine(ctx, shortConfig(t).Logger, wrapped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	before, err := eng.Client().ImageList(ctx, client.ImageListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	had := map[string]bool{}
+	for _, im := range before.Items {
+		had[im.ID] = true
 	}
 	etcd, _ := filepath.Abs("../tools/bin/etcd")
 	for _, srv := range []cluster.Server{{Label: "quorumd", Binary: bin}, {Label: "etcd", Binary: etcd}} {
@@ -201,7 +102,8 @@ func TestDockerTLSRunWithPartitionAndKillIsValidAndRechecksOffline(t *testing.T)
 			cfg.Nemeses = "partition-leader,kill-leader"
 			cfg.NemesisInterval = 2 * time.Second
 			cfg.TimeLimit = 8 * time.Second
-			out, err := harness.Run(ctx, cfg, &docker.Backend{Engine: eng})
+			backend := &docker.Backend{Engine: eng}
+			out, err := harness.Run(ctx, cfg, backend)
 			if err != nil {
 				t.Fatalf("run: %v", err)
 			}
@@ -209,6 +111,35 @@ func TestDockerTLSRunWithPartitionAndKillIsValidAndRechecksOffline(t *testing.T)
 				t.Errorf("results say backend %q", out.Results.Run.Backend)
 			}
 			checkTLSRun(t, out)
+			for _, name := range []string{"n1", "n2", "n3"} {
+				b, err := os.ReadFile(filepath.Join(out.Dir, "logs", name+".log"))
+				if err != nil || len(b) == 0 {
+					t.Errorf("member log %s: %d bytes, %v", name, len(b), err)
+				}
+			}
+			ids := backend.RunIDs()
+			if len(ids) != 1 {
+				t.Fatalf("backend started %d clusters (%v), want 1", len(ids), ids)
+			}
+			f := client.Filters{}.Add("label", docker.LabelRun+"="+ids[0])
+			cs, _ := eng.Client().ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+			vs, _ := eng.Client().VolumeList(ctx, client.VolumeListOptions{Filters: f})
+			ns, _ := eng.Client().NetworkList(ctx, client.NetworkListOptions{Filters: f})
+			if len(cs.Items)+len(vs.Items)+len(ns.Items) != 0 {
+				t.Errorf("run %q left %d containers, %d volumes, %d networks", ids[0], len(cs.Items), len(vs.Items), len(ns.Items))
+			}
 		})
+	}
+	if n := wrapped.pulls.Load(); n != 0 {
+		t.Errorf("%d image pulls attempted", n)
+	}
+	after, err := eng.Client().ImageList(ctx, client.ImageListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, im := range after.Items {
+		if !had[im.ID] && im.Labels[docker.LabelImage] == "" {
+			t.Errorf("image %s %v appeared and is not one we built", im.ID, im.RepoTags)
+		}
 	}
 }

@@ -37,6 +37,11 @@ func shortConfig(t *testing.T) harness.Config {
 	cfg.Seed = 7
 	cfg.Server = cluster.Server{Label: "quorumd", Binary: quorumd}
 	cfg.Workload.Concurrency = 6
+	// A bounded rate: enough operations to see every fault's effect, and
+	// machine left over for the packages that test in parallel (an
+	// unbounded run keeps both cores busy, and checking and reporting
+	// its history takes longer than the run).
+	cfg.Workload.Rate = 200
 	cfg.CheckTimeout = 30 * time.Second
 	cfg.RecoveryTimeout = 20 * time.Second
 	return cfg

@@ -168,15 +168,16 @@ func TestStrictReconfigCountsStartedMembersAsEtcd(t *testing.T) {
 	}
 }
 
-// The snapshot (version 4) carries learners and removed IDs; a version 3
-// snapshot, the same layout under the old magic, still loads.
+// The snapshot (version 4 onwards) carries learners and removed IDs; a
+// version 3 snapshot (membership, leases, auth, keyspace under the old
+// magic) still loads.
 func TestSnapshotCarriesLearnersAndRemovedMembers(t *testing.T) {
 	m := testMembership()
 	m.Members[2].IsLearner = true
 	m.Members[1].Name = "" // added, not started
 	m.Removed = []uint64{4, 5}
 	data := encodeForTest(t, m)
-	if !bytes.HasPrefix(data, []byte("QUORUMSNAP4\n")) {
+	if !bytes.HasPrefix(data, snapMagic) {
 		t.Fatalf("snapshot starts %q", data[:12])
 	}
 	c, err := decodeSnapshot(data)
@@ -186,8 +187,17 @@ func TestSnapshotCarriesLearnersAndRemovedMembers(t *testing.T) {
 	if !reflect.DeepEqual(c.membership, m) {
 		t.Fatalf("restored membership %+v, want %+v", c.membership, m)
 	}
-	v3 := append(append([]byte{}, snapMagicV3...), data[len(snapMagic):]...)
-	c3, err := decodeSnapshot(v3)
+	var v3 bytes.Buffer
+	v3.Write(snapMagicV3)
+	for _, sec := range []any{m, []leaseRecord{}, &authRecord{}} {
+		if err := writeJSONSection(&v3, sec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.store.View().WriteTo(&v3); err != nil {
+		t.Fatal(err)
+	}
+	c3, err := decodeSnapshot(v3.Bytes())
 	if err != nil || c3.store.Rev() != c.store.Rev() || len(c3.membership.Members) != 3 {
 		t.Fatalf("version 3 snapshot: %v", err)
 	}

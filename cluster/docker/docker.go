@@ -350,32 +350,46 @@ func (c *Cluster) NetFaults() error { return c.netFaults }
 func (c *Cluster) Netem() error { return c.netem }
 
 // Close resumes paused members, stops all members (SIGTERM, then SIGKILL
-// after the grace period, or at once if ctx is done), copies their logs to
+// after the grace period, or at once if ctx is done; the followers first,
+// then the leaders, as cluster.StopOrder says), copies their logs to
 // the run directory, then removes every container, volume and the network
 // of the run. Idempotent; it does its work even when ctx is already done.
 func (c *Cluster) Close(ctx context.Context) error {
 	c.closeOnce.Do(func() {
-		var wg sync.WaitGroup
-		errs := make([]error, len(c.nodes)+1)
-		for i, n := range c.nodes {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if n.State() == cluster.Paused {
-					n.Resume(ctx)
-				}
-				err := n.Stop(ctx)
-				if err != nil && ctx.Err() != nil {
-					err = n.Kill(context.WithoutCancel(ctx))
-				}
-				n.saveLogs(context.WithoutCancel(ctx))
-				errs[i] = err
-			}()
+		var errs []error
+		var mu sync.Mutex
+		for _, resume := range c.nodes {
+			if resume.State() == cluster.Paused {
+				resume.Resume(ctx)
+			}
 		}
-		wg.Wait()
+		byName := map[string]*Node{}
+		for _, n := range c.nodes {
+			byName[n.Name()] = n
+		}
+		first, last := cluster.StopOrder(ctx, c, time.Second)
+		for _, group := range [][]cluster.Node{first, last} {
+			var wg sync.WaitGroup
+			for _, cn := range group {
+				n := byName[cn.Name()]
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					err := n.Stop(ctx)
+					if err != nil && ctx.Err() != nil {
+						err = n.Kill(context.WithoutCancel(ctx))
+					}
+					n.saveLogs(context.WithoutCancel(ctx))
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}()
+			}
+			wg.Wait()
+		}
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
-		errs[len(c.nodes)] = c.eng.RemoveRun(rctx, c.cfg.RunID)
+		errs = append(errs, c.eng.RemoveRun(rctx, c.cfg.RunID))
 		c.cancel()
 		c.closeErr = errors.Join(errs...)
 		c.cfg.Logger.Info("cluster closed", "run", c.cfg.RunID, "dir", c.cfg.Dir, "err", c.closeErr)

@@ -310,26 +310,36 @@ func (c *Cluster) LinkStats() map[cluster.DirectedLink]faultproxy.LinkStats {
 }
 
 // Close resumes paused members, stops all members (SIGTERM, then SIGKILL
-// after the grace period, or at once if ctx is done), heals and closes the
+// after the grace period, or at once if ctx is done; the followers first,
+// then the leaders, as cluster.StopOrder says), heals and closes the
 // proxies. Idempotent; logs and data stay in the run directory.
 func (c *Cluster) Close(ctx context.Context) error {
 	c.closeOnce.Do(func() {
-		var wg sync.WaitGroup
-		errs := make([]error, len(c.nodes)+1)
-		for i, n := range c.nodes {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if n.State() == cluster.Paused {
-					n.Resume(ctx)
-				}
-				errs[i] = n.Stop(ctx)
-			}()
+		var errs []error
+		var mu sync.Mutex
+		for _, resume := range c.nodes {
+			if resume.State() == cluster.Paused {
+				resume.Resume(ctx)
+			}
 		}
-		wg.Wait()
+		first, last := cluster.StopOrder(ctx, c, time.Second)
+		for _, group := range [][]cluster.Node{first, last} {
+			var wg sync.WaitGroup
+			for _, n := range group {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					err := n.Stop(ctx)
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}()
+			}
+			wg.Wait()
+		}
 		unmountDisk(c.disk, c.cfg)
 		c.net.Heal()
-		errs[len(c.nodes)] = c.net.Close()
+		errs = append(errs, c.net.Close())
 		c.ports.release()
 		c.closeErr = errors.Join(errs...)
 		c.cfg.Logger.Info("cluster closed", "dir", c.cfg.Dir, "err", c.closeErr)
