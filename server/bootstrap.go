@@ -68,6 +68,10 @@ func openDataDir(cfg *Config, lg *slog.Logger, onFsync func(time.Duration), peer
 	memberDir := filepath.Join(cfg.DataDir, "member")
 	walOpts := wal.DefaultOptions()
 	walOpts.OnFsync = onFsync
+	walOpts.NoSync = cfg.UnsafeNoFsync
+	if cfg.UnsafeNoFsync {
+		lg.Warn("--unsafe-no-fsync: the WAL is never fsynced; a power cut can lose acknowledged writes")
+	}
 	if wal.Exist(filepath.Join(memberDir, "wal")) {
 		return restart(cfg, lg, memberDir, walOpts)
 	}

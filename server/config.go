@@ -97,6 +97,11 @@ type Config struct {
 	// etcd's 0 to the 2 GiB default and keeps a negative value: disabled,
 	// as etcd).
 	QuotaBackendBytes int64
+	// UnsafeNoFsync is etcd's --unsafe-no-fsync: the WAL is never
+	// fdatasynced, so a power cut (not a process crash) can lose
+	// acknowledged writes. Snapshot files are still synced. For tests and
+	// benchmarks only.
+	UnsafeNoFsync bool
 
 	// EnablePprof serves /debug/pprof on the client URLs, as etcd's flag.
 	EnablePprof bool

@@ -231,7 +231,7 @@ var etcdFlags = []flagInfo{
 
 	// Unsafe
 	{Name: "force-new-cluster", Class: unsupported, Reason: "quorumd cannot yet rewrite its membership to a one-member cluster", value: func(c *embed.Config) any { return c.ForceNewCluster }},
-	{Name: "unsafe-no-fsync", Class: unsupported, Reason: "quorumd always fsyncs its WAL; running without fsync is not implemented", value: func(c *embed.Config) any { return c.UnsafeNoFsync }},
+	{Name: "unsafe-no-fsync", Class: asEtcd, Reason: "the WAL is never fsynced (snapshot files still are; etcd also skips its bbolt file's fsync, which quorumd does not have)"},
 
 	// etcdmain's own
 	{Name: "config-file", Class: asEtcd, Reason: "etcd's YAML schema and precedence (embed.ConfigFromFile)"},

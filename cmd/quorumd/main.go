@@ -177,6 +177,7 @@ func serverConfig(ec *embed.Config, lg *zap.Logger) (*server.Config, error) {
 	c.ElectionTimeout = time.Duration(ec.ElectionMs) * time.Millisecond
 	c.SnapshotCount = ec.SnapshotCount
 	c.SnapshotCatchUpEntries = ec.SnapshotCatchUpEntries
+	c.UnsafeNoFsync = ec.UnsafeNoFsync
 	c.MaxRequestBytes = ec.MaxRequestBytes
 	c.MaxTxnOps = ec.MaxTxnOps
 	if ec.QuotaBackendBytes != 0 {
