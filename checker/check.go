@@ -215,6 +215,24 @@ func checkWatch(events []history.Event) *watch.Result {
 	return &r
 }
 
+// AddRecovery records whether the cluster recovered after the faults were
+// healed: failure is "" when it did, else what the wait for a healthy
+// cluster saw. A run whose cluster never came back proves nothing about
+// the history after it (every operation then fails, and failed operations
+// are consistent with anything), so an otherwise valid run becomes
+// Unknown with the failure as its reason; an invalid one stays invalid.
+func (r *Result) AddRecovery(failure string) {
+	if failure == "" || r.Verdict != Valid {
+		return
+	}
+	r.Verdict = Unknown
+	why := "the cluster did not recover after the faults were healed: " + failure
+	if r.Reason != "" {
+		why = r.Reason + "; " + why
+	}
+	r.Reason = why
+}
+
 // AddLogScan records the scan of the run's member logs: a panic, fatal
 // error or data race in them makes the run invalid whatever the history
 // shows; logs that could not be read change nothing.

@@ -301,6 +301,11 @@ func Run(ctx context.Context, cfg Config, backend cluster.Backend) (*Outcome, er
 	res := checker.Check(ctx, events, checker.Options{Workload: cfg.Workload.Workload, Timeout: cfg.CheckTimeout, VisualizeDir: dir})
 	res = reports.ApplyHashKV(res, hashKV)
 	res.AddLogScan(logscan.ScanDir(filepath.Join(dir, rundir.LogsDir)))
+	recoveryFailure := ""
+	if recoverErr != nil {
+		recoveryFailure = fmt.Sprintf("not healthy within %v: %v", cfg.RecoveryTimeout, recoverErr)
+	}
+	res.AddRecovery(recoveryFailure)
 	checkDur := now().Sub(checkStart)
 
 	wconf, _ := reports.ConfigOf(wcfg)
@@ -312,7 +317,7 @@ func Run(ctx context.Context, cfg Config, backend cluster.Backend) (*Outcome, er
 			Name: name, Start: start.UTC(), Duration: cfg.TimeLimit, Backend: backend.Name(), ServerBinary: cfg.Server.String(),
 			TLS: cfg.Server.TLS, ClusterSize: cfg.Nodes, Workload: wconf,
 			Nemesis: reports.Config{"faults": cfg.Nemeses, "interval": cfg.NemesisInterval.String(), "order": "round-robin",
-				"cluster_start": clusterStart.String(), "recovered": recoverErr == nil},
+				"cluster_start": clusterStart.String(), "recovered": recoverErr == nil, "recovery_failure": recoveryFailure},
 			Seed: seed, CheckTimeLimit: cfg.CheckTimeout, Command: cfg.Command,
 		},
 		Check: res, CheckDuration: checkDur, Dir: dir, HashKV: hashKV,

@@ -220,7 +220,8 @@ append workload's anomalies with their cycles, the watch workload's
 anomalies with the watcher and the revisions it got wrong, the lock
 workload's holders at once and lost updates), and the end-of-run HashKV
 check saved in RUN_DIR/results.json (members' hashes that differ make the
-run invalid). When the history is not
+run invalid; a cluster that did not recover after the faults were healed,
+as results.json records, makes an otherwise valid run unknown). When the history is not
 linearizable the visualization is written to RUN_DIR/linearizability.html.
 Exit code: 0 valid, 1 invalid, 2 unknown or error.`,
 		Args: cobra.ExactArgs(1),
@@ -234,10 +235,13 @@ Exit code: 0 valid, 1 invalid, 2 unknown or error.`,
 			// The end-of-run HashKV answers are data in results.json
 			// (absent in runs from before the check, or without it).
 			var hashKV *reports.HashKV
+			recoveryFailure := ""
 			if saved, err := reports.LoadResults(dir); err == nil {
 				hashKV = saved.HashKV
+				recoveryFailure, _ = saved.Run.Nemesis["recovery_failure"].(string)
 			}
 			res = reports.ApplyHashKV(res, hashKV)
+			res.AddRecovery(recoveryFailure)
 			if _, err := os.Stat(filepath.Join(dir, rundir.LogsDir)); err == nil {
 				res.AddLogScan(logscan.ScanDir(filepath.Join(dir, rundir.LogsDir)))
 			}
