@@ -203,16 +203,14 @@ func runMemberScript(t *testing.T, bin, ctl string) string {
 	// --strict-reconfig-check wants n2 connected for 5 s before it goes.
 	time.Sleep(6 * time.Second)
 	m.do("member", "remove", m.learner)
-	if bin == quorumdBinary {
-		// The removed member stops by itself, non-zero.
-		select {
-		case <-m.n2.done:
-			if m.n2.err == nil {
-				t.Error("removed n2 exited 0")
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("removed n2 is still running")
+	// The removed member stops by itself and exits 0, etcd and quorumd.
+	select {
+	case <-m.n2.done:
+		if m.n2.err != nil {
+			t.Errorf("removed n2 exited with %v, want status 0", m.n2.err)
 		}
+	case <-time.After(10 * time.Second):
+		t.Error("removed n2 is still running")
 	}
 	m.do("member", "remove", m.learner)
 	m.do("member", "remove", "1234")

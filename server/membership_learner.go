@@ -51,8 +51,8 @@ func (s *Server) streamLearner(srv any, ss grpc.ServerStream, info *grpc.StreamS
 
 // memberRemoved stops a member removed from the cluster, as etcd: one
 // second later (so that the answer to its own removal gets out), it logs
-// etcd's lines and reports errMemberRemoved as fatal, so the process exits
-// non-zero. Once only.
+// etcd's lines and reports ErrMemberRemoved on Err (cmd/quorumd then exits
+// 0, as etcd). Once only.
 func (s *Server) memberRemoved() {
 	s.removedOnce.Do(func() {
 		go func() {
@@ -61,9 +61,9 @@ func (s *Server) memberRemoved() {
 			case <-s.stopc:
 				return
 			}
-			s.lg.Warn("server error", "error", errMemberRemoved.Error())
+			s.lg.Warn("server error", "error", ErrMemberRemoved.Error())
 			s.lg.Warn("data-dir used by this member must be removed")
-			s.fatal(errMemberRemoved)
+			s.fatal(ErrMemberRemoved)
 		}()
 	})
 }

@@ -102,7 +102,7 @@ func TestMemClusterMembershipChangesSurviveRestartOfEveryMember(t *testing.T) {
 	}
 	select {
 	case err := <-removed.Err():
-		if !errors.Is(err, errMemberRemoved) {
+		if !errors.Is(err, ErrMemberRemoved) {
 			t.Fatalf("removed member stopped with %v", err)
 		}
 	case <-time.After(10 * time.Second):
@@ -153,7 +153,7 @@ func TestMemClusterMembershipChangesSurviveRestartOfEveryMember(t *testing.T) {
 	c.start(f)
 	select {
 	case err := <-c.members[f].Err():
-		if !errors.Is(err, errMemberRemoved) {
+		if !errors.Is(err, ErrMemberRemoved) {
 			t.Fatalf("restarted removed member stopped with %v", err)
 		}
 	case <-time.After(10 * time.Second):

@@ -456,7 +456,7 @@ func (p *peer) dial() (net.Conn, *bufio.Reader, error) {
 			p.t.lg.Warn("peer rejected this member as removed", "local-member-id", idString(p.t.localID),
 				"remote-peer-id", idString(p.id))
 			p.t.markRemoved()
-			return nil, nil, errMemberRemoved
+			return nil, nil, ErrMemberRemoved
 		}
 		if resp.StatusCode != http.StatusSwitchingProtocols {
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
@@ -845,11 +845,11 @@ func (t *streamTransport) serveSnapshot(w http.ResponseWriter, r *http.Request) 
 }
 
 // errRemovedMember is a peer's answer (410 Gone) to a member removed from
-// the cluster, as etcd's rafthttp; errMemberRemoved what the removed member
+// the cluster, as etcd's rafthttp; ErrMemberRemoved what the removed member
 // stops with.
 var (
 	errRemovedMember = errors.New("removed member")
-	errMemberRemoved = errors.New("the member has been permanently removed from the cluster")
+	ErrMemberRemoved = errors.New("the member has been permanently removed from the cluster")
 )
 
 func idString(id uint64) string { return strconv.FormatUint(id, 16) }

@@ -40,7 +40,7 @@ func main() {
 // run is main without the process: it returns the exit code, which is
 // etcd's: 0 after --help or --version, 2 for a flag that does not parse,
 // 1 for a configuration that does not validate or a member that cannot
-// start or fails.
+// start or fails; 0 for a member that stops because the cluster removed it.
 func run(args, environ []string, stdout, stderr io.Writer) int {
 	cfg, lg, code := configure(args, environ, stdout, stderr)
 	if cfg == nil {
@@ -66,6 +66,13 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		s.Stop()
 		return 0
 	case err := <-s.Err():
+		if errors.Is(err, server.ErrMemberRemoved) {
+			// As etcd: the server stops and the process exits 0 (a
+			// supervisor restarting on failure does not bring back a
+			// member the cluster removed); the server logged why.
+			s.Stop()
+			return 0
+		}
 		lg.Error("fatal error; stopping", zap.Error(err))
 		s.Stop()
 		return 1
