@@ -284,8 +284,9 @@ func Run(ctx context.Context, cfg Config, backend cluster.Backend) (*Outcome, er
 	} else {
 		say(cfg.Progress, "cluster recovered %v after healing", now().Sub(rStart).Round(time.Millisecond))
 	}
-	if err := workloads.FinalReads(hctx, wcfg, targets, cfg.Dial, rec); err != nil {
-		lg.Warn("final reads", "err", err)
+	finalErr := workloads.FinalReads(hctx, wcfg, targets, cfg.Dial, rec)
+	if finalErr != nil {
+		lg.Warn("final reads", "err", finalErr)
 	}
 	hashKV := checkHashKV(context.WithoutCancel(ctx), c, cfg.RecoveryTimeout)
 	if hashKV != nil {
@@ -302,8 +303,14 @@ func Run(ctx context.Context, cfg Config, backend cluster.Backend) (*Outcome, er
 	res = reports.ApplyHashKV(res, hashKV)
 	res.AddLogScan(logscan.ScanDir(filepath.Join(dir, rundir.LogsDir)))
 	recoveryFailure := ""
-	if recoverErr != nil {
+	switch {
+	case recoverErr != nil:
 		recoveryFailure = fmt.Sprintf("not healthy within %v: %v", cfg.RecoveryTimeout, recoverErr)
+	case everyMemberFailed(finalErr, len(targets)):
+		// Healthy for a moment (every member answered Status and named
+		// one leader), then no member served a read: members that
+		// restarted and failed again.
+		recoveryFailure = fmt.Sprintf("no member answered the final reads: %v", finalErr)
 	}
 	res.AddRecovery(recoveryFailure)
 	checkDur := now().Sub(checkStart)
@@ -327,6 +334,13 @@ func Run(ctx context.Context, cfg Config, backend cluster.Backend) (*Outcome, er
 		return nil, fmt.Errorf("write report: %w", err)
 	}
 	return &Outcome{Dir: dir, Results: results}, nil
+}
+
+// everyMemberFailed reports whether err (FinalReads', one joined error per
+// member that did not answer) names all n members.
+func everyMemberFailed(err error, n int) bool {
+	j, ok := err.(interface{ Unwrap() []error })
+	return ok && n > 0 && len(j.Unwrap()) == n
 }
 
 func say(w io.Writer, format string, args ...any) {

@@ -9,6 +9,8 @@ import (
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/quorum-kv/quorum/internal/etcdlog"
 )
 
 // raftNode is a member's Raft: the raft.Node, Raft's in-memory storage
@@ -94,7 +96,10 @@ func (r *raftNode) releaseLogTo(index uint64) {
 
 // run is the Raft loop: it ticks the node every heartbeat and handles each
 // Ready, until the member stops. A failure to persist is fatal: it is
-// reported to fatal and the loop waits for the stop.
+// logged at zap's fatal level, as etcd's raftNode logs it (lg.Fatal "failed
+// to save Raft hard state and entries", "failed to save Raft snapshot"),
+// without exiting from inside the logger; it is reported to fatal and the
+// loop waits for the stop.
 func (r *raftNode) run(fatal func(error)) {
 	ticker := time.NewTicker(r.heartbeat)
 	defer ticker.Stop()
@@ -104,7 +109,7 @@ func (r *raftNode) run(fatal func(error)) {
 			r.node.Tick()
 		case rd := <-r.node.Ready():
 			if err := r.handleReady(rd); err != nil {
-				r.lg.Error("raft loop failed; the member must stop", "error", err)
+				r.lg.Log(context.Background(), etcdlog.LevelFatal, "raft loop failed; the member must stop", "error", err)
 				fatal(err)
 				<-r.stopc
 				return
