@@ -302,6 +302,9 @@ func lockConfig(t *testing.T, server cluster.Server, fenced bool) harness.Config
 	cfg.Workload.LockHoldTime = 200 * time.Millisecond
 	cfg.Workload.Timeout = 10 * time.Second
 	cfg.Workload.Fenced = fenced
+	// Paced by its hold times, not by a rate: the unfenced runs below
+	// depend on when each client's next acquire comes.
+	cfg.Workload.Rate = 0
 	cfg.Nemeses = "none"
 	cfg.TimeLimit = 5 * time.Second
 	return cfg
