@@ -301,7 +301,9 @@ func Run(ctx context.Context, cfg Config, backend cluster.Backend) (*Outcome, er
 	checkStart := now()
 	res := checker.Check(ctx, events, checker.Options{Workload: cfg.Workload.Workload, Timeout: cfg.CheckTimeout, VisualizeDir: dir})
 	res = reports.ApplyHashKV(res, hashKV)
-	res.AddLogScan(logscan.ScanDir(filepath.Join(dir, rundir.LogsDir)))
+	scan := logscan.ScanDir(filepath.Join(dir, rundir.LogsDir))
+	scan.Excuse(checker.CorruptionExcuse(events))
+	res.AddLogScan(scan)
 	recoveryFailure := ""
 	switch {
 	case recoverErr != nil:

@@ -36,6 +36,9 @@ type Result struct {
 	Files    int             `json:"files"`
 	Lines    int             `json:"lines"`
 	Findings []Finding       `json:"findings,omitempty"`
+	// Excused are findings the run itself explains (Excuse), each with why;
+	// they do not count against the verdict.
+	Excused []ExcusedFinding `json:"excused,omitempty"`
 	// Errors are logs that could not be read.
 	Errors []string `json:"errors,omitempty"`
 }
@@ -44,6 +47,33 @@ const (
 	maxLine     = 400
 	maxFindings = 20 // per file: a crash loop repeats itself
 )
+
+// ExcusedFinding is a finding with the reason it does not count.
+type ExcusedFinding struct {
+	Finding
+	Why string `json:"why"`
+}
+
+// Excuse moves every finding for which why returns a non-empty reason to
+// Excused, and makes the verdict Valid if no finding is left (and some log
+// was read). A nil why excuses nothing.
+func (r *Result) Excuse(why func(Finding) string) {
+	if why == nil {
+		return
+	}
+	kept := r.Findings[:0]
+	for _, f := range r.Findings {
+		if w := why(f); w != "" {
+			r.Excused = append(r.Excused, ExcusedFinding{Finding: f, Why: w})
+		} else {
+			kept = append(kept, f)
+		}
+	}
+	r.Findings = kept
+	if len(r.Findings) == 0 && r.Verdict == verdict.Invalid {
+		r.Verdict = verdict.Valid
+	}
+}
 
 // String is the result in one line, the first finding quoted.
 func (r *Result) String() string {
@@ -54,6 +84,11 @@ func (r *Result) String() string {
 		return s
 	case r.Verdict == verdict.Unknown:
 		return "member logs: none could be read " + strings.Join(r.Errors, "; ")
+	}
+	if len(r.Excused) > 0 {
+		f := r.Excused[0]
+		return fmt.Sprintf("member logs: %d lines in %d files, no unexplained panic, fatal error or data race (%d excused; first %s:%d: %s)",
+			r.Lines, r.Files, len(r.Excused), f.File, f.Line, f.Why)
 	}
 	return fmt.Sprintf("member logs: %d lines in %d files, no panic, fatal error or data race", r.Lines, r.Files)
 }

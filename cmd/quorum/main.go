@@ -243,7 +243,9 @@ Exit code: 0 valid, 1 invalid, 2 unknown or error.`,
 			res = reports.ApplyHashKV(res, hashKV)
 			res.AddRecovery(recoveryFailure)
 			if _, err := os.Stat(filepath.Join(dir, rundir.LogsDir)); err == nil {
-				res.AddLogScan(logscan.ScanDir(filepath.Join(dir, rundir.LogsDir)))
+				scan := logscan.ScanDir(filepath.Join(dir, rundir.LogsDir))
+				scan.Excuse(checker.CorruptionExcuse(events))
+				res.AddLogScan(scan)
 			}
 			fmt.Fprintf(stdout, "%s: %s (%d events)\n", dir, res.Verdict, len(events))
 			if hashKV != nil {
