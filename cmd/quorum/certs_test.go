@@ -60,26 +60,15 @@ func TestReadmeTLSCommands(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-member quorumd cluster (skipped with -short)")
 	}
-	readme, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
+	blocks := readmeBlocks(t, "## Running with TLS")
+	if len(blocks) == 0 {
+		t.Fatal("README's \"Running with TLS\" section has no sh block")
 	}
-	_, rest, ok := strings.Cut(string(readme), "## Running with TLS")
-	if !ok {
-		t.Fatal("README has no \"Running with TLS\" section")
-	}
-	_, rest, _ = strings.Cut(rest, "```sh\n")
-	block, _, _ := strings.Cut(rest, "```")
+	block := blocks[0]
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	for _, b := range [][2]string{{"quorumd", "./cmd/quorumd"}, {"quorumctl", "./cmd/quorumctl"}, {"quorum", "./cmd/quorum"}} {
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, "bin", b[0]), b[1])
-		cmd.Dir = "../.."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", b[0], err, out)
-		}
-	}
+	buildCommands(ctx, t, filepath.Join(dir, "bin"), "quorumd", "quorumctl", "quorum")
 	var script []string
 	for _, l := range strings.Split(block, "\n") {
 		if strings.HasPrefix(l, "go build ") {

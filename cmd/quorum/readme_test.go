@@ -38,6 +38,18 @@ func readmeBlocks(t *testing.T, heading string) []string {
 	}
 }
 
+// buildCommands builds each named command of cmd/ into dir/NAME.
+func buildCommands(ctx context.Context, t *testing.T, dir string, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, name), "./cmd/"+name)
+		cmd.Dir = "../.."
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", name, err, out)
+		}
+	}
+}
+
 // The README's by-hand cluster and its "Operating a cluster" commands,
 // run as written in one shell: back up quorumd, read the file with
 // etcdutl, restore it into real etcd, back that up and restore it into
@@ -63,13 +75,7 @@ func TestReadmeOperatingCommands(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	for _, b := range [][2]string{{"quorumd", "./cmd/quorumd"}, {"quorumctl", "./cmd/quorumctl"}, {"quorumutl", "./cmd/quorumutl"}} {
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, "bin", b[0]), b[1])
-		cmd.Dir = "../.."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", b[0], err, out)
-		}
-	}
+	buildCommands(ctx, t, filepath.Join(dir, "bin"), "quorumd", "quorumctl", "quorumutl")
 	if err := os.MkdirAll(filepath.Join(dir, "tools"), 0o755); err != nil {
 		t.Fatal(err)
 	}
