@@ -30,9 +30,11 @@ func TestDiskFaultRunIsValidOnQuorumd(t *testing.T) {
 	if res.Check.Verdict != checker.Valid {
 		t.Fatalf("verdict %v (%s), want valid; run dir %s", res.Check.Verdict, res.Check.Reason, out.Dir)
 	}
-	for _, f := range []string{"truncate-wal", "kill-lose-unfsynced", "bitflip-wal", "kill-all-lose-unfsynced"} {
+	// Round-robin in the order given; how many fit in 20 s depends on
+	// restart times, the first three always do.
+	for _, f := range []string{"truncate-wal", "kill-lose-unfsynced", "bitflip-wal"} {
 		if res.Check.Faults[f] == 0 {
-			t.Errorf("faults injected: %v, want each of the first four", res.Check.Faults)
+			t.Errorf("faults injected: %v, want each of the first three", res.Check.Faults)
 			break
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -191,12 +192,26 @@ func TestPromoteIsForwardedToTheLeaderAndMoveLeaderIsEtcds(t *testing.T) {
 	srv := httptest.NewServer(lead.peerHandlerWithMembers(http.NotFoundHandler()))
 	defer srv.Close()
 	lcs := &clusterServer{s: lead}
-	if _, err := lcs.MemberUpdate(ctx10(t), &pb.MemberUpdateRequest{ID: lead.id, PeerURLs: []string{srv.URL}}); err != nil {
-		t.Fatal(err)
-	}
-	add, err := lcs.MemberAdd(ctx10(t), &pb.MemberAddRequest{PeerURLs: []string{"http://127.0.0.1:9"}, IsLearner: true})
-	if err != nil {
-		t.Fatal(err)
+	// On a loaded machine a proposal can time out (etcd's "request timed
+	// out") while the first heartbeats settle; a timed-out one is retried.
+	var add *pb.MemberAddResponse
+	for i, step := range []func() error{
+		func() error {
+			_, err := lcs.MemberUpdate(ctx10(t), &pb.MemberUpdateRequest{ID: lead.id, PeerURLs: []string{srv.URL}})
+			return err
+		},
+		func() (err error) {
+			add, err = lcs.MemberAdd(ctx10(t), &pb.MemberAddRequest{PeerURLs: []string{"http://127.0.0.1:9"}, IsLearner: true})
+			return err
+		},
+	} {
+		err := step()
+		for try := 0; try < 3 && err != nil && strings.Contains(err.Error(), "request timed out"); try++ {
+			err = step()
+		}
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for follower.readView().membership.Member(add.Member.ID) == nil || follower.readView().membership.Member(lead.id).PeerURLs[0] != srv.URL {
