@@ -287,7 +287,7 @@ func (a *applier) quotaCheck(r *pb.InternalRaftRequest) bool {
 // Applier goroutine.
 func (a *applier) deliver(id uint64, res applyResult) {
 	if !errors.Is(res.err, rpctypes.ErrGRPCNoSpace) || a.alarms.has(pb.AlarmType_NOSPACE) || a.applying <= a.replayedTo {
-		a.results.trigger(id, res)
+		a.answer(id, res)
 		return
 	}
 	a.lg.Warn("message exceeded backend quota; raising alarm", "quota-size-bytes", a.db.quota,
@@ -295,6 +295,6 @@ func (a *applier) deliver(id uint64, res applyResult) {
 	select {
 	case a.raisec <- raiseRequest{alarm: pb.AlarmType_NOSPACE, then: func() { a.results.trigger(id, res) }}:
 	default: // raiseLoop is behind: the alarms it is raising will do
-		a.results.trigger(id, res)
+		a.answer(id, res)
 	}
 }

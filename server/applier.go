@@ -76,7 +76,9 @@ type applier struct {
 	membership    *Membership
 	confState     raftpb.ConfState
 	appliedIndex  uint64
-	applying      uint64 // the index of the entry being applied
+	applying      uint64          // the index of the entry being applied
+	advanced      chan struct{}   // the current job's (applyJob.advanced)
+	answers       []pendingAnswer // the current job's, until flushAnswers
 	snapshotIndex uint64
 	nextSnapshot  time.Time // no snapshot starts before (duty cycle)
 	maintenance             // alarms, database size, defragment (alarm.go)
@@ -247,6 +249,8 @@ func (a *applier) run(jobs <-chan applyJob, fatal func(error)) {
 // applyBatch applies one job, publishes the result to readers and starts a
 // snapshot when one is due.
 func (a *applier) applyBatch(job applyJob) error {
+	a.advanced = job.advanced
+	defer func() { a.advanced = nil }()
 	if !raft.IsEmptySnap(job.snapshot) {
 		if err := a.applySnapshot(job.snapshot); err != nil {
 			return err
@@ -256,6 +260,7 @@ func (a *applier) applyBatch(job applyJob) error {
 		a.applyEntry(&job.entries[i])
 	}
 	a.publish()
+	a.flushAnswers()
 	if a.watches != nil {
 		a.watches.Notify(a.store.Rev(), a.store.CompactRev(), a.store.TakeEvents())
 	}
@@ -264,6 +269,40 @@ func (a *applier) applyBatch(job applyJob) error {
 	a.metrics.proposalsPending.Set(float64(a.results.pending()))
 	a.maybeSnapshot()
 	return nil
+}
+
+// answer queues res for the proposer waiting on id. The proposers of a
+// job's entries are answered together once the job is applied and
+// published (flushAnswers), so that a client that has its answer reads its
+// write on this member, serializable reads included, as with etcd.
+func (a *applier) answer(id uint64, res applyResult) {
+	a.answers = append(a.answers, pendingAnswer{id: id, res: res})
+}
+
+// pendingAnswer is a proposer's result held until its job is published.
+type pendingAnswer struct {
+	id  uint64
+	res applyResult
+}
+
+// flushAnswers answers the current job's proposers: after publish, and, if
+// the job holds a conf change, after Raft knows it is applied (see
+// applyJob.advanced) or the member stops.
+func (a *applier) flushAnswers() {
+	if len(a.answers) == 0 {
+		return
+	}
+	if a.advanced != nil {
+		select {
+		case <-a.advanced:
+		case <-a.stopc:
+		}
+	}
+	for i, x := range a.answers {
+		a.results.trigger(x.id, x.res)
+		a.answers[i] = pendingAnswer{}
+	}
+	a.answers = a.answers[:0]
 }
 
 // publish makes the applier's current state visible to readers.

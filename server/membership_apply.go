@@ -24,13 +24,14 @@ type confChangeResult struct {
 // change reaches Raft with NodeID 0, a no-op, and its proposer gets the
 // error), then applied to Raft, the membership and the transport. A change
 // that removes this member calls onRemoved. The proposer waiting on cc.ID
-// gets the membership after the change.
+// gets the membership after the change, once Raft has been told it is
+// applied (so that its next change is not dropped as "pending").
 func (a *applier) applyConfChange(cc raftpb.ConfChange) {
 	if err := a.membership.validateConfChange(cc, a.maxLearners); err != nil {
 		a.lg.Error("Validation on configuration change failed", "error", err)
 		cc.NodeID = raft.None
 		a.confState = *a.raft.ApplyConfChange(cc)
-		a.results.trigger(cc.ID, applyResult{err: err})
+		a.answer(cc.ID, applyResult{err: err})
 		return
 	}
 	a.confState = *a.raft.ApplyConfChange(cc)
@@ -50,7 +51,7 @@ func (a *applier) applyConfChange(cc raftpb.ConfChange) {
 	case ch.op == peerUpdate:
 		a.peers.UpdatePeer(ch.id, ch.urls)
 	}
-	a.results.trigger(cc.ID, applyResult{resp: confChangeResult{members: a.membership.Clone()}})
+	a.answer(cc.ID, applyResult{resp: confChangeResult{members: a.membership.Clone()}})
 }
 
 // syncPeers makes the transport's peers the applied membership's, after a

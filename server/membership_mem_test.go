@@ -242,3 +242,68 @@ func TestPromoteIsForwardedToTheLeaderAndMoveLeaderIsEtcds(t *testing.T) {
 		t.Fatalf("leader after move-leader: %x, want %x", l, follower.id)
 	}
 }
+
+// Conf changes proposed back to back, each as soon as the last one is
+// answered, all succeed: the answer comes only once Raft knows the last
+// one is applied, so Raft does not drop the next as "pending" (the
+// proposer would time out).
+func TestBackToBackConfChangesAreNotDropped(t *testing.T) {
+	c := newMemCluster(t, 3)
+	_, lead := c.leader()
+	waitStarted(t, lead, 3)
+	cs := &clusterServer{s: lead}
+	for i := 0; i < 300; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		_, err := cs.MemberUpdate(ctx, &pb.MemberUpdateRequest{ID: lead.id, PeerURLs: []string{fmt.Sprintf("http://127.0.0.1:%d", 1000+i)}})
+		cancel()
+		if err != nil {
+			t.Fatalf("update %d: %v", i, err)
+		}
+	}
+}
+
+// A client that has its answer reads its write on the member it wrote
+// through, with a serializable read too (as with etcd, which applies
+// before it answers): the applier answers a batch's proposers only once the
+// batch is published to readers. Several writers, so batches hold several
+// entries.
+func TestAnsweredWritesAreReadBySerializableReadsOnTheSameMember(t *testing.T) {
+	c := newMemCluster(t, 3)
+	li, _ := c.leader()
+	for _, s := range []*Server{c.members[li], c.members[(li+1)%3]} {
+		kv := &kvServer{s: s}
+		errc := make(chan error, 4)
+		for w := 0; w < 4; w++ {
+			go func() {
+				for i := 0; i < 100; i++ {
+					key := fmt.Sprintf("w%d/%x", w, s.id)
+					val := fmt.Sprint(i)
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					put, err := kv.Put(ctx, &pb.PutRequest{Key: []byte(key), Value: []byte(val)})
+					if err != nil {
+						cancel()
+						errc <- fmt.Errorf("put %s: %w", key, err)
+						return
+					}
+					got, err := kv.Range(ctx, &pb.RangeRequest{Key: []byte(key), Serializable: true})
+					cancel()
+					if err != nil {
+						errc <- fmt.Errorf("get %s: %w", key, err)
+						return
+					}
+					if len(got.Kvs) != 1 || string(got.Kvs[0].Value) != val || got.Header.Revision < put.Header.Revision {
+						errc <- fmt.Errorf("member %x answered put %s=%s at revision %d, then read %v at revision %d",
+							s.id, key, val, put.Header.Revision, got.Kvs, got.Header.Revision)
+						return
+					}
+				}
+				errc <- nil
+			}()
+		}
+		for w := 0; w < 4; w++ {
+			if err := <-errc; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}

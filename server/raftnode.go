@@ -40,9 +40,27 @@ type raftNode struct {
 // applyJob is one Ready's worth of work for the applier, in log order: a
 // snapshot received from the leader (or an empty one), then the newly
 // committed entries. The applier owns the slices.
+//
+// advanced, when not nil, is closed once Raft has been told (Advance) that
+// the entries are applied. A job with a conf change carries one: Raft drops
+// a conf change proposed while an earlier one is not yet applied as far as
+// it knows, so the applier answers a conf change's proposer only after
+// Advance, and the proposer's next change is not silently dropped (which
+// etcd's leader risks, its proposer then timing out).
 type applyJob struct {
 	snapshot raftpb.Snapshot
 	entries  []raftpb.Entry
+	advanced chan struct{}
+}
+
+// hasConfChange reports whether ents hold a conf change.
+func hasConfChange(ents []raftpb.Entry) bool {
+	for i := range ents {
+		if ents[i].Type == raftpb.EntryConfChange || ents[i].Type == raftpb.EntryConfChangeV2 {
+			return true
+		}
+	}
+	return false
 }
 
 // raftNodeConfig is what a raftNode is built from; every field is required.
@@ -141,7 +159,8 @@ func (r *raftNode) run(fatal func(error)) {
 //  7. hand the received snapshot and the committed entries to the applier
 //     (which applies them on its own goroutine, so the next Ready's I/O
 //     overlaps this one's apply);
-//  8. Advance.
+//  8. Advance (and then tell the applier, when the entries hold a conf
+//     change: see applyJob).
 func (r *raftNode) handleReady(rd raft.Ready) error {
 	if rd.SoftState != nil {
 		r.status.setLeader(rd.SoftState.Lead)
@@ -199,14 +218,23 @@ func (r *raftNode) handleReady(rd raft.Ready) error {
 	if !isLeader {
 		r.transport.Send(rd.Messages)
 	}
+	var advanced chan struct{}
 	if len(rd.CommittedEntries) > 0 || !raft.IsEmptySnap(rd.Snapshot) {
+		job := applyJob{snapshot: rd.Snapshot, entries: rd.CommittedEntries}
+		if hasConfChange(rd.CommittedEntries) {
+			advanced = make(chan struct{})
+			job.advanced = advanced
+		}
 		select {
-		case r.applyc <- applyJob{snapshot: rd.Snapshot, entries: rd.CommittedEntries}:
+		case r.applyc <- job:
 		case <-r.stopc:
 			return nil
 		}
 	}
 	r.node.Advance()
+	if advanced != nil {
+		close(advanced)
+	}
 	return nil
 }
 
