@@ -7,7 +7,6 @@ import (
 	"encoding/pem"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -77,10 +76,8 @@ func TestReadmeTLSCommands(t *testing.T) {
 		script = append(script, strings.ReplaceAll(l, "go run ./cmd/quorum ", "bin/quorum "))
 	}
 	// Stop the members however the block ends.
-	body := "set -e\ntrap 'kill $(jobs -p) 2>/dev/null; wait' EXIT\n" + strings.Join(script, "\n")
-	cmd := exec.CommandContext(ctx, "bash", "-c", body)
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
+	body := "set -e\ntrap 'kill $(jobs -p) 2>/dev/null; wait' EXIT\n" + strings.Join(script, "\n") + "\n"
+	out, err := runScript(ctx, t, dir, body)
 	if err != nil {
 		logs, _ := os.ReadFile(filepath.Join(dir, "n1.log"))
 		t.Fatalf("README block: %v\n%s\nn1.log:\n%s", err, out, logs)

@@ -7,9 +7,32 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
+
+// runScript runs bash script (a file in dir, not bash -c, so that a
+// block's pgrep -f does not match the shell running it) in dir, in a
+// process group of its own, and returns its combined output. Whatever the
+// script leaves running is killed when it ends, by the group: also when
+// ctx expires and bash is killed before its EXIT trap can stop its jobs.
+func runScript(ctx context.Context, t *testing.T, dir, script string) ([]byte, error) {
+	t.Helper()
+	path := filepath.Join(dir, "readme.sh")
+	if err := os.WriteFile(path, []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, "bash", "readme.sh")
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	out, err := cmd.CombinedOutput()
+	if cmd.Process != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // the group's leftovers; none if the trap ran
+	}
+	return out, err
+}
 
 // readmeBlocks returns the ```sh blocks of the README section that starts
 // with heading, in order.
@@ -89,17 +112,10 @@ func TestReadmeOperatingCommands(t *testing.T) {
 		}
 	}
 	// Echo each command (its first 100 bytes) so a failure shows which;
-	// stop every member however the script ends. A file, not bash -c: the
-	// block's pgrep -f must not match the shell running it.
+	// stop every member however the script ends.
 	body := "set -e\ntrap 'kill $(jobs -p) 2>/dev/null; wait' EXIT\ntrap 'echo \"+ ${BASH_COMMAND:0:100}\"' DEBUG\n" +
 		strings.Join(script, "\n") + "\n"
-	path := filepath.Join(dir, "readme.sh")
-	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.CommandContext(ctx, "bash", "readme.sh")
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
+	out, err := runScript(ctx, t, dir, body)
 	if err != nil {
 		var logs []string
 		for _, n := range []string{"n1", "n3", "n4", "e1", "q1"} {
