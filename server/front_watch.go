@@ -291,6 +291,7 @@ func (sws *serverWatchStream) sendLoop() {
 			if !ok {
 				return
 			}
+			sws.watchStream.Drained()
 			evs := wresp.Events
 			out := make([]*mvccpb.Event, len(evs))
 			needPrevKV := wresp.PrevKV

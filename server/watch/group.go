@@ -55,6 +55,7 @@ func (w *watcher) send(resp Response) bool {
 	case w.stream.ch <- resp:
 		return true
 	default:
+		w.stream.blocked.Store(true)
 		return false
 	}
 }

@@ -23,6 +23,11 @@ const (
 	// syncPeriod is how often unsynced watchers are caught up when
 	// nothing asks sooner (etcd's watchResyncPeriod).
 	syncPeriod = 100 * time.Millisecond
+	// blockedRetryPeriod is how soon a round that could not send to a
+	// full stream is retried (etcd retries its victims every 10 ms): a
+	// stream's client drains 128 responses in a few milliseconds, so
+	// waiting syncPeriod would leave it idle most of the time.
+	blockedRetryPeriod = 10 * time.Millisecond
 	// ringEvents bounds the recent events kept for closing a catch-up's
 	// last gap.
 	ringEvents = 8192
@@ -49,9 +54,10 @@ func gaugeAdd(g prometheus.Gauge, d float64) {
 // Restore must be called by one goroutine (the applier), in revision order.
 //
 // Every watcher is in one indexed group, all; the ones that are behind
-// (etcd's unsynced and victims) are also in the set behind and flagged, so
-// that falling behind on the apply path is a flag and a map insert, and
-// the index is changed only when a watcher is created or canceled.
+// (etcd's unsynced and victims) are also in the set behind, by stream, and
+// flagged, so that falling behind on the apply path is a flag and a map
+// insert, the index is changed only when a watcher is created or canceled,
+// and a catch-up round passes over a full stream's watchers at once.
 type Hub struct {
 	source  func() Source
 	metrics Metrics
@@ -62,7 +68,8 @@ type Hub struct {
 	// store's compaction revision then.
 	rev, compactRev int64
 	all             group
-	behind          watcherSet
+	behind          map[*Stream]watcherSet
+	nBehind         int // watchers in behind
 	recent          ring
 }
 
@@ -73,7 +80,7 @@ func NewHub(rev, compactRev int64, source func() Source, m Metrics) *Hub {
 	return &Hub{
 		source: source, metrics: m, kick: make(chan struct{}, 1),
 		rev: rev, compactRev: compactRev,
-		all: newGroup(), behind: watcherSet{},
+		all: newGroup(), behind: map[*Stream]watcherSet{},
 		recent: ring{from: rev + 1},
 	}
 }
@@ -84,7 +91,13 @@ func (h *Hub) fallBehind(w *watcher, from int64) {
 	w.minRev = from
 	if !w.behind {
 		w.behind = true
-		h.behind[w] = struct{}{}
+		set := h.behind[w.stream]
+		if set == nil {
+			set = watcherSet{}
+			h.behind[w.stream] = set
+		}
+		set[w] = struct{}{}
+		h.nBehind++
 		gaugeAdd(h.metrics.SlowWatchers, 1)
 	}
 }
@@ -93,7 +106,12 @@ func (h *Hub) fallBehind(w *watcher, from int64) {
 func (h *Hub) caughtUp(w *watcher) {
 	if w.behind {
 		w.behind = false
-		delete(h.behind, w)
+		set := h.behind[w.stream]
+		delete(set, w)
+		if len(set) == 0 {
+			delete(h.behind, w.stream)
+		}
+		h.nBehind--
 		gaugeAdd(h.metrics.SlowWatchers, -1)
 	}
 }
@@ -114,7 +132,7 @@ func (h *Hub) Notify(rev, compactRev int64, evs []mvccpb.Event) {
 		return
 	}
 	h.recent.add(evs)
-	if h.all.size() == len(h.behind) {
+	if h.all.size() == h.nBehind {
 		return
 	}
 	batches := map[*watcher][]mvccpb.Event{}
@@ -177,11 +195,14 @@ func (h *Hub) Run(stop <-chan struct{}) {
 		case <-h.kick:
 		}
 		start := time.Now()
-		left, progressed := h.syncWatchers()
+		left, progressed, blocked := h.syncWatchers()
 		next := syncPeriod
-		if left > 0 && progressed {
+		switch {
+		case left > 0 && progressed:
 			// More to do: go on after yielding as long as the round took.
 			next = time.Since(start)
+		case left > 0 && blocked:
+			next = blockedRetryPeriod
 		}
 		if !t.Stop() {
 			select {
@@ -223,8 +244,11 @@ func (p *pick) add(e mvccpb.Event) {
 }
 
 // syncWatchers is one catch-up round over at most maxWatchersPerSync
-// watchers that are behind. It returns how many remain behind and whether
-// any watcher advanced.
+// watchers that are behind, and no more of a stream's than it has free
+// slots (what could not be sent is not read; the round's work goes to the
+// others). It returns
+// how many remain behind, whether any watcher advanced, and whether any
+// was held back by a full stream.
 //
 // The history is read outside the lock. Watchers whose next revision the
 // ring of recent events still holds are served together, in one pass over
@@ -232,18 +256,34 @@ func (p *pick) add(e mvccpb.Event) {
 // trimming copies), dispatching each event by key as etcd's syncWatchers
 // does over its revision-ordered backend; the others read their key range
 // from the store's latest view, one by one.
-func (h *Hub) syncWatchers() (left int, progressed bool) {
+func (h *Hub) syncWatchers() (left int, progressed, blocked bool) {
 	h.mu.Lock()
-	if len(h.behind) == 0 {
+	if h.nBehind == 0 {
 		h.mu.Unlock()
-		return 0, false
+		return 0, false, false
 	}
-	picks := make([]pick, 0, min(len(h.behind), maxWatchersPerSync))
-	for w := range h.behind {
-		if len(picks) == maxWatchersPerSync {
-			break
+	picks := make([]pick, 0, min(h.nBehind, maxWatchersPerSync))
+streams:
+	for st, set := range h.behind {
+		if st.full() {
+			blocked = true
+			continue
 		}
-		picks = append(picks, pick{w: w, key: w.key, end: w.end, minRev: w.minRev})
+		// One response each at most this round: no more picks than the
+		// stream has free slots.
+		free := cap(st.ch) - len(st.ch)
+		for w := range set {
+			if len(picks) == maxWatchersPerSync {
+				break streams
+			}
+			if free == 0 {
+				blocked = true
+				st.blocked.Store(true) // Drained wakes the hub for the rest
+				break
+			}
+			free--
+			picks = append(picks, pick{w: w, key: w.key, end: w.end, minRev: w.minRev})
+		}
 	}
 	recent, ringRev := h.recent, h.rev
 	h.mu.Unlock()
@@ -301,6 +341,8 @@ func (h *Hub) syncWatchers() (left int, progressed bool) {
 				h.all.remove(w)
 				gaugeAdd(h.metrics.Watchers, -1)
 				progressed = true
+			} else {
+				blocked = true
 			}
 			continue
 		}
@@ -315,6 +357,7 @@ func (h *Hub) syncWatchers() (left int, progressed bool) {
 		}
 		if len(evs) > 0 {
 			if !w.send(Response{WatchID: w.id, Events: evs, Revision: next - 1}) {
+				blocked = true
 				continue // still full; try again next round
 			}
 			gaugeAdd(h.metrics.PendingEvents, float64(len(evs)))
@@ -327,7 +370,7 @@ func (h *Hub) syncWatchers() (left int, progressed bool) {
 			h.caughtUp(w)
 		}
 	}
-	return len(h.behind), progressed
+	return h.nBehind, progressed, blocked
 }
 
 // ring holds the events of the most recent revisions: every event of a

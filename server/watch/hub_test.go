@@ -308,7 +308,7 @@ func TestCatchUpClosesGapFromRecentEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if left, _ := a.hub.syncWatchers(); left != 0 {
+	if left, _, _ := a.hub.syncWatchers(); left != 0 {
 		t.Fatalf("%d watchers left unsynced, want 0", left)
 	}
 	got, last := drain(s)
@@ -335,11 +335,11 @@ func TestCatchUpWaitsWhenRecentEventsDoNotReachBack(t *testing.T) {
 	if _, err := s.Watch(AutoWatchID, []byte("a"), []byte{}, 2); err != nil {
 		t.Fatal(err)
 	}
-	if left, _ := a.hub.syncWatchers(); left != 1 {
+	if left, _, _ := a.hub.syncWatchers(); left != 1 {
 		t.Fatalf("%d watchers left unsynced, want 1", left)
 	}
 	a.hub.source = func() Source { return a.view.Load() }
-	if left, _ := a.hub.syncWatchers(); left != 0 {
+	if left, _, _ := a.hub.syncWatchers(); left != 0 {
 		t.Fatalf("%d watchers left unsynced after a fresh view, want 0", left)
 	}
 	got, _ := drain(s)
@@ -366,7 +366,7 @@ func TestCatchUpInBatchesOfRevisions(t *testing.T) {
 		if round > 10 {
 			t.Fatal("not caught up after 10 rounds")
 		}
-		left, _ := a.hub.syncWatchers()
+		left, _, _ := a.hub.syncWatchers()
 		for {
 			select {
 			case r := <-s.Chan():
@@ -440,8 +440,8 @@ func TestStreamIDs(t *testing.T) {
 	if err := s.Cancel(5); err != nil {
 		t.Fatalf("cancel 5: %v", err)
 	}
-	if a.hub.all.size() != 1 || len(a.hub.behind) != 0 {
-		t.Fatalf("%d watchers (%d behind) after one cancel, want 1 synced", a.hub.all.size(), len(a.hub.behind))
+	if a.hub.all.size() != 1 || a.hub.nBehind != 0 {
+		t.Fatalf("%d watchers (%d behind) after one cancel, want 1 synced", a.hub.all.size(), a.hub.nBehind)
 	}
 }
 
@@ -474,5 +474,44 @@ func TestPrevKVTravelsWithTheWatcher(t *testing.T) {
 	}
 	if n != 4 {
 		t.Fatalf("%d responses, want a catch-up and a notification for each watcher", n)
+	}
+}
+
+// TestCatchUpSkipsFullStreamsAndSaysSo: a watcher whose stream has no free
+// slot is not worked on (the round reports it blocked, so Run retries
+// soon), and once the reader drains the stream the next round catches it
+// up with nothing lost.
+func TestCatchUpSkipsFullStreamsAndSaysSo(t *testing.T) {
+	a, _ := staleApplier(t, 10, 5)
+	a.hub.source = func() Source { return a.view.Load() }
+	s := a.hub.NewStream()
+	for len(s.ch) < cap(s.ch) {
+		s.ch <- Response{WatchID: 99}
+	}
+	if _, err := s.Watch(AutoWatchID, []byte("a"), []byte{}, 2); err != nil {
+		t.Fatal(err)
+	}
+	left, progressed, blocked := a.hub.syncWatchers()
+	if left != 1 || progressed || !blocked {
+		t.Fatalf("round with the stream full: left %d progressed %v blocked %v, want 1 false true", left, progressed, blocked)
+	}
+	for len(a.hub.kick) > 0 { // the Watch's own wake-up
+		<-a.hub.kick
+	}
+	for len(s.ch) > 0 {
+		<-s.ch
+	}
+	s.Drained()
+	if len(a.hub.kick) != 1 {
+		t.Fatal("Drained on a stream the hub found full did not wake the hub")
+	}
+	left, progressed, blocked = a.hub.syncWatchers()
+	if left != 0 || !progressed || blocked {
+		t.Fatalf("round after draining: left %d progressed %v blocked %v, want 0 true false", left, progressed, blocked)
+	}
+	got, _ := drain(s)
+	want := expected(a.log, []byte("a"), []byte{}, 2, false, false)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

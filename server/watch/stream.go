@@ -3,6 +3,7 @@ package watch
 import (
 	"bytes"
 	"sync"
+	"sync/atomic"
 )
 
 // Stream is one client stream's watchers (etcd's mvcc.WatchStream): they
@@ -11,6 +12,9 @@ import (
 type Stream struct {
 	h  *Hub
 	ch chan Response
+	// blocked is set when the hub found ch full; Drained clears it and
+	// wakes the hub once the reader has freed half the buffer.
+	blocked atomic.Bool
 
 	mu       sync.Mutex
 	nextID   WatchID
@@ -68,6 +72,28 @@ func (s *Stream) WatchPrevKV(id WatchID, key, end []byte, startRev int64, prevKV
 	gaugeAdd(h.metrics.Watchers, 1)
 	s.watchers[id] = w
 	return id, nil
+}
+
+// full reports whether the stream's buffer has no free slot now (its
+// reader may free one at any moment), and if so marks the stream blocked
+// so that Drained wakes the hub. Any goroutine.
+func (s *Stream) full() bool {
+	if len(s.ch) < cap(s.ch) {
+		return false
+	}
+	s.blocked.Store(true)
+	return true
+}
+
+// Drained tells the hub that the reader has taken responses from Chan.
+// Calling it after each receive is optional and cheap: when the hub had
+// found the stream full, it wakes the hub's catch-up as soon as half the
+// buffer is free, instead of at the hub's next retry (10 ms later).
+// Any goroutine.
+func (s *Stream) Drained() {
+	if s.blocked.Load() && len(s.ch) <= cap(s.ch)/2 && s.blocked.CompareAndSwap(true, false) {
+		s.h.wake()
+	}
 }
 
 // Chan is where the stream's responses arrive; it is closed by Close.
