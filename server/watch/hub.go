@@ -246,9 +246,8 @@ func (p *pick) add(e mvccpb.Event) {
 // syncWatchers is one catch-up round over at most maxWatchersPerSync
 // watchers that are behind, and no more of a stream's than it has free
 // slots (what could not be sent is not read; the round's work goes to the
-// others). It returns
-// how many remain behind, whether any watcher advanced, and whether any
-// was held back by a full stream.
+// others). It returns how many remain behind, whether any watcher
+// advanced, and whether any was held back by a full stream.
 //
 // The history is read outside the lock. Watchers whose next revision the
 // ring of recent events still holds are served together, in one pass over
