@@ -167,7 +167,8 @@ type Config struct {
 	// IdleWatchers are the counts of idle watchers held open during each
 	// request-loop cell (one cell per count; 0 = none): each watches its
 	// own key in a range the workload never writes, so it costs the
-	// server matching and memory but receives no events.
+	// server matching and memory but receives no events. The cells run
+	// in this order in odd rounds and in the reverse order in even ones.
 	IdleWatchers []int
 	// MemoryWatchers and MemoryLeases are the objects the watch-memory and
 	// lease-memory cells create.

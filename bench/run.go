@@ -189,7 +189,7 @@ func (e *engine) runCluster(ctx context.Context, runDir string, srv Server, size
 			continue
 		}
 		for _, clients := range e.cfg.Clients {
-			for _, idle := range e.cfg.IdleWatchers {
+			for _, idle := range idleOrder(e.cfg.IdleWatchers, round) {
 				label := fmt.Sprintf("%s · %s · %d clients", where, w, clients)
 				if idle > 0 {
 					label += fmt.Sprintf(" · %d idle watchers", idle)
@@ -356,6 +356,21 @@ func (u *usageProbe) finish() ([]MemberUsage, time.Duration) {
 		out = append(out, mu)
 	}
 	return out, selfCPU() - u.selfBefore
+}
+
+// idleOrder is the order of the idle-watcher cells in round (1-based):
+// as given in odd rounds, reversed in even ones. The cells of one cluster
+// run one after the other on a store that grows with every put, so a
+// fixed order would charge the growth to the later count; alternating it
+// spreads that bias evenly over the with/without ratios of a run with an
+// even number of rounds.
+func idleOrder(counts []int, round int) []int {
+	if round%2 == 1 {
+		return counts
+	}
+	out := slices.Clone(counts)
+	slices.Reverse(out)
+	return out
 }
 
 // cellSeed is the seed of one cell's random choices.

@@ -84,3 +84,18 @@ func TestSummarizeSeparatesIdleWatcherCells(t *testing.T) {
 		t.Errorf("ratios %+v", s.Ratios)
 	}
 }
+
+// The idle-watcher cells alternate their order from round to round, so a
+// run with an even number of rounds charges the store's growth during a
+// round to each count equally; the configured slice is left as it was.
+func TestIdleOrderAlternatesByRound(t *testing.T) {
+	counts := []int{0, 100, 10000}
+	for round, want := range map[int][]int{1: {0, 100, 10000}, 2: {10000, 100, 0}, 3: {0, 100, 10000}, 4: {10000, 100, 0}} {
+		if got := idleOrder(counts, round); !slices.Equal(got, want) {
+			t.Errorf("idleOrder(%v, %d) = %v, want %v", counts, round, got, want)
+		}
+	}
+	if !slices.Equal(counts, []int{0, 100, 10000}) {
+		t.Errorf("idleOrder changed its argument: %v", counts)
+	}
+}

@@ -119,7 +119,7 @@ Exit code: 0 done, 2 harness error (or a cluster failed; results are partial).`,
 	f.IntVar(&cfg.WatchConns, "watch-conns", cfg.WatchConns, "gRPC connections (one watch stream each) the watchers are spread over (0: min(watchers, 10))")
 	f.IntVar(&cfg.WatchPutRate, "watch-put-rate", cfg.WatchPutRate, "watch workload: puts per second (open loop)")
 	f.IntVar(&cfg.WatchEventRate, "watch-event-rate", cfg.WatchEventRate, "watch workload: cap on events offered per second; the put rate is lowered to it/watchers (0: no cap)")
-	f.IntSliceVar(&cfg.IdleWatchers, "idle-watchers", cfg.IdleWatchers, "idle watchers held open during each request-loop cell, one cell per count (0: none); each watches its own key, which no workload writes")
+	f.IntSliceVar(&cfg.IdleWatchers, "idle-watchers", cfg.IdleWatchers, "idle watchers held open during each request-loop cell, one cell per count (0: none), in the given order in odd rounds and reversed in even ones; each watches its own key, which no workload writes")
 	f.IntVar(&cfg.MemoryWatchers, "memory-watchers", cfg.MemoryWatchers, "watch-memory workload: idle watchers to open")
 	f.IntVar(&cfg.MemoryLeases, "memory-leases", cfg.MemoryLeases, "lease-memory workload: leases to grant")
 	f.DurationVar(&cfg.MemorySettle, "memory-settle", cfg.MemorySettle, "memory workloads: bound on the wait for the members' RSS to settle")
