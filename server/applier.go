@@ -386,7 +386,7 @@ type applyResult struct {
 
 // applyRequest applies one request deterministically; every member computes
 // the same result. One case per kind of InternalRaftRequest; a kind with no
-// case (LeaseCheckpoint, auth) fails on every member alike.
+// case fails on every member alike.
 func (a *applier) applyRequest(r *pb.InternalRaftRequest) applyResult {
 	var res applyResult
 	start := time.Now()
@@ -439,6 +439,12 @@ func (a *applier) applyRequest(r *pb.InternalRaftRequest) applyResult {
 		if res.err = checkLeasePuts(a.auth, ai, a.leaseKeys, r.LeaseRevoke.ID); res.err == nil {
 			res.resp, res.err = a.applyLeaseRevoke(r.LeaseRevoke.ID)
 		}
+	case r.LeaseCheckpoint != nil:
+		op = applyOpLeaseCheckpoint
+		for _, c := range r.LeaseCheckpoint.Checkpoints {
+			a.lessor.checkpoint(c.ID, c.Remaining_TTL, time.Now())
+		}
+		res.resp = &pb.LeaseCheckpointResponse{}
 	case r.ClusterMemberAttrSet != nil:
 		op = applyOpMemberAttrSet
 		a.applyMemberAttrs(r.ClusterMemberAttrSet)

@@ -66,7 +66,7 @@ func newApplierRig(t *testing.T, snapshotCount, catchUp uint64) *applierRig {
 	r.a = newApplier(applierConfig{
 		State: appliedState{store: mvcc.New(), membership: NewMembership(cfg.InitialCluster, cfg.InitialClusterToken)},
 		Auth:  as, AuthBackend: authBe, ApplyWait: ap.applyWait,
-		Raft: r.conf, RaftStorage: r.storage, Snapshots: memSnapshots{r.disk}, Lessor: newLessor(2),
+		Raft: r.conf, RaftStorage: r.storage, Snapshots: memSnapshots{r.disk}, Lessor: newLessor(2, 0),
 		ReleaseLog: func(i uint64) { r.mu.Lock(); r.released = append(r.released, i); r.mu.Unlock() },
 		Results:    r.results, SnapshotCount: snapshotCount, CatchUpEntries: catchUp,
 		Stop: stopc, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: newServerMetrics(),
@@ -147,10 +147,11 @@ func TestApplierAppliesEntriesInOrderAndAnswersProposers(t *testing.T) {
 		req(104, &pb.InternalRaftRequest{DeleteRange: &pb.DeleteRangeRequest{Key: []byte("b")}}),
 		req(105, &pb.InternalRaftRequest{Compaction: &pb.CompactionRequest{Revision: 3}}),
 		req(106, &pb.InternalRaftRequest{LeaseGrant: &pb.LeaseGrantRequest{ID: 7, TTL: 10}}),
-		req(107, &pb.InternalRaftRequest{LeaseCheckpoint: &pb.LeaseCheckpointRequest{}}),
+		req(107, &pb.InternalRaftRequest{LeaseCheckpoint: &pb.LeaseCheckpointRequest{Checkpoints: []*pb.LeaseCheckpoint{{ID: 7, Remaining_TTL: 4}}}}),
+		req(108, &pb.InternalRaftRequest{DowngradeInfoSet: &membershippb.DowngradeInfoSetRequest{Enabled: true, Ver: "3.5.0"}}),
 	)
 	waits := map[uint64]<-chan applyResult{}
-	for _, id := range []uint64{101, 102, 103, 104, 105, 106, 107, 999} {
+	for _, id := range []uint64{101, 102, 103, 104, 105, 106, 107, 108, 999} {
 		waits[id] = r.results.register(id)
 	}
 	if err := r.a.applyBatch(applyJob{entries: ents}); err != nil {
@@ -169,8 +170,9 @@ func TestApplierAppliesEntriesInOrderAndAnswersProposers(t *testing.T) {
 		{104, 5, "*etcdserverpb.DeleteRangeResponse", ""},
 		{105, 5, "*etcdserverpb.CompactionResponse", ""},
 		{106, 5, "*etcdserverpb.LeaseGrantResponse", ""},
-		// No lease checkpoints: the request fails on every member alike.
-		{107, 5, "<nil>", "unsupported request"},
+		{107, 5, "*etcdserverpb.LeaseCheckpointResponse", ""},
+		// No downgrades: the request fails on every member alike.
+		{108, 5, "<nil>", "unsupported request"},
 	}
 	for _, tt := range tests {
 		select {
@@ -193,8 +195,11 @@ func TestApplierAppliesEntriesInOrderAndAnswersProposers(t *testing.T) {
 	}
 
 	st := r.a.readView()
-	if st.applied != 10 || r.a.appliedIndex != 10 {
-		t.Errorf("applied index: published %d, applier %d; want 10", st.applied, r.a.appliedIndex)
+	if st.applied != 11 || r.a.appliedIndex != 11 {
+		t.Errorf("applied index: published %d, applier %d; want 11", st.applied, r.a.appliedIndex)
+	}
+	if recs := r.a.lessor.records(); len(recs) != 1 || recs[0].RemainingTTL != 4 {
+		t.Errorf("lease 7 after its checkpoint: %+v, want remaining TTL 4", recs)
 	}
 	if got, want := keyspace(t, st.view), "a=1@2 c=3@4"; got != want {
 		t.Errorf("keyspace %q, want %q", got, want)

@@ -147,6 +147,16 @@ type Config struct {
 	CompactHashCheck     bool
 	CompactHashCheckTime time.Duration
 
+	// LeaseCheckpoint is etcd's LeaseCheckpoint feature gate
+	// (--experimental-enable-lease-checkpoint): the leader records each
+	// long lease's remaining TTL through Raft every
+	// LeaseCheckpointInterval, so that a new leader extends it by what was
+	// left instead of its full TTL (lease.go). LeaseCheckpointInterval is
+	// etcd's ServerConfig.LeaseCheckpointInterval, which no etcd flag sets:
+	// 0 means etcd's 5 minutes; tests shorten it.
+	LeaseCheckpoint         bool
+	LeaseCheckpointInterval time.Duration
+
 	// AutoCompactionMode is etcd's --auto-compaction-mode, "periodic" or
 	// "revision"; AutoCompactionRetention its retention as etcd's
 	// ServerConfig holds it: a duration in periodic mode, a count of
@@ -381,6 +391,21 @@ func sameURLs(a, b []url.URL) bool {
 }
 
 // tickInterval and electionTicks turn the durations into Raft ticks.
+// defaultLeaseCheckpointInterval is etcd's defaultLeaseCheckpointInterval.
+const defaultLeaseCheckpointInterval = 5 * time.Minute
+
+// leaseCheckpointInterval is the time between a lease's checkpoints, 0
+// when checkpoints are off.
+func (c *Config) leaseCheckpointInterval() time.Duration {
+	switch {
+	case !c.LeaseCheckpoint:
+		return 0
+	case c.LeaseCheckpointInterval > 0:
+		return c.LeaseCheckpointInterval
+	}
+	return defaultLeaseCheckpointInterval
+}
+
 func (c *Config) electionTicks() int {
 	n := int(c.ElectionTimeout / c.HeartbeatInterval)
 	if n < 2 {

@@ -141,12 +141,12 @@ func etcdMembers(m *Membership) []*membership.Member {
 }
 
 // etcdLeases is the lessor's replicated state as etcd's lease bucket holds
-// it: ID and granted TTL (etcd's remaining TTL is a checkpoint quorumd does
-// not take).
+// it: ID, granted TTL and checkpointed remaining TTL (which etcd 3.6
+// persists).
 func etcdLeases(rs []leaseRecord) []*leasepb.Lease {
 	out := make([]*leasepb.Lease, 0, len(rs))
 	for _, r := range rs {
-		out = append(out, &leasepb.Lease{ID: r.ID, TTL: r.TTL})
+		out = append(out, &leasepb.Lease{ID: r.ID, TTL: r.TTL, RemainingTTL: r.RemainingTTL})
 	}
 	return out
 }

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+
 	"github.com/quorum-kv/quorum/server/bugzoo"
 	"github.com/quorum-kv/quorum/server/mvcc"
 )
@@ -36,16 +38,35 @@ func minLeaseTTL(electionTicks int, heartbeat time.Duration) int64 {
 	return int64(math.Ceil(d.Seconds()))
 }
 
-// lease is one lease. id, ttl and keys are replicated state, changed only by
-// the applier; expiry is the leader's alone (zero: forever, on a follower).
+// lease is one lease. id, ttl, remaining and keys are replicated state,
+// changed only by the applier; expiry, retry and checkpointAt are the
+// leader's alone (zero on a follower: no expiry).
 type lease struct {
-	id     int64
-	ttl    int64
-	keys   map[string]struct{}
-	expiry time.Time
+	id   int64
+	ttl  int64
+	keys map[string]struct{}
+	// remaining is the remaining TTL in seconds that the last applied
+	// checkpoint recorded, 0 when none has since the lease was granted or
+	// last renewed (etcd's remainingTTL): a new leader gives the lease
+	// this much instead of its full TTL.
+	remaining int64
+	expiry    time.Time
 	// retry: the leader proposed the revoke of this expired lease and
 	// proposes it again only after then.
 	retry time.Time
+	// checkpointAt: the leader checkpoints the lease's remaining TTL at
+	// or after then; zero when none is scheduled.
+	checkpointAt time.Time
+}
+
+// refreshTTL is the TTL a refresh gives the lease: the checkpointed
+// remaining TTL if there is one, else the full TTL (etcd's
+// getRemainingTTL).
+func (l *lease) refreshTTL() time.Duration {
+	if l.remaining > 0 {
+		return time.Duration(l.remaining) * time.Second
+	}
+	return time.Duration(l.ttl) * time.Second
 }
 
 // lessor is a member's lease table (etcd's lessor): the leases by ID, their
@@ -55,20 +76,42 @@ type lease struct {
 // them, resets them on becoming leader (Promote) and decides expiry, which
 // it proposes through Raft as a LeaseRevoke.
 //
-// The applier is the only caller of grant, remove, applyChanges and restore;
-// the front and the leader's expiry loop call the rest. A mutex guards the
-// table; the applier takes it only for lease requests and for writes that
-// change a key's lease, never for other writes.
+// With checkpoints on (checkpointInterval > 0, etcd's LeaseCheckpoint
+// feature), the leader also records through Raft, every checkpointInterval,
+// the remaining TTL of each lease whose TTL is longer than that interval
+// (dueCheckpoints, applied by checkpoint), so that a new leader extends it
+// by what was left rather than its whole TTL; a renewal clears the record
+// first (needsClear). The records are replicated state: they are in the WAL
+// and in snapshots, as etcd 3.6 persists them.
+//
+// The applier is the only caller of grant, remove, applyChanges, checkpoint
+// and restore; the front and the leader's expiry loop call the rest. A
+// mutex guards the table; the applier takes it only for lease requests and
+// for writes that change a key's lease, never for other writes.
 type lessor struct {
 	minTTL int64
+	// checkpointInterval is the time between a lease's checkpoints; 0:
+	// checkpoints off.
+	checkpointInterval time.Duration
 
 	mu      sync.RWMutex
 	leases  map[int64]*lease
 	primary bool
 }
 
-func newLessor(minTTL int64) *lessor {
-	return &lessor{minTTL: minTTL, leases: map[int64]*lease{}}
+// newLessor returns an empty lessor raising TTLs to minTTL seconds, with
+// lease checkpoints every checkpointInterval (0: none).
+func newLessor(minTTL int64, checkpointInterval time.Duration) *lessor {
+	return &lessor{minTTL: minTTL, checkpointInterval: checkpointInterval, leases: map[int64]*lease{}}
+}
+
+// scheduleCheckpoint schedules lease l's next checkpoint one interval from
+// now, if checkpoints are on and l would be refreshed to more than an
+// interval (etcd's scheduleCheckpointIfNeeded). Caller holds mu; primary.
+func (le *lessor) scheduleCheckpoint(l *lease, now time.Time) {
+	if le.checkpointInterval > 0 && l.refreshTTL() > le.checkpointInterval.Truncate(time.Second) {
+		l.checkpointAt = now.Add(le.checkpointInterval)
+	}
 }
 
 // grant adds a lease, its TTL raised to the minimum; on the primary it
@@ -89,6 +132,7 @@ func (le *lessor) grant(id, ttl int64, now time.Time) (int64, error) {
 	l := &lease{id: id, ttl: ttl, keys: map[string]struct{}{}}
 	if le.primary {
 		l.expiry = now.Add(time.Duration(ttl) * time.Second)
+		le.scheduleCheckpoint(l, now)
 	}
 	le.leases[id] = l
 	return ttl, nil
@@ -148,9 +192,11 @@ func (le *lessor) applyChanges(cs []mvcc.LeaseChange) {
 	}
 }
 
-// renew resets lease id's expiry to its full TTL from now and returns the
-// TTL. Errors: errNotPrimary off the leader; errLeaseNotFound for a lease
-// that does not exist or has expired (its revoke is on the way).
+// renew resets lease id's expiry to its TTL from now (its checkpointed
+// remaining TTL while one is recorded: clear it first, see needsClear) and
+// returns the full TTL, as etcd's Renew. Errors: errNotPrimary off the
+// leader; errLeaseNotFound for a lease that does not exist or has expired
+// (its revoke is on the way).
 func (le *lessor) renew(id int64, now time.Time) (int64, error) {
 	le.mu.Lock()
 	defer le.mu.Unlock()
@@ -161,8 +207,72 @@ func (le *lessor) renew(id int64, now time.Time) (int64, error) {
 	if l == nil || !now.Before(l.expiry) {
 		return -1, errLeaseNotFound
 	}
-	l.expiry = now.Add(time.Duration(l.ttl) * time.Second)
+	l.expiry = now.Add(l.refreshTTL())
 	return l.ttl, nil
+}
+
+// needsClear reports whether renewing lease id must first clear its
+// checkpointed remaining TTL through Raft (a checkpoint of 0), as etcd's
+// Renew does: checkpoints are on, this is the primary, the lease is live
+// and has a remaining TTL recorded. So a lease costs at most two Raft
+// entries per checkpoint interval however often it is renewed.
+func (le *lessor) needsClear(id int64, now time.Time) bool {
+	le.mu.RLock()
+	defer le.mu.RUnlock()
+	l := le.leases[id]
+	return le.checkpointInterval > 0 && le.primary && l != nil && now.Before(l.expiry) && l.remaining > 0
+}
+
+// checkpoint records remaining as lease id's remaining TTL (0 clears it);
+// on the primary it schedules the lease's next checkpoint. A lease that no
+// longer exists is skipped. Applier only (etcd's Checkpoint).
+func (le *lessor) checkpoint(id, remaining int64, now time.Time) {
+	le.mu.Lock()
+	defer le.mu.Unlock()
+	l := le.leases[id]
+	if l == nil {
+		return
+	}
+	l.remaining = remaining
+	if le.primary {
+		le.scheduleCheckpoint(l, now)
+	}
+}
+
+// dueCheckpoints returns at most limit checkpoints due at now, lowest IDs
+// first, each the lease's remaining TTL rounded up, and unschedules them
+// (checkpoint schedules the next when the entry is applied). A lease
+// that has expired, or whose remaining TTL is still its full TTL, gets
+// none (etcd's findDueScheduledCheckpoints). Primary only; none elsewhere.
+func (le *lessor) dueCheckpoints(now time.Time, limit int) []*pb.LeaseCheckpoint {
+	le.mu.Lock()
+	defer le.mu.Unlock()
+	if !le.primary || le.checkpointInterval == 0 {
+		return nil
+	}
+	var due []*lease
+	for _, l := range le.leases {
+		if !l.checkpointAt.IsZero() && !now.Before(l.checkpointAt) {
+			due = append(due, l)
+		}
+	}
+	sort.Slice(due, func(i, j int) bool { return due[i].id < due[j].id })
+	var cps []*pb.LeaseCheckpoint
+	for _, l := range due {
+		if len(cps) == limit {
+			break
+		}
+		l.checkpointAt = time.Time{}
+		if !now.Before(l.expiry) {
+			continue
+		}
+		rem := int64(math.Ceil(l.expiry.Sub(now).Seconds()))
+		if rem >= l.ttl {
+			continue
+		}
+		cps = append(cps, &pb.LeaseCheckpoint{ID: l.id, Remaining_TTL: rem})
+	}
+	return cps
 }
 
 // leaseStatus is what TimeToLive reports of a lease.
@@ -203,29 +313,32 @@ func (le *lessor) ids() []int64 {
 	return ids
 }
 
-// promote makes this lessor the primary: every lease expires its full TTL
-// plus extend from now, so that no lease expires because of the election
-// (etcd's Promote, which extends by an election timeout).
+// promote makes this lessor the primary: every lease expires its TTL (its
+// checkpointed remaining TTL, if one is recorded) plus extend from now, so
+// that no lease expires because of the election (etcd's Promote, which
+// extends by an election timeout), and has its next checkpoint scheduled.
 func (le *lessor) promote(now time.Time, extend time.Duration) {
 	le.mu.Lock()
 	defer le.mu.Unlock()
 	le.primary = true
 	for _, l := range le.leases {
-		l.expiry = now.Add(extend + time.Duration(l.ttl)*time.Second)
+		l.expiry = now.Add(extend + l.refreshTTL())
 		if bugzoo.Enabled(bugzoo.EarlyLeaseExpiry) {
 			l.expiry = now
 		}
 		l.retry = time.Time{}
+		le.scheduleCheckpoint(l, now)
 	}
 }
 
-// demote forgets the expiry times: a follower decides no expiry.
+// demote forgets the expiry times and scheduled checkpoints: a follower
+// decides no expiry and proposes no checkpoint.
 func (le *lessor) demote() {
 	le.mu.Lock()
 	defer le.mu.Unlock()
 	le.primary = false
 	for _, l := range le.leases {
-		l.expiry, l.retry = time.Time{}, time.Time{}
+		l.expiry, l.retry, l.checkpointAt = time.Time{}, time.Time{}, time.Time{}
 	}
 }
 
@@ -263,11 +376,14 @@ func (le *lessor) expired(now time.Time, limit int) []int64 {
 	return ids
 }
 
-// leaseRecord is one lease in a snapshot.
+// leaseRecord is one lease in a snapshot. RemainingTTL is its
+// checkpointed remaining TTL (0: none; absent in snapshots written before
+// checkpoints, which had none).
 type leaseRecord struct {
-	ID   int64    `json:"id"`
-	TTL  int64    `json:"ttl"`
-	Keys [][]byte `json:"keys,omitempty"`
+	ID           int64    `json:"id"`
+	TTL          int64    `json:"ttl"`
+	RemainingTTL int64    `json:"remaining_ttl,omitempty"`
+	Keys         [][]byte `json:"keys,omitempty"`
 }
 
 // records returns the replicated state, sorted by ID, for a snapshot.
@@ -278,7 +394,7 @@ func (le *lessor) records() []leaseRecord {
 	defer le.mu.RUnlock()
 	rs := make([]leaseRecord, 0, len(le.leases))
 	for _, l := range le.leases {
-		r := leaseRecord{ID: l.id, TTL: l.ttl}
+		r := leaseRecord{ID: l.id, TTL: l.ttl, RemainingTTL: l.remaining}
 		for _, k := range sortedKeys(l) {
 			r.Keys = append(r.Keys, []byte(k))
 		}
@@ -289,18 +405,20 @@ func (le *lessor) records() []leaseRecord {
 }
 
 // restore replaces the replicated state with a snapshot's. On the primary
-// every restored lease gets its full TTL from now. Applier only.
+// every restored lease gets its TTL (or checkpointed remaining TTL) from
+// now. Applier only.
 func (le *lessor) restore(rs []leaseRecord, now time.Time) {
 	le.mu.Lock()
 	defer le.mu.Unlock()
 	le.leases = make(map[int64]*lease, len(rs))
 	for _, r := range rs {
-		l := &lease{id: r.ID, ttl: r.TTL, keys: make(map[string]struct{}, len(r.Keys))}
+		l := &lease{id: r.ID, ttl: r.TTL, remaining: r.RemainingTTL, keys: make(map[string]struct{}, len(r.Keys))}
 		for _, k := range r.Keys {
 			l.keys[string(k)] = struct{}{}
 		}
 		if le.primary {
-			l.expiry = now.Add(time.Duration(r.TTL) * time.Second)
+			l.expiry = now.Add(l.refreshTTL())
+			le.scheduleCheckpoint(l, now)
 		}
 		le.leases[r.ID] = l
 	}

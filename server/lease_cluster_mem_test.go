@@ -210,3 +210,71 @@ func TestMemClusterNewLeaderExtendsEveryLease(t *testing.T) {
 		t.Errorf("k expired %v after the leader change, before a full TTL (3s)", took)
 	}
 }
+
+// With lease checkpoints on (1 s interval here, etcd's 5 min by default),
+// the leader records a long lease's remaining TTL through Raft on every
+// member; a new leader then extends the lease by what was left (plus the
+// election timeout), not by its whole TTL; a renewal clears the record on
+// every member first, so the lease gets its full TTL
+// back; the record survives a member's restart from its WAL. Without
+// checkpoints the new leader gives the whole TTL (the test above).
+func TestMemClusterLeaseCheckpointsSurviveALeaderChange(t *testing.T) {
+	c := newMemCluster(t, 3)
+	for i := range c.members {
+		c.stop(i)
+		c.cfgs[i].LeaseCheckpoint = true
+		c.cfgs[i].LeaseCheckpointInterval = time.Second
+		c.start(i)
+	}
+	i, lead := c.leader()
+	const ttl = 30
+	c.proposeOK(lead, &pb.InternalRaftRequest{LeaseGrant: &pb.LeaseGrantRequest{ID: 7, TTL: ttl}})
+	c.proposeOK(lead, leasePut("k", 7))
+	remaining := func(s *Server) int64 {
+		for _, r := range s.lessor.records() {
+			if r.ID == 7 {
+				return r.RemainingTTL
+			}
+		}
+		return -1
+	}
+	// Two checkpoints have been applied everywhere after 2.5 s: 28 s left.
+	time.Sleep(2500 * time.Millisecond)
+	for _, s := range c.members {
+		waitFor(t, fmt.Sprintf("member %x has lease 7 checkpointed at 29 s or less", s.id), func() bool {
+			r := remaining(s)
+			return r > 0 && r <= ttl-2
+		})
+	}
+	c.stop(i)
+	_, next := c.leader()
+	st, err := next.leaseTimeToLive(context.Background(), &pb.LeaseTimeToLiveRequest{ID: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Extended by the checkpointed ≤28 s plus the 200 ms election timeout,
+	// rounded down: at most 28 s; without checkpoints 30.
+	if st.TTL > ttl-2 || st.TTL < ttl-6 || st.GrantedTTL != ttl {
+		t.Errorf("after the leader change: TTL %d s of %d granted; want ≤ %d (the checkpointed remainder)", st.TTL, st.GrantedTTL, ttl-2)
+	}
+	c.start(i)
+	c.converged()
+	if r := remaining(c.members[i]); r <= 0 || r > ttl-2 {
+		t.Errorf("restarted member %x: lease 7's checkpointed TTL %d, want 1..%d", c.members[i].id, r, ttl-2)
+	}
+
+	// (The memory network carries Raft only, so renew on the leader; a
+	// follower's renewal is forwarded to the same renewOnLeader.)
+	if got, err := next.leaseRenew(context.Background(), 7); err != nil || got != ttl {
+		t.Fatalf("renew on leader %x: %d, %v", next.id, got, err)
+	}
+	if st, err := next.leaseTimeToLive(context.Background(), &pb.LeaseTimeToLiveRequest{ID: 7}); err != nil || st.TTL < ttl-1 {
+		t.Errorf("after the renewal: %+v, %v; want %d s left", st, err, ttl)
+	}
+	for _, s := range c.members {
+		waitFor(t, fmt.Sprintf("member %x has lease 7's record cleared or newly checkpointed", s.id), func() bool {
+			r := remaining(s)
+			return r == 0 || r >= ttl-2
+		})
+	}
+}

@@ -35,8 +35,13 @@ const (
 	// leaseRevokesPerCheck bounds the revokes proposed per check: etcd's
 	// default revoke rate, 1000 a second.
 	leaseRevokesPerCheck = 500
-	leaseRenewPath       = "/leases"
-	leaseTTLPath         = "/leases/internal"
+	// leaseCheckpointBatches and leaseCheckpointBatch bound the checkpoint
+	// entries proposed per check and the checkpoints in each: etcd's
+	// leaseCheckpointRate/2 and maxLeaseCheckpointBatchSize.
+	leaseCheckpointBatches = 500
+	leaseCheckpointBatch   = 1000
+	leaseRenewPath         = "/leases"
+	leaseTTLPath           = "/leases/internal"
 	// maxLeaseBody bounds a forwarded lease request's body.
 	maxLeaseBody = 1 << 20
 )
@@ -62,6 +67,16 @@ func (s *Server) leaseLoop() {
 				s.wg.Add(1)
 				go func() { defer s.wg.Done(); s.revokeExpired(id) }()
 			}
+			for range leaseCheckpointBatches {
+				cps := s.lessor.dueCheckpoints(time.Now(), leaseCheckpointBatch)
+				if len(cps) > 0 {
+					s.wg.Add(1)
+					go func() { defer s.wg.Done(); s.proposeCheckpoints(cps) }()
+				}
+				if len(cps) < leaseCheckpointBatch {
+					break
+				}
+			}
 		}
 		select {
 		case <-t.C:
@@ -75,15 +90,8 @@ func (s *Server) leaseLoop() {
 // revokeExpired proposes the revoke of an expired lease. A failure is
 // retried by the loop after expiredLeaseRetry if the lease still exists.
 func (s *Server) revokeExpired(id int64) {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := s.stoppable()
 	defer cancel()
-	go func() {
-		select {
-		case <-s.stopc:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	// As root (etcd's WithRoot): the leader revokes whoever attached keys.
 	res, err := s.propose(withRootAuth(ctx), &pb.InternalRaftRequest{LeaseRevoke: &pb.LeaseRevokeRequest{ID: id}})
 	if err == nil {
@@ -94,6 +102,54 @@ func (s *Server) revokeExpired(id int64) {
 	}
 }
 
+// proposeCheckpoints records the leader's remaining TTLs through Raft. A
+// failure is logged and not retried: the lease's next checkpoint is
+// scheduled when one is applied, so a lost one only means that a new
+// leader extends the lease from an older record (as etcd, whose
+// checkpointer drops a failed batch too).
+func (s *Server) proposeCheckpoints(cps []*pb.LeaseCheckpoint) {
+	ctx, cancel := s.stoppable()
+	defer cancel()
+	res, err := s.propose(withRootAuth(ctx), &pb.InternalRaftRequest{LeaseCheckpoint: &pb.LeaseCheckpointRequest{Checkpoints: cps}})
+	if err == nil {
+		err = res.err
+	}
+	if err != nil {
+		s.lg.Warn("failed to checkpoint leases", "leases", len(cps), "error", err)
+	}
+}
+
+// stoppable is a context canceled when the server stops (or by cancel).
+func (s *Server) stoppable() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-s.stopc:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+// renewOnLeader renews lease id from this member's lessor, first clearing
+// its checkpointed remaining TTL through Raft where one is recorded (so
+// the renewal gives the full TTL, and a new leader will too), as etcd's
+// Renew. Errors: errNotPrimary, errLeaseNotFound, the clearing proposal's.
+func (s *Server) renewOnLeader(ctx context.Context, id int64) (int64, error) {
+	if s.lessor.needsClear(id, time.Now()) {
+		res, err := s.propose(withRootAuth(ctx), &pb.InternalRaftRequest{LeaseCheckpoint: &pb.LeaseCheckpointRequest{
+			Checkpoints: []*pb.LeaseCheckpoint{{ID: id, Remaining_TTL: 0}}}})
+		if err == nil {
+			err = res.err
+		}
+		if err != nil {
+			return -1, err
+		}
+	}
+	return s.lessor.renew(id, time.Now())
+}
+
 // leaseRenew renews lease id on the leader, through the peer port when
 // this member is not it, and returns its TTL. Errors: errLeaseNotFound,
 // etcd's "no leader", "request timed out".
@@ -101,7 +157,7 @@ func (s *Server) leaseRenew(ctx context.Context, id int64) (int64, error) {
 	var ttl int64
 	err := s.onLeaseLeader(ctx, func() error {
 		var err error
-		if ttl, err = s.lessor.renew(id, time.Now()); err == nil {
+		if ttl, err = s.renewOnLeader(ctx, id); err == nil {
 			s.metrics.leaseRenewed.Inc()
 		}
 		return err
@@ -242,7 +298,7 @@ func (s *Server) serveLease(w http.ResponseWriter, r *http.Request) {
 		var req pb.LeaseKeepAliveRequest
 		if err = req.Unmarshal(body); err == nil {
 			var ttl int64
-			ttl, err = s.lessor.renew(req.ID, time.Now())
+			ttl, err = s.renewOnLeader(r.Context(), req.ID)
 			out = &pb.LeaseKeepAliveResponse{ID: req.ID, TTL: ttl}
 		}
 	case leaseTTLPath:

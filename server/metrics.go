@@ -111,13 +111,14 @@ const (
 	applyOpMemberAttrSet
 	applyOpLeaseGrant
 	applyOpLeaseRevoke
+	applyOpLeaseCheckpoint
 	applyOpAuth
 	applyOpAlarm
 	applyOpUnknown
 	numApplyOps
 )
 
-var applyOpNames = [numApplyOps]string{"Put", "DeleteRange", "Txn", "Compaction", "ClusterMemberAttrSet", "LeaseGrant", "LeaseRevoke", "Auth", "Alarm", "unknown"}
+var applyOpNames = [numApplyOps]string{"Put", "DeleteRange", "Txn", "Compaction", "ClusterMemberAttrSet", "LeaseGrant", "LeaseRevoke", "LeaseCheckpoint", "Auth", "Alarm", "unknown"}
 
 // refusedOp is the op of a request an alarm refused (alarmSet.refuse).
 func refusedOp(r *pb.InternalRaftRequest) int {

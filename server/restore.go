@@ -254,7 +254,7 @@ func leaseRecords(b *etcdbolt.Backend, store *mvcc.Store) ([]leaseRecord, error)
 	byID := make(map[int64]*leaseRecord, len(b.Leases))
 	rs := make([]leaseRecord, 0, len(b.Leases))
 	for _, l := range b.Leases {
-		rs = append(rs, leaseRecord{ID: l.ID, TTL: l.TTL})
+		rs = append(rs, leaseRecord{ID: l.ID, TTL: l.TTL, RemainingTTL: l.RemainingTTL})
 	}
 	slices.SortFunc(rs, func(x, y leaseRecord) int { return cmp.Compare(x.ID, y.ID) })
 	for i := range rs {

@@ -161,7 +161,7 @@ func assemble(cfg Config, lg *slog.Logger, metrics *serverMetrics, p *memberPart
 	})
 	s.status = s.raft.status
 	s.peerClient = &http.Client{Transport: peerHTTPClientTransport(peerTLS), Timeout: cfg.requestTimeout()}
-	s.lessor = newLessor(minLeaseTTL(cfg.electionTicks(), cfg.HeartbeatInterval))
+	s.lessor = newLessor(minLeaseTTL(cfg.electionTicks(), cfg.HeartbeatInterval), cfg.leaseCheckpointInterval())
 	s.watches = watch.NewHub(p.state.store.Rev(), p.state.store.CompactRev(),
 		func() watch.Source { return s.app.readView().view }, metrics.watch)
 	var authBe *authBackend

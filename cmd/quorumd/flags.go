@@ -58,7 +58,6 @@ type flagInfo struct {
 const (
 	whyDiscovery = "discovery is not implemented in quorumd: list the members in --initial-cluster"
 	whyBolt      = "bbolt tuning: quorumd's keyspace is not a bbolt file (server/mvcc keeps it in memory, durable through the WAL and snapshots)"
-	whyNoLease   = "quorumd has no lease checkpoints: a new leader extends every TTL instead (etcd's behaviour with checkpoints off)"
 	whyTracing   = "distributed tracing is not implemented in quorumd"
 	whyTraceOnly = "used by etcd only with --enable-distributed-tracing, which quorumd refuses"
 	whyNoSlowLog = "quorumd does not log slow requests yet"
@@ -103,7 +102,7 @@ var etcdFlags = []flagInfo{
 	{Name: "enable-grpc-gateway", Class: noEffect, Reason: "quorumd serves no grpc-gateway (JSON over HTTP, /v3/...): clients use gRPC; turning it off changes nothing", value: func(c *embed.Config) any { return c.EnableGRPCGateway }},
 	{Name: "raft-read-timeout", Class: noEffect, Reason: whyRaftHTTP, value: func(*embed.Config) any { return rafthttp.ConnReadTimeout }},
 	{Name: "raft-write-timeout", Class: noEffect, Reason: whyRaftHTTP, value: func(*embed.Config) any { return rafthttp.ConnWriteTimeout }},
-	{Name: "feature-gates", Class: noEffect, Reason: "InitialCorruptCheck and CompactHashCheck are honoured, as etcd (server/corrupt.go); none of etcd's other feature gates (LeaseCheckpoint, LeaseCheckpointPersist, SetMemberLocalAddr, StopGRPCServiceOnDefrag, TxnModeWriteWithSharedBuffer) has a counterpart in quorumd yet", value: featureGatesSet},
+	{Name: "feature-gates", Class: noEffect, Reason: "InitialCorruptCheck and CompactHashCheck (server/corrupt.go), LeaseCheckpoint and LeaseCheckpointPersist (server/lease.go) are honoured, as etcd; none of etcd's other feature gates (SetMemberLocalAddr, StopGRPCServiceOnDefrag, TxnModeWriteWithSharedBuffer) has a counterpart in quorumd yet", value: featureGatesSet},
 
 	// Clustering
 	{Name: "initial-advertise-peer-urls", Class: asEtcd},
@@ -208,8 +207,8 @@ var etcdFlags = []flagInfo{
 	{Name: "experimental-compact-hash-check-enabled", Class: asEtcd, Reason: "the CompactHashCheck feature gate: the leader compares the hashes members stored at their compactions and raises CORRUPT for the odd ones out (server/corrupt.go)"},
 	{Name: "experimental-compact-hash-check-time", Class: asEtcd, Reason: "mapped onto --compact-hash-check-time, as etcd"},
 	{Name: "compact-hash-check-time", Class: asEtcd, Reason: "how often the leader runs the compaction hash check (with CompactHashCheck)"},
-	{Name: "experimental-enable-lease-checkpoint", Class: noEffect, Reason: whyNoLease, value: func(c *embed.Config) any { return c.ExperimentalEnableLeaseCheckpoint }},
-	{Name: "experimental-enable-lease-checkpoint-persist", Class: noEffect, Reason: whyNoLease, value: func(c *embed.Config) any { return c.ExperimentalEnableLeaseCheckpointPersist }},
+	{Name: "experimental-enable-lease-checkpoint", Class: asEtcd, Reason: "the LeaseCheckpoint feature gate: every 5 minutes the leader records each longer lease's remaining TTL through Raft, and a new leader extends the lease by what was left (server/lease.go)"},
+	{Name: "experimental-enable-lease-checkpoint-persist", Class: asEtcd, Reason: "the LeaseCheckpointPersist feature gate (refused without LeaseCheckpoint, as etcd): checkpointed remaining TTLs are kept across restarts, in the WAL and snapshots, as etcd 3.6 keeps them whether it is set or not"},
 	{Name: "experimental-compaction-batch-limit", Class: noEffect, Reason: "quorumd compacts its in-memory keyspace in one step", value: func(c *embed.Config) any { return c.ExperimentalCompactionBatchLimit }},
 	{Name: "compaction-batch-limit", Class: noEffect, Reason: "quorumd compacts its in-memory keyspace in one step", value: func(c *embed.Config) any { return c.CompactionBatchLimit }},
 	{Name: "experimental-compaction-sleep-interval", Class: noEffect, Reason: "quorumd compacts its in-memory keyspace in one step", value: func(c *embed.Config) any { return c.ExperimentalCompactionSleepInterval }},
@@ -319,7 +318,10 @@ func featureGatesSet(c *embed.Config) any {
 }
 
 // honouredGates are the feature gates quorumd implements as etcd.
-var honouredGates = map[featuregate.Feature]bool{features.InitialCorruptCheck: true, features.CompactHashCheck: true}
+var honouredGates = map[featuregate.Feature]bool{
+	features.InitialCorruptCheck: true, features.CompactHashCheck: true,
+	features.LeaseCheckpoint: true, features.LeaseCheckpointPersist: true,
+}
 
 func sortedKeys(m map[string]struct{}) string {
 	ks := make([]string, 0, len(m))

@@ -197,6 +197,7 @@ func serverConfig(ec *embed.Config, lg *zap.Logger) (*server.Config, error) {
 	c.CorruptCheckTime = ec.CorruptCheckTime
 	c.CompactHashCheck = ec.ServerFeatureGate.Enabled(features.CompactHashCheck)
 	c.CompactHashCheckTime = ec.CompactHashCheckTime
+	c.LeaseCheckpoint = ec.ServerFeatureGate.Enabled(features.LeaseCheckpoint)
 	c.EnablePprof = ec.EnablePprof
 	c.Metrics = ec.Metrics
 	c.DisablePreVote = !ec.PreVote
