@@ -27,6 +27,10 @@ var (
 // maxLeaseTTL is etcd's MaxLeaseTTL, in seconds.
 const maxLeaseTTL = 9000000000
 
+// leaseRevokeRate is etcd's default leaseRevokeRate: expired leases
+// revoked per second at most.
+const leaseRevokeRate = 1000
+
 // expiredLeaseRetry is how long the leader waits before proposing the revoke
 // of an expired lease again (etcd's expiredLeaseRetryInterval).
 const expiredLeaseRetry = 3 * time.Second
@@ -317,16 +321,67 @@ func (le *lessor) ids() []int64 {
 // checkpointed remaining TTL, if one is recorded) plus extend from now, so
 // that no lease expires because of the election (etcd's Promote, which
 // extends by an election timeout), and has its next checkpoint scheduled.
+//
+// With at least leaseRevokeRate leases, expiries that would pile up are
+// then spread out, as etcd's Promote spreads them: within each window of
+// about a second no more than three quarters of the revoke rate expire;
+// the rest are pushed later in proportion to how far over the target
+// their window is. (etcd orders leases of the same expiry at random; here
+// by ID, so the outcome is the same on every run.)
 func (le *lessor) promote(now time.Time, extend time.Duration) {
 	le.mu.Lock()
 	defer le.mu.Unlock()
 	le.primary = true
 	for _, l := range le.leases {
 		l.expiry = now.Add(extend + l.refreshTTL())
-		if bugzoo.Enabled(bugzoo.EarlyLeaseExpiry) {
+		l.retry = time.Time{}
+		le.scheduleCheckpoint(l, now)
+	}
+	if len(le.leases) >= leaseRevokeRate {
+		le.spreadExpiries(now, extend)
+	}
+	if bugzoo.Enabled(bugzoo.EarlyLeaseExpiry) {
+		for _, l := range le.leases {
 			l.expiry = now
 		}
-		l.retry = time.Time{}
+	}
+}
+
+// spreadExpiries is the second half of etcd's Promote: it walks the leases
+// by expiry in windows starting at the first expiry of each; past
+// 3/4·leaseRevokeRate expiries in a window, each further lease is given
+// rateDelay = (expiries so far / target) seconds minus how far into the
+// window it already expires, on top of its refresh, and the window grows
+// to that delay. Caller holds mu.
+func (le *lessor) spreadExpiries(now time.Time, extend time.Duration) {
+	ls := make([]*lease, 0, len(le.leases))
+	for _, l := range le.leases {
+		ls = append(ls, l)
+	}
+	sort.Slice(ls, func(i, j int) bool {
+		if !ls[i].expiry.Equal(ls[j].expiry) {
+			return ls[i].expiry.Before(ls[j].expiry)
+		}
+		return ls[i].id < ls[j].id
+	})
+	target := (3 * leaseRevokeRate) / 4
+	base := ls[0].expiry.Sub(now)
+	next := base + time.Second
+	expires := 0
+	for _, l := range ls {
+		remaining := l.expiry.Sub(now)
+		if remaining > next {
+			base, next, expires = remaining, remaining+time.Second, 1
+			continue
+		}
+		expires++
+		if expires <= target {
+			continue
+		}
+		rateDelay := float64(time.Second)*(float64(expires)/float64(target)) - float64(remaining-base)
+		delay := time.Duration(rateDelay)
+		next = base + delay
+		l.expiry = now.Add(delay + extend + l.refreshTTL())
 		le.scheduleCheckpoint(l, now)
 	}
 }

@@ -34,7 +34,7 @@ const (
 	leaseCheckInterval = 500 * time.Millisecond
 	// leaseRevokesPerCheck bounds the revokes proposed per check: etcd's
 	// default revoke rate, 1000 a second.
-	leaseRevokesPerCheck = 500
+	leaseRevokesPerCheck = leaseRevokeRate / 2
 	// leaseCheckpointBatches and leaseCheckpointBatch bound the checkpoint
 	// entries proposed per check and the checkpoints in each: etcd's
 	// leaseCheckpointRate/2 and maxLeaseCheckpointBatchSize.

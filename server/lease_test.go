@@ -278,3 +278,55 @@ func TestEtcdSnapshotCarriesCheckpointedTTL(t *testing.T) {
 		t.Errorf("leases read back %s, want %s", got, want)
 	}
 }
+
+// A new leader with many leases expiring together spreads them as etcd's
+// Promote does: at most 750 (3/4 of the revoke rate) in the first second's
+// window, the rest pushed later in proportion, none earlier than its TTL;
+// below 1,000 leases nothing moves.
+func TestLessorPromoteSpreadsPiledUpExpiriesAsEtcd(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	// spreadDelay is etcd's rateDelay for the k-th lease of one window,
+	// computed at run time as etcd does.
+	spreadDelay := func(k int) time.Duration { return time.Duration(float64(time.Second) * (float64(k) / 750)) }
+	for _, n := range []int{999, 2000} {
+		le := newLessor(1, 0)
+		for id := int64(1); id <= int64(n); id++ {
+			if _, err := le.grant(id, 10, t0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		le.promote(t0, time.Second)
+		perSecond := map[int]int{}
+		var latest time.Duration
+		for id := int64(1); id <= int64(n); id++ {
+			d := le.leases[id].expiry.Sub(t0)
+			if d < 11*time.Second {
+				t.Fatalf("%d leases: lease %d expires after %v, before its TTL plus the extension", n, id, d)
+			}
+			perSecond[int(d/time.Second)]++
+			latest = max(latest, d)
+		}
+		switch n {
+		case 999:
+			if perSecond[11] != 999 {
+				t.Errorf("999 leases were moved: %v", perSecond)
+			}
+		case 2000:
+			// Leases 1..750 stay at 11 s; lease 751+k gets (751+k)/750 s more.
+			if got := le.leases[750].expiry.Sub(t0); got != 11*time.Second {
+				t.Errorf("lease 750 at %v, want 11s", got)
+			}
+			if got, want := le.leases[2000].expiry.Sub(t0), 11*time.Second+spreadDelay(2000); got != want {
+				t.Errorf("lease 2000 at %v, want %v", got, want)
+			}
+			for sec, k := range perSecond {
+				if k > 750 {
+					t.Errorf("%d leases expire in second %d: %v", k, sec, perSecond)
+				}
+			}
+			if latest > 14*time.Second {
+				t.Errorf("latest expiry %v", latest)
+			}
+		}
+	}
+}
