@@ -117,6 +117,15 @@ func renderReport(res Results, plots []render.PlotFile) ([]byte, error) {
 		{"availability probes", fmt.Sprintf("one write every %v, round-robin over the members, %v timeout", st.ProbeInterval, st.ProbeTimeout)},
 		{"election timeout", st.ElectionTimeout}, {"seed", fmt.Sprint(st.Seed)},
 	}}
+	if st.HeartbeatInterval != "" {
+		v.Settings = append(v.Settings, [2]string{"heartbeat interval", st.HeartbeatInterval})
+	}
+	if st.SnapshotCount > 0 {
+		v.Settings = append(v.Settings, [2]string{"snapshot count", fmt.Sprint(st.SnapshotCount)})
+	}
+	if len(st.ServerArgs) > 0 {
+		v.Settings = append(v.Settings, [2]string{"server arguments (every member)", strings.Join(st.ServerArgs, " ")})
+	}
 	if len(st.Watchers) > 0 {
 		v.Settings = append(v.Settings, [2]string{"watch: watchers", fmt.Sprint(st.Watchers)},
 			[2]string{"watch: put rate", fmt.Sprintf("%d/s, at most %d events/s offered (0: no cap)", st.WatchPutRate, st.WatchEventRate)},

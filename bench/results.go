@@ -68,6 +68,13 @@ type Settings struct {
 	ProbeTimeout    time.Duration `json:"probe_timeout_ns"`
 	Seed            uint64        `json:"seed"`
 	ElectionTimeout string        `json:"election_timeout"`
+	// HeartbeatInterval ("server default" or a duration), SnapshotCount
+	// (0: the server's default) and ServerArgs (appended to every member's
+	// command line) are the members' other settings (absent in runs from
+	// before them).
+	HeartbeatInterval string   `json:"heartbeat_interval,omitempty"`
+	SnapshotCount     int      `json:"snapshot_count,omitempty"`
+	ServerArgs        []string `json:"server_args,omitempty"`
 	// The watch and memory knobs (absent in runs from before them).
 	Watchers       []int `json:"watchers,omitempty"`
 	WatchConns     int   `json:"watch_conns,omitempty"`

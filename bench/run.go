@@ -68,12 +68,16 @@ func Run(ctx context.Context, cfg Config, backend cluster.Backend) (*Outcome, er
 		Warmup: cfg.Warmup, KeySize: cfg.KeySize, ValueSize: cfg.ValueSize, KeySpace: cfg.KeySpace, OpTimeout: cfg.OpTimeout,
 		Rounds: cfg.Rounds, Faults: cfg.Faults, FaultReps: cfg.FaultReps, FaultWait: cfg.FaultWait,
 		ProbeInterval: cfg.ProbeInterval, ProbeTimeout: cfg.ProbeTimeout, Seed: cfg.Seed,
-		ElectionTimeout: "server default",
-		Watchers:        cfg.Watchers, WatchConns: cfg.WatchConns, WatchPutRate: cfg.WatchPutRate, WatchEventRate: cfg.WatchEventRate,
+		ElectionTimeout: "server default", HeartbeatInterval: "server default",
+		SnapshotCount: cfg.Members.SnapshotCount, ServerArgs: cfg.Members.ExtraArgs,
+		Watchers: cfg.Watchers, WatchConns: cfg.WatchConns, WatchPutRate: cfg.WatchPutRate, WatchEventRate: cfg.WatchEventRate,
 		IdleWatchers: cfg.IdleWatchers, MemoryWatchers: cfg.MemoryWatchers, MemoryLeases: cfg.MemoryLeases,
 	}}
 	if cfg.Members.ElectionTimeout > 0 {
 		e.res.Run.Settings.ElectionTimeout = cfg.Members.ElectionTimeout.String()
+	}
+	if cfg.Members.HeartbeatInterval > 0 {
+		e.res.Run.Settings.HeartbeatInterval = cfg.Members.HeartbeatInterval.String()
 	}
 	e.prog = newProgress(cfg.Progress, e.steps())
 	t0 := time.Now()

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -26,5 +27,32 @@ func TestMemberFlagsArgs(t *testing.T) {
 		"--snapshot-count", "100", "--snapshot-count", "7")
 	if got := f.Args(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("with timing: got %q\nwant %q", got, want)
+	}
+}
+
+// CheckServerArgs takes flags in etcd's forms and refuses the flags the
+// backend owns and arguments that are neither flags nor their values.
+func TestCheckServerArgs(t *testing.T) {
+	for _, ok := range [][]string{nil, {"--quota-backend-bytes=8"}, {"--quota-backend-bytes", "8"}, {"-experimental-enable-lease-checkpoint"},
+		{"--auto-compaction-mode=revision", "--auto-compaction-retention", "100", "--log-level=debug"}} {
+		if err := CheckServerArgs(ok); err != nil {
+			t.Errorf("CheckServerArgs(%q): %v", ok, err)
+		}
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--name=x"}, `"--name=x": --name cannot be passed through: the backend names the members`},
+		{[]string{"--initial-cluster", "a=http://x"}, `--initial-cluster cannot be passed through`},
+		{[]string{"--config-file=/etc/etcd.yaml"}, `etcd then ignores every other flag`},
+		{[]string{"--peer-auto-tls"}, `use quorum's --tls`},
+		{[]string{"8"}, `server argument "8" is not a flag, nor the value of one`},
+		{[]string{"--quota-backend-bytes=8", "9"}, `server argument "9" is not a flag, nor the value of one`},
+		{[]string{"--"}, `server argument "--" is not a flag`},
+	} {
+		if err := CheckServerArgs(tt.args); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("CheckServerArgs(%q) = %v, want %q", tt.args, err, tt.want)
+		}
 	}
 }

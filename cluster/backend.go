@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -118,6 +119,54 @@ func (c StartConfig) Validate() error {
 		return fmt.Errorf("start config: SnapshotCount %d < 0", c.SnapshotCount)
 	case c.StopGrace < 0:
 		return fmt.Errorf("start config: StopGrace %v < 0", c.StopGrace)
+	}
+	return nil
+}
+
+// ownedFlags are the etcd flags a backend sets itself, or that would make
+// its picture of the members wrong (where data lives, which URLs serve,
+// who is in the cluster, TLS), with what to do instead: CheckServerArgs
+// refuses them.
+var ownedFlags = map[string]string{
+	"name": "the backend names the members", "data-dir": "the backend places the data", "wal-dir": "the backend places the data (nemeses and disk faults act on the data dir)",
+	"listen-client-urls": "the backend picks the ports", "advertise-client-urls": "the backend picks the ports",
+	"listen-peer-urls": "the backend picks the ports", "initial-advertise-peer-urls": "the backend picks the ports",
+	"listen-client-http-urls": "the backend picks the ports", "listen-metrics-urls": "the backend picks the ports",
+	"initial-cluster": "the backend builds the cluster", "initial-cluster-token": "the backend builds the cluster",
+	"initial-cluster-state": "the backend builds the cluster", "discovery": "the backend builds the cluster",
+	"discovery-srv": "the backend builds the cluster", "discovery-endpoints": "the backend builds the cluster",
+	"config-file":        "etcd then ignores every other flag, the backend's included",
+	"heartbeat-interval": "use quorum's --heartbeat-interval, which the harness also reads", "election-timeout": "use quorum's --election-timeout, which the harness also reads",
+	"snapshot-count": "use quorum's --snapshot-count",
+	"cert-file":      "use quorum's --tls", "key-file": "use quorum's --tls", "client-cert-auth": "use quorum's --tls",
+	"trusted-ca-file": "use quorum's --tls", "auto-tls": "use quorum's --tls", "peer-cert-file": "use quorum's --tls",
+	"peer-key-file": "use quorum's --tls", "peer-client-cert-auth": "use quorum's --tls", "peer-trusted-ca-file": "use quorum's --tls",
+	"peer-auto-tls": "use quorum's --tls",
+}
+
+// CheckServerArgs checks arguments a user asks to append to every member's
+// command line (MemberSettings.ExtraArgs): flags (--flag, --flag=value, or
+// --flag then its value as the next argument), none of them one the
+// backend owns (ownedFlags). The error names the argument and what to do
+// instead.
+func CheckServerArgs(args []string) error {
+	valueMayFollow := false
+	for _, a := range args {
+		if !strings.HasPrefix(a, "-") {
+			if !valueMayFollow {
+				return fmt.Errorf("server argument %q is not a flag, nor the value of one: want --flag=value, --flag, or --flag then value", a)
+			}
+			valueMayFollow = false
+			continue
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if name == "" {
+			return fmt.Errorf("server argument %q is not a flag: want --flag=value, --flag, or --flag then value", a)
+		}
+		if why := ownedFlags[name]; why != "" {
+			return fmt.Errorf("server argument %q: --%s cannot be passed through: %s", a, name, why)
+		}
+		valueMayFollow = !hasValue
 	}
 	return nil
 }

@@ -201,12 +201,20 @@ func BucketSize(d time.Duration) time.Duration {
 	return (per + time.Minute - 1) / time.Minute * time.Minute
 }
 
-// isWrite reports whether f names an operation that changes state. A
-// list-append transaction counts, though some only read: most append,
-// and every one needs a quorum unless reads are serializable.
+// isWrite reports whether f names an operation that changes replicated
+// state through a quorum: the register's, set's and watch workload's
+// writes, a list-append transaction (some only read, but most append, and
+// every one needs a quorum unless reads are serializable), the lease
+// workload's grants, leased puts and revokes, and the lock workload's
+// acquisitions, releases and increments. A keep-alive is not one (the
+// leader answers it without the log).
 func isWrite(f string) bool {
-	return f == history.FWrite || f == history.FCAS || f == history.FAdd || f == history.FTxn ||
-		f == history.FDelete || f == history.FWriteTxn
+	switch f {
+	case history.FWrite, history.FCAS, history.FAdd, history.FTxn, history.FDelete, history.FWriteTxn,
+		history.FGrant, history.FLeasePut, history.FRevoke, history.FAcquire, history.FRelease, history.FIncr:
+		return true
+	}
+	return false
 }
 
 // untimed reports whether f names an operation left out of the timeline

@@ -191,6 +191,27 @@ func TestAnalyzeWriteInvokedAtTheFaultStartCountsAsRecovery(t *testing.T) {
 	}
 }
 
+// The lease and lock workloads' state changes count as writes for
+// unavailability (the first ok one invoked after the fault ends it); their
+// reads and keep-alives do not.
+func TestAnalyzeLeaseAndLockWritesEndUnavailability(t *testing.T) {
+	for _, tt := range []struct {
+		read, write string
+	}{
+		{history.FLeaseRead, history.FLeasePut}, {history.FKeepAlive, history.FGrant}, {history.FKeepAlive, history.FRevoke},
+		{history.FLeaseRead, history.FAcquire}, {history.FLeaseRead, history.FRelease}, {history.FLeaseRead, history.FIncr},
+	} {
+		ops := []opSpec{
+			{0, tt.read, 1100 * msec, 1200 * msec, history.OK},
+			{1, tt.write, 1500 * msec, 1700 * msec, history.OK},
+		}
+		sum := Analyze(build(ops, []faultSpec{{"kill-leader", 1 * sec, 2 * sec}}), Options{})
+		if w := sum.Faults[0]; !w.Recovered || w.Unavailable != 700*msec {
+			t.Errorf("%s after the fault (%s before it): window %+v, want recovered after 700ms", tt.write, tt.read, w)
+		}
+	}
+}
+
 func TestAnalyzeEmptyHistory(t *testing.T) {
 	sum := Analyze(nil, Options{})
 	if sum.Error != "" || sum.Total != 0 || sum.Throughput != 0 || len(sum.Ops) != 0 || len(sum.Timeline) != 0 || len(sum.Faults) != 0 {

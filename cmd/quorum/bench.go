@@ -22,6 +22,7 @@ func newBenchCmd(stdout, stderr io.Writer) *cobra.Command {
 		faults      string
 		logLevel    string
 		tlsModes    []bool
+		members     *memberFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -67,6 +68,9 @@ Exit code: 0 done, 2 harness error (or a cluster failed; results are partial).`,
 			}
 			cfg.Logger = lg
 			cfg.Progress = stderr
+			if err := members.apply(); err != nil {
+				return &exitError{2, err}
+			}
 			cfg.Command = strings.Join(append([]string{"quorum"}, os.Args[1:]...), " ")
 			cfg.Faults = nil
 			if faults != "none" && faults != "" {
@@ -124,6 +128,7 @@ Exit code: 0 done, 2 harness error (or a cluster failed; results are partial).`,
 	f.IntVar(&cfg.MemoryLeases, "memory-leases", cfg.MemoryLeases, "lease-memory workload: leases to grant")
 	f.DurationVar(&cfg.MemorySettle, "memory-settle", cfg.MemorySettle, "memory workloads: bound on the wait for the members' RSS to settle")
 	f.StringVar(&cfg.Store, "store", cfg.Store, "directory holding the runs")
+	members = bindMemberFlags(f, &cfg.Members)
 	f.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of keys, values and mixed choices")
 	f.StringVar(&logLevel, "log-level", "warn", "log level: debug, info, warn, error")
 	cmd.AddCommand(newBenchCompareCmd(stdout), newBenchReportCmd(stdout))

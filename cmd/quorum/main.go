@@ -100,6 +100,7 @@ func newTestCmd(stdout, stderr io.Writer) *cobra.Command {
 		seedSet      bool
 		mix          string
 		testCount    int
+		members      *memberFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "test",
@@ -123,6 +124,9 @@ Exit code: 0 valid, 1 invalid, 2 unknown or harness error.`,
 			}
 			cfg.Seed = seed
 			if err := parseMix(mix, &cfg.Workload.Mix); err != nil {
+				return &exitError{2, err}
+			}
+			if err := members.apply(); err != nil {
 				return &exitError{2, err}
 			}
 			lg, err := newLogger(stderr, logLevel)
@@ -197,6 +201,7 @@ Exit code: 0 valid, 1 invalid, 2 unknown or harness error.`,
 	f.DurationVar(&cfg.CheckTimeout, "check-timeout", cfg.CheckTimeout, "time limit of the linearizability check; when it expires the verdict is unknown")
 	f.DurationVar(&cfg.RecoveryTimeout, "recovery-timeout", cfg.RecoveryTimeout, "how long to wait for the healed cluster before final reads")
 	f.StringVar(&cfg.Store, "store", cfg.Store, "directory holding the runs")
+	members = bindMemberFlags(f, &cfg.Members)
 	f.StringVar(&cfg.Name, "test-name", "", "test name (default quorumd-<workload>, or <binary>-<workload>)")
 	f.BoolVar(&tlsOn, "tls", false, "TLS on every client and peer link, with client certificates: a fresh CA and certificates in the run directory's certs/ (etcd's --cert-file ... --peer-client-cert-auth)")
 	f.StringVar(&serverBinary, "server-binary", "", "server to test, any binary taking etcd's flags (default: quorumd built from this checkout)")
