@@ -199,6 +199,8 @@ func TestBadFlagsAreRefusedBeforeAnythingRuns(t *testing.T) {
 		{"server-arg not a flag", []string{"test", tru, "--server-arg=--quota-backend-bytes=1", "--server-arg=8"},
 			`--server-arg: server argument "8" is not a flag, nor the value of one: want --flag=value, --flag, or --flag then value`},
 		{"election-timeout negative", []string{"test", tru, "--election-timeout=-1"}, `--election-timeout -1: want milliseconds >= 0`},
+		{"test-all server-arg the backend owns", []string{"test-all", tru, "--server-arg=--name=x"},
+			`--server-arg: server argument "--name=x": --name cannot be passed through: the backend names the members`},
 
 		{"bench backend unknown", []string{"bench", "--server-binary=x=/bin/true", "--backend", "k8s"}, `--backend "k8s": want local or docker`},
 		{"bench image without docker", []string{"bench", "--image", "q=quorumd:dev"}, `server q: --image needs --backend docker`},

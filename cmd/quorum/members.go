@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -43,4 +44,23 @@ func (m *memberFlags) apply() error {
 	m.ms.HeartbeatInterval = time.Duration(m.heartbeatMS) * time.Millisecond
 	m.ms.ElectionTimeout = time.Duration(m.electionMS) * time.Millisecond
 	return nil
+}
+
+// commandLine is the member flags as quorum test takes them, each with a
+// leading space, for a rerun command; empty when none is set.
+func (m *memberFlags) commandLine() string {
+	var b strings.Builder
+	if m.heartbeatMS > 0 {
+		fmt.Fprintf(&b, " --heartbeat-interval %d", m.heartbeatMS)
+	}
+	if m.electionMS > 0 {
+		fmt.Fprintf(&b, " --election-timeout %d", m.electionMS)
+	}
+	if m.ms.SnapshotCount > 0 {
+		fmt.Fprintf(&b, " --snapshot-count %d", m.ms.SnapshotCount)
+	}
+	for _, a := range m.ms.ExtraArgs {
+		fmt.Fprintf(&b, " --server-arg=%s", a)
+	}
+	return b.String()
 }

@@ -30,6 +30,9 @@ func TestMemberFlagsSetTheMemberSettings(t *testing.T) {
 		!slices.Equal(ms.ExtraArgs, want) {
 		t.Errorf("settings %+v, want 50ms, 500ms, 7, %v", ms, want)
 	}
+	if got, want := m.commandLine(), " --heartbeat-interval 50 --election-timeout 500 --snapshot-count 7 --server-arg=--quota-backend-bytes --server-arg=1000000 --server-arg=--experimental-enable-lease-checkpoint"; got != want {
+		t.Errorf("command line %q, want %q", got, want)
+	}
 	if got := (cluster.StartConfig{MemberSettings: ms}).Flags().Args(); !slices.Equal(got[len(got)-9:],
 		[]string{"--heartbeat-interval", "50", "--election-timeout", "500", "--snapshot-count", "7", "--quota-backend-bytes", "1000000", "--experimental-enable-lease-checkpoint"}) {
 		t.Errorf("member command line ends %v", got)

@@ -44,6 +44,8 @@ func newTestAllCmd(stdout, stderr io.Writer) *cobra.Command {
 		serverBinary string
 		backendName  string
 		logLevel     string
+		ms           cluster.MemberSettings
+		members      *memberFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "test-all",
@@ -67,6 +69,9 @@ unknown or failed to run.`,
 			}
 			if len(nemeses) == 0 {
 				nemeses = []string{harness.DefaultConfig().Nemeses}
+			}
+			if err := members.apply(); err != nil {
+				return &exitError{2, err}
 			}
 			lg, err := newLogger(stderr, logLevel)
 			if err != nil {
@@ -94,11 +99,13 @@ unknown or failed to run.`,
 							cfg.Store, cfg.Logger, cfg.Progress, cfg.Server = store, lg, stderr, srv
 							cfg.Workload.Workload, cfg.Nemeses, cfg.Nodes, cfg.TimeLimit = w, nem, n, timeLimit
 							cfg.Seed = seed + int64(i)
+							cfg.Members = ms
 							r := matrixRun{Workload: w, Nemesis: nem, Nodes: n, Seed: cfg.Seed}
 							r.Command = fmt.Sprintf("quorum test --workload %s --nemesis %s --nodes %d --time-limit %s --backend %s --seed=%d", w, nem, n, timeLimit, backendName, cfg.Seed)
 							if serverBinary != "" {
 								r.Command += " --server-binary " + serverBinary
 							}
+							r.Command += members.commandLine()
 							cfg.Command = r.Command
 							fmt.Fprintf(stderr, "test-all: %s\n", r.Command)
 							t0 := time.Now()
@@ -145,6 +152,7 @@ unknown or failed to run.`,
 	f.StringVar(&serverBinary, "server-binary", "", "server to test (default: quorumd built from this checkout)")
 	f.StringVar(&backendName, "backend", "local", "where members run: local or docker")
 	f.StringVar(&logLevel, "log-level", "warn", "harness log level: debug, info, warn, error")
+	members = bindMemberFlags(f, &ms)
 	return cmd
 }
 
