@@ -123,7 +123,7 @@ func (e *engine) memoryCell(ctx context.Context, c cluster.Cluster, srv Server, 
 		cell.Throughput = float64(cell.OK) / cell.Measured.Seconds()
 	}
 	after, anonAfter, settledAfter := settleRSS(ctx, nodes, e.cfg.MemorySettle)
-	cell.Members, cell.LoadGenCPU = usage.finish()
+	usage.finish(&cell)
 	cell.IdleWatchEvents = idleEvents()
 	m.Settled = settledBefore && settledAfter
 	for i := range cell.Members {

@@ -102,6 +102,41 @@ func resetPeakRSS(pid int) bool {
 	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0) == nil
 }
 
+// machineCPU is the whole machine's CPU time from /proc/stat's first
+// line, summed over its CPUs: busy is user, nice, system, irq and softirq
+// (guest time is counted inside user), steal the time the hypervisor ran
+// something else on this machine's virtual CPUs.
+type machineCPU struct{ busy, steal time.Duration }
+
+// readMachineCPU reads /proc/stat; false when it cannot.
+func readMachineCPU() (machineCPU, bool) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return machineCPU{}, false
+	}
+	m, err := parseMachineCPU(b)
+	return m, err == nil
+}
+
+// parseMachineCPU reads the aggregate "cpu" line of /proc/stat's contents.
+func parseMachineCPU(b []byte) (machineCPU, error) {
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 9 || f[0] != "cpu" {
+		return machineCPU{}, fmt.Errorf("parse /proc/stat: first line %q is not the cpu line with steal time", line)
+	}
+	var ticks [8]int64 // user nice system idle iowait irq softirq steal
+	for i := range ticks {
+		n, err := strconv.ParseInt(f[i+1], 10, 64)
+		if err != nil {
+			return machineCPU{}, fmt.Errorf("parse /proc/stat field %d %q: %w", i+1, f[i+1], err)
+		}
+		ticks[i] = n
+	}
+	toDur := func(t int64) time.Duration { return time.Duration(t) * time.Second / clockTicks }
+	return machineCPU{busy: toDur(ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6]), steal: toDur(ticks[7])}, nil
+}
+
 // selfCPU is this process's user+system CPU time so far.
 func selfCPU() time.Duration {
 	var ru syscall.Rusage

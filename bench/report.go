@@ -94,6 +94,12 @@ func yesNo(b bool) string {
 	return "no"
 }
 
+// noiseView is the report's line on the rest of the machine (NoiseLine).
+type noiseView struct {
+	Line  string
+	Noisy bool
+}
+
 type htmlView struct {
 	Res      Results
 	Plots    []render.PlotFile
@@ -154,6 +160,12 @@ func renderReport(res Results, plots []render.PlotFile) ([]byte, error) {
 		},
 		"mibf": fmtMiBf, "pct": func(x float64) string { return fmt.Sprintf("%.0f%%", 100*x) }, "perobj": perObject,
 		"variant": func(r Ratio) string { return variantLabel(r.Watchers, r.IdleWatchers, r.Leases) },
+		"noise": func() *noiseView {
+			if line := NoiseLine(res); line != "" {
+				return &noiseView{Line: line, Noisy: Noise(res.Load, res.Run.Machine.CPUs).Noisy > 0}
+			}
+			return nil
+		},
 	}, v)
 }
 
@@ -183,18 +195,19 @@ Every member and the load generator share these CPUs (the "load generator CPU" c
 {{with .Res.Run.Command}}<h3>Reproduce</h3><pre>{{.}}</pre>{{end}}
 
 {{if .Res.Summary.Load}}<h2>Throughput and latency</h2>
-<p class="muted">Median over rounds. Latency of acknowledged requests; errors are counted separately. CPU: the members' user+system time per second (2.0 = two cores busy). Peak RSS: the largest member's VmHWM in the cell.</p>
+<p class="muted">Median over rounds. Latency of acknowledged requests; errors are counted separately. CPU: the members' user+system time per second (2.0 = two cores busy). Peak RSS: the largest member's VmHWM in the cell. Rest of the machine: other processes' CPU and the hypervisor's steal per second, which the cell measured too.</p>
+{{with noise}}<p{{if .Noisy}} class="bad"{{end}}>{{.Line}}</p>{{end}}
 <table>
-<tr><th>server</th><th>workload</th><th>size</th><th>clients</th><th>idle watchers</th><th>req/s</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>errors</th><th>members CPU</th><th>peak RSS</th><th>load generator CPU</th></tr>
-{{range plain .Res.Summary.Load}}<tr{{if .Errors}} class="bad"{{end}}><td>{{.Server}}</td><td>{{.Workload}}</td><td class="num">{{.Size}}</td><td class="num">{{.Clients}}</td><td class="num">{{.IdleWatchers}}</td><td class="num">{{rate .Throughput}}</td><td class="num">{{dur .P50}}</td><td class="num">{{dur .P90}}</td><td class="num">{{dur .P99}}</td><td class="num">{{dur .P999}}</td><td class="num">{{dur .Max}}</td><td class="num">{{.Errors}}</td><td class="num">{{f2 .CPU}}</td><td class="num">{{mib .PeakRSS}}</td><td class="num">{{f2 .LoadGenCPU}}</td></tr>
+<tr><th>server</th><th>workload</th><th>size</th><th>clients</th><th>idle watchers</th><th>req/s</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>errors</th><th>members CPU</th><th>peak RSS</th><th>load generator CPU</th><th>rest of the machine CPU</th></tr>
+{{range plain .Res.Summary.Load}}<tr{{if .Errors}} class="bad"{{end}}><td>{{.Server}}</td><td>{{.Workload}}</td><td class="num">{{.Size}}</td><td class="num">{{.Clients}}</td><td class="num">{{.IdleWatchers}}</td><td class="num">{{rate .Throughput}}</td><td class="num">{{dur .P50}}</td><td class="num">{{dur .P90}}</td><td class="num">{{dur .P99}}</td><td class="num">{{dur .P999}}</td><td class="num">{{dur .Max}}</td><td class="num">{{.Errors}}</td><td class="num">{{f2 .CPU}}</td><td class="num">{{mib .PeakRSS}}</td><td class="num">{{f2 .LoadGenCPU}}</td><td class="num">{{f2 .NoiseCPU}}</td></tr>
 {{end}}</table>
 {{end}}
 
 {{with watchcells .Res.Summary.Load}}<h2>Watch</h2>
 <p class="muted">Median over rounds. Watchers of the whole key space under an open-loop put load; events/s summed over the watchers (received in the measured time); latency from the put's acknowledgement to the event's receipt. Missing / duplicates: summed over rounds, per watcher against the acknowledged puts.</p>
 <table>
-<tr><th>server</th><th>size</th><th>watchers</th><th>puts/s</th><th>events/s offered</th><th>events/s</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>before ack</th><th>put sent → event p50 / p99</th><th>missing</th><th>duplicates</th><th>put errors</th><th>members CPU</th><th>peak RSS</th><th>load generator CPU</th></tr>
-{{range .}}<tr{{if or .Missing .Duplicates .Errors}} class="bad"{{end}}><td>{{.Server}}</td><td class="num">{{.Size}}</td><td class="num">{{.Watchers}}</td><td class="num">{{rate .PutRate}}</td><td class="num">{{rate .EventRate}}</td><td class="num">{{rate .Throughput}}</td><td class="num">{{dur .P50}}</td><td class="num">{{dur .P90}}</td><td class="num">{{dur .P99}}</td><td class="num">{{dur .P999}}</td><td class="num">{{dur .Max}}</td><td class="num">{{pct .BeforeAckFraction}}</td><td class="num">{{dur .SendP50}} / {{dur .SendP99}}</td><td class="num">{{.Missing}}</td><td class="num">{{.Duplicates}}</td><td class="num">{{.Errors}}</td><td class="num">{{f2 .CPU}}</td><td class="num">{{mib .PeakRSS}}</td><td class="num">{{f2 .LoadGenCPU}}</td></tr>
+<tr><th>server</th><th>size</th><th>watchers</th><th>puts/s</th><th>events/s offered</th><th>events/s</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>before ack</th><th>put sent → event p50 / p99</th><th>missing</th><th>duplicates</th><th>put errors</th><th>members CPU</th><th>peak RSS</th><th>load generator CPU</th><th>rest of the machine CPU</th></tr>
+{{range .}}<tr{{if or .Missing .Duplicates .Errors}} class="bad"{{end}}><td>{{.Server}}</td><td class="num">{{.Size}}</td><td class="num">{{.Watchers}}</td><td class="num">{{rate .PutRate}}</td><td class="num">{{rate .EventRate}}</td><td class="num">{{rate .Throughput}}</td><td class="num">{{dur .P50}}</td><td class="num">{{dur .P90}}</td><td class="num">{{dur .P99}}</td><td class="num">{{dur .P999}}</td><td class="num">{{dur .Max}}</td><td class="num">{{pct .BeforeAckFraction}}</td><td class="num">{{dur .SendP50}} / {{dur .SendP99}}</td><td class="num">{{.Missing}}</td><td class="num">{{.Duplicates}}</td><td class="num">{{.Errors}}</td><td class="num">{{f2 .CPU}}</td><td class="num">{{mib .PeakRSS}}</td><td class="num">{{f2 .LoadGenCPU}}</td><td class="num">{{f2 .NoiseCPU}}</td></tr>
 {{end}}</table>
 {{end}}
 
@@ -253,19 +266,19 @@ func FormatSummary(res Results, dir string) string {
 		}
 	}
 	if len(plain) > 0 {
-		fmt.Fprintln(tw, "server\tworkload\tsize\tclients\tidle watchers\treq/s\tp50\tp99\tp99.9\tmax\terrors\tcpu/s\tpeak rss\t")
+		fmt.Fprintln(tw, "server\tworkload\tsize\tclients\tidle watchers\treq/s\tp50\tp99\tp99.9\tmax\terrors\tcpu/s\tpeak rss\tnoise cpu/s\t")
 		for _, l := range plain {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%.2f\t%s\t\n", l.Server, l.Workload, l.Size, l.Clients, l.IdleWatchers,
-				fmtRate(l.Throughput), fmtDur(l.P50), fmtDur(l.P99), fmtDur(l.P999), fmtDur(l.Max), l.Errors, l.CPU, fmtMiB(l.PeakRSS))
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%.2f\t%s\t%.2f\t\n", l.Server, l.Workload, l.Size, l.Clients, l.IdleWatchers,
+				fmtRate(l.Throughput), fmtDur(l.P50), fmtDur(l.P99), fmtDur(l.P999), fmtDur(l.Max), l.Errors, l.CPU, fmtMiB(l.PeakRSS), l.NoiseCPU)
 		}
 		fmt.Fprintln(tw)
 	}
 	if len(watch) > 0 {
-		fmt.Fprintln(tw, "server\tsize\twatchers\tputs/s\tevents/s offered\tevents/s\tp50\tp99\tp99.9\tmax\tbefore ack\tsent p50\tsent p99\tmissing\tduplicates\tput errors\tcpu/s\tpeak rss\t")
+		fmt.Fprintln(tw, "server\tsize\twatchers\tputs/s\tevents/s offered\tevents/s\tp50\tp99\tp99.9\tmax\tbefore ack\tsent p50\tsent p99\tmissing\tduplicates\tput errors\tcpu/s\tpeak rss\tnoise cpu/s\t")
 		for _, l := range watch {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.0f\t%s\t%s\t%s\t%s\t%s\t%.0f%%\t%s\t%s\t%d\t%d\t%d\t%.2f\t%s\t\n", l.Server, l.Size, l.Watchers, l.PutRate, l.EventRate,
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.0f\t%s\t%s\t%s\t%s\t%s\t%.0f%%\t%s\t%s\t%d\t%d\t%d\t%.2f\t%s\t%.2f\t\n", l.Server, l.Size, l.Watchers, l.PutRate, l.EventRate,
 				fmtRate(l.Throughput), fmtDur(l.P50), fmtDur(l.P99), fmtDur(l.P999), fmtDur(l.Max), 100*l.BeforeAckFraction, fmtDur(l.SendP50), fmtDur(l.SendP99),
-				l.Missing, l.Duplicates, l.Errors, l.CPU, fmtMiB(l.PeakRSS))
+				l.Missing, l.Duplicates, l.Errors, l.CPU, fmtMiB(l.PeakRSS), l.NoiseCPU)
 		}
 		fmt.Fprintln(tw)
 	}
@@ -314,6 +327,9 @@ func FormatSummary(res Results, dir string) string {
 		fmt.Fprintln(tw)
 	}
 	tw.Flush()
+	if line := NoiseLine(res); line != "" {
+		fmt.Fprintln(&b, line)
+	}
 	for _, e := range res.Errors {
 		fmt.Fprintf(&b, "error: %s\n", e)
 	}

@@ -159,6 +159,14 @@ type LoadCell struct {
 	// LoadGenCPU is the benchmark process's own CPU time in the measured
 	// time (it shares the machine with the cluster).
 	LoadGenCPU time.Duration `json:"loadgen_cpu_ns"`
+	// OtherCPU is the CPU time the rest of the machine used in the
+	// measured time (/proc/stat's busy time less the members' and the
+	// benchmark's), StealCPU the time the hypervisor gave the machine's
+	// virtual CPUs to others. Both are noise: a cell where they are large
+	// measured the neighbours as well as the servers. 0 where /proc/stat
+	// cannot be read, and in runs from before them.
+	OtherCPU time.Duration `json:"other_cpu_ns,omitempty"`
+	StealCPU time.Duration `json:"steal_cpu_ns,omitempty"`
 	// Watchers is the watcher count of a watch cell (Clients is 0; OK
 	// counts the events received in the measured time, Throughput is
 	// events/s summed over the watchers, Latency is put acknowledgement

@@ -321,20 +321,25 @@ func pid(n cluster.Node) int {
 	return 0
 }
 
-// usageProbe measures the members' CPU and peak RSS and the load
-// generator's CPU over a measured time: start at its beginning, finish at
-// its end.
+// usageProbe measures the members' CPU and peak RSS, the load generator's
+// CPU and the rest of the machine's over a measured time: start at its
+// beginning, finish at its end.
 type usageProbe struct {
 	nodes      []cluster.Node
 	pids       []int
 	cpu        []time.Duration
 	reset      []bool
 	selfBefore time.Duration
+	// machine is /proc/stat's reading at the start; machineOK false when
+	// it could not be read.
+	machine   machineCPU
+	machineOK bool
 }
 
 func startUsage(nodes []cluster.Node) *usageProbe {
 	u := &usageProbe{nodes: nodes, pids: make([]int, len(nodes)), cpu: make([]time.Duration, len(nodes)), reset: make([]bool, len(nodes))}
 	u.selfBefore = selfCPU()
+	u.machine, u.machineOK = readMachineCPU()
 	for i, n := range nodes {
 		u.pids[i] = pid(n)
 		if u.pids[i] != 0 {
@@ -345,21 +350,30 @@ func startUsage(nodes []cluster.Node) *usageProbe {
 	return u
 }
 
-// finish returns each member's usage since start and the load
-// generator's CPU.
-func (u *usageProbe) finish() ([]MemberUsage, time.Duration) {
-	var out []MemberUsage
+// finish sets cell's usage since start: each member's, the load
+// generator's CPU, and the CPU the rest of the machine took (other
+// processes' busy time, the hypervisor's steal), when /proc/stat tells.
+func (u *usageProbe) finish(cell *LoadCell) {
+	var members []MemberUsage
+	var membersCPU time.Duration
 	for i, n := range u.nodes {
 		mu := MemberUsage{Name: n.Name(), PeakRSSReset: u.reset[i]}
 		if p := pid(n); p != 0 && p == u.pids[i] {
 			if cpu, err := procCPU(p); err == nil {
 				mu.CPU = cpu - u.cpu[i]
+				membersCPU += mu.CPU
 			}
 			mu.PeakRSS, _ = procPeakRSS(p)
 		}
-		out = append(out, mu)
+		members = append(members, mu)
 	}
-	return out, selfCPU() - u.selfBefore
+	cell.Members, cell.LoadGenCPU = members, selfCPU()-u.selfBefore
+	if now, ok := readMachineCPU(); ok && u.machineOK {
+		// Ticks and the processes' own clocks round differently: a
+		// slightly negative remainder is none.
+		cell.OtherCPU = max(now.busy-u.machine.busy-membersCPU-cell.LoadGenCPU, 0)
+		cell.StealCPU = max(now.steal-u.machine.steal, 0)
+	}
 }
 
 // idleOrder is the order of the idle-watcher cells in round (1-based):
@@ -423,7 +437,7 @@ func (e *engine) cell(ctx context.Context, c cluster.Cluster, srv Server, size, 
 		OK: out.OK, Errors: out.Errors, ErrorSample: out.ErrorSample, Measured: out.Measured,
 		Latency: latencyOf(out.Hist),
 	}
-	cell.Members, cell.LoadGenCPU = usage.finish()
+	usage.finish(&cell)
 	if idleEvents != nil {
 		cell.IdleWatchEvents = idleEvents()
 	}
@@ -472,7 +486,7 @@ func (e *engine) watchCell(ctx context.Context, c cluster.Cluster, srv Server, s
 		OK: out.Events, Errors: out.Stats.PutErrors, ErrorSample: out.PutErrorSample, Measured: out.Measured,
 		Latency: latencyOf(out.Hist), Watch: &out.Stats,
 	}
-	cell.Members, cell.LoadGenCPU = usage.finish()
+	usage.finish(&cell)
 	if out.Measured > 0 {
 		cell.Throughput = float64(out.Events) / out.Measured.Seconds()
 	}

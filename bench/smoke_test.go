@@ -82,7 +82,12 @@ func TestSmokeBenchWritesResultsAndReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"Quorum table", "plots/throughput.png", "plots/unavailability.png", "plots/cdf-put-c1.png", "plots/latency-put-c1.png"} {
+	// The rest of the machine is measured (the runs on this machine's
+	// /proc/stat); how much it took depends on the neighbours.
+	if sum := bench.FormatSummary(res, ""); !strings.Contains(sum, "rest of the machine (other processes, hypervisor steal): median") {
+		t.Errorf("summary has no line on the rest of the machine:\n%s", sum)
+	}
+	for _, want := range []string{"Quorum table", "Rest of the machine: other processes", "plots/throughput.png", "plots/unavailability.png", "plots/cdf-put-c1.png", "plots/latency-put-c1.png"} {
 		if !strings.Contains(string(page), want) {
 			t.Errorf("report.html lacks %q", want)
 		}

@@ -39,6 +39,10 @@ type LoadSummary struct {
 	PeakRSS int64 `json:"peak_rss_bytes"`
 	// LoadGenCPU is the benchmark process's CPU time per measured second.
 	LoadGenCPU float64 `json:"loadgen_cpu_seconds_per_second"`
+	// NoiseCPU is the rest of the machine's CPU time (other processes'
+	// and the hypervisor's steal, LoadCell.OtherCPU+StealCPU) per
+	// measured second, the median over rounds.
+	NoiseCPU float64 `json:"noise_cpu_seconds_per_second,omitempty"`
 	// CDF is the latency distribution of the round with the median
 	// throughput.
 	CDF []CDFPoint `json:"cdf"`
@@ -299,6 +303,7 @@ func summarizeLoad(k loadKey, cs []LoadCell) LoadSummary {
 		ls.RSSDelta, ls.MaxMemberDelta, ls.AnonDelta = int64(a), int64(b), int64(c)
 	}
 	var p50, p90, p99, p999, mx []time.Duration
+	var noise []float64
 	for _, c := range cs {
 		tp = append(tp, c.Throughput)
 		p50 = append(p50, c.Latency.P50)
@@ -315,6 +320,7 @@ func summarizeLoad(k loadKey, cs []LoadCell) LoadSummary {
 		if c.Measured > 0 {
 			cpu = append(cpu, total.Seconds()/c.Measured.Seconds())
 			gen = append(gen, c.LoadGenCPU.Seconds()/c.Measured.Seconds())
+			noise = append(noise, (c.OtherCPU+c.StealCPU).Seconds()/c.Measured.Seconds())
 		}
 	}
 	ls.Throughput, _, _ = Spread(tp)
@@ -322,6 +328,7 @@ func summarizeLoad(k loadKey, cs []LoadCell) LoadSummary {
 	if len(cpu) > 0 {
 		ls.CPU, _, _ = Spread(cpu)
 		ls.LoadGenCPU, _, _ = Spread(gen)
+		ls.NoiseCPU, _, _ = Spread(noise)
 	}
 	// The CDF of the round closest to the median throughput.
 	best := 0
@@ -556,4 +563,63 @@ func idleWatcherRatios(cells []LoadCell) []Ratio {
 		out[i].Median, out[i].Min, out[i].Max = Spread(out[i].PerRound)
 	}
 	return out
+}
+
+// NoisyShare is the share of the machine's CPUs above which the rest of
+// the machine is said to have disturbed a cell (Noise).
+const NoisyShare = 0.10
+
+// NoiseSummary is how much of the machine the rest of it took during a
+// run's measured cells: shares of the machine's CPUs used by other
+// processes and the hypervisor (LoadCell.OtherCPU+StealCPU over the
+// measured time).
+type NoiseSummary struct {
+	// Cells is the number of cells measured; 0 means no measurement.
+	Cells         int
+	Median, Worst float64
+	WorstCell     LoadCell
+	// Noisy counts the cells over NoisyShare.
+	Noisy int
+}
+
+// Noise summarizes cells on a machine of cpus CPUs.
+func Noise(cells []LoadCell, cpus int) NoiseSummary {
+	var n NoiseSummary
+	var shares []float64
+	for _, c := range cells {
+		if c.Measured <= 0 || cpus <= 0 {
+			continue
+		}
+		share := (c.OtherCPU + c.StealCPU).Seconds() / (c.Measured.Seconds() * float64(cpus))
+		shares = append(shares, share)
+		if share > NoisyShare {
+			n.Noisy++
+		}
+		if len(shares) == 1 || share > n.Worst {
+			n.Worst, n.WorstCell = share, c
+		}
+	}
+	n.Cells = len(shares)
+	if n.Cells > 0 {
+		n.Median, _, _ = Spread(shares)
+	}
+	return n
+}
+
+// NoiseLine says in one line how much the rest of the machine took, with
+// a second line of warning when it was over NoisyShare in any cell; empty
+// when unmeasured.
+func NoiseLine(res Results) string {
+	n := Noise(res.Load, res.Run.Machine.CPUs)
+	if n.Cells == 0 {
+		return ""
+	}
+	c := n.WorstCell
+	line := fmt.Sprintf("rest of the machine (other processes, hypervisor steal): median %.0f%% of the %d CPUs per cell, at most %.0f%% (%s, %s, round %d)",
+		100*n.Median, res.Run.Machine.CPUs, 100*n.Worst, c.Server, c.Workload, c.Round)
+	if n.Noisy > 0 {
+		line += fmt.Sprintf("\nwarning: in %d of %d cells the rest of the machine took more than %.0f%% of it; those cells measured the neighbours too: rerun on a quiet machine before trusting their ratios",
+			n.Noisy, n.Cells, 100*NoisyShare)
+	}
+	return line
 }

@@ -174,6 +174,48 @@ func TestProcParsers(t *testing.T) {
 	if _, err := parseHWM([]byte("Name: x\n")); err == nil {
 		t.Error("parseHWM without VmHWM succeeded")
 	}
+	// user nice system idle iowait irq softirq steal guest guest_nice
+	procStat := []byte("cpu  1000 20 300 9000 50 4 6 70 0 0\ncpu0 500 10 150 4500 25 2 3 35 0 0\n")
+	if m, err := parseMachineCPU(procStat); err != nil || m.busy != 13300*time.Millisecond || m.steal != 700*time.Millisecond {
+		t.Errorf("parseMachineCPU = %+v, %v; want busy 13.3s (user+nice+system+irq+softirq), steal 0.7s", m, err)
+	}
+	for _, bad := range []string{"", "intr 1 2 3\n", "cpu  1 2 3\n", "cpu  1 2 3 4 5 6 x 8\n"} {
+		if _, err := parseMachineCPU([]byte(bad)); err == nil {
+			t.Errorf("parseMachineCPU(%q) succeeded", bad)
+		}
+	}
+}
+
+// The rest of the machine's share is per cell over all CPUs; cells over
+// 10% are counted and warned about, with the worst named.
+func TestNoiseSummarizesTheRestOfTheMachine(t *testing.T) {
+	cell := func(server string, round int, other, steal time.Duration) LoadCell {
+		return LoadCell{Server: server, Round: round, Workload: WorkloadPut, Measured: 10 * time.Second, OtherCPU: other, StealCPU: steal}
+	}
+	res := Results{Load: []LoadCell{
+		cell("etcd", 1, 0, 0),
+		cell("quorumd", 1, time.Second, 0),             // 5% of 2 CPUs x 10 s
+		cell("etcd", 2, 5*time.Second, 3*time.Second),  // 40%
+		cell("quorumd", 2, 2*time.Second, time.Second), // 15%
+		{Server: "x", Workload: WorkloadWatchMemory},   // not measured: left out
+	}}
+	res.Run.Machine.CPUs = 2
+	n := Noise(res.Load, 2)
+	if n.Cells != 4 || n.Noisy != 2 || n.Worst != 0.4 || n.WorstCell.Server != "etcd" || n.WorstCell.Round != 2 || n.Median != 0.1 {
+		t.Errorf("noise %+v", n)
+	}
+	line := NoiseLine(res)
+	if !strings.Contains(line, "median 10% of the 2 CPUs per cell, at most 40% (etcd, put, round 2)") ||
+		!strings.Contains(line, "warning: in 2 of 4 cells the rest of the machine took more than 10%") {
+		t.Errorf("noise line %q", line)
+	}
+	res.Load = res.Load[:2]
+	if line := NoiseLine(res); strings.Contains(line, "warning") {
+		t.Errorf("quiet run warned: %q", line)
+	}
+	if line := NoiseLine(Results{}); line != "" {
+		t.Errorf("no cells: %q", line)
+	}
 }
 
 func TestKeysHaveTheConfiguredSize(t *testing.T) {
