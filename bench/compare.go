@@ -24,6 +24,10 @@ type Change struct {
 	// down, latency or unavailability up, writable lost). Better: the
 	// reverse. Neither: within the threshold.
 	Worse, Better bool
+	// Noisy: in either run the cell lost more than NoisyShare of the
+	// machine to the rest of it (LoadSummary.NoiseCPU), so the change may
+	// be the neighbours'.
+	Noisy bool
 }
 
 // Comparison is Compare's verdict.
@@ -35,6 +39,10 @@ type Comparison struct {
 	// Unmatched names baseline figures with no counterpart in the new run
 	// (and the reverse), which are not compared.
 	Unmatched []string
+	// NoisyRegressions counts the Regressions in Noisy cells; BaseNoise
+	// and NewNoise are the runs' NoiseLine (empty when unmeasured).
+	NoisyRegressions    int
+	BaseNoise, NewNoise string
 }
 
 // ParseThreshold reads "10%" or "0.1" as 0.1.
@@ -57,7 +65,8 @@ func ParseThreshold(s string) (float64, error) {
 // and flags those that moved beyond threshold (a fraction: 0.1 = 10%). It
 // is pure.
 func Compare(base, next Results, threshold float64) Comparison {
-	cmp := Comparison{Threshold: threshold}
+	cmp := Comparison{Threshold: threshold, BaseNoise: NoiseLine(base), NewNoise: NoiseLine(next)}
+	noisy := func(l LoadSummary, cpus int) bool { return cpus > 0 && l.NoiseCPU > NoisyShare*float64(cpus) }
 	rename := func(label string) string { return label }
 	if len(base.Run.Servers) == 1 && len(next.Run.Servers) == 1 {
 		from, to := next.Run.Servers[0].Label, base.Run.Servers[0].Label
@@ -82,8 +91,8 @@ func Compare(base, next Results, threshold float64) Comparison {
 		newFault[key{server: rename(f.Server), fault: f.Fault, size: f.Size}] = f
 	}
 	matched := map[key]bool{}
-	add := func(k, metric string, b, n float64, higherIsBetter bool) {
-		c := Change{Key: k, Metric: metric, Base: b, New: n}
+	add := func(k, metric string, b, n float64, higherIsBetter, isNoisy bool) {
+		c := Change{Key: k, Metric: metric, Base: b, New: n, Noisy: isNoisy}
 		if b != 0 {
 			c.Delta = (n - b) / b
 		} else if n != 0 {
@@ -97,6 +106,9 @@ func Compare(base, next Results, threshold float64) Comparison {
 		}
 		if c.Worse {
 			cmp.Regressions++
+			if c.Noisy {
+				cmp.NoisyRegressions++
+			}
 		}
 		cmp.Changes = append(cmp.Changes, c)
 	}
@@ -113,11 +125,12 @@ func Compare(base, next Results, threshold float64) Comparison {
 			continue
 		}
 		matched[k] = true
-		add(name, "throughput", b.Throughput, n.Throughput, true)
-		add(name, "p50", b.P50.Seconds(), n.P50.Seconds(), false)
-		add(name, "p99", b.P99.Seconds(), n.P99.Seconds(), false)
+		nz := noisy(b, base.Run.Machine.CPUs) || noisy(n, next.Run.Machine.CPUs)
+		add(name, "throughput", b.Throughput, n.Throughput, true, nz)
+		add(name, "p50", b.P50.Seconds(), n.P50.Seconds(), false, nz)
+		add(name, "p99", b.P99.Seconds(), n.P99.Seconds(), false, nz)
 		if b.RSSDelta > 0 && n.RSSDelta > 0 {
-			add(name, "rss_delta", float64(b.RSSDelta), float64(n.RSSDelta), false)
+			add(name, "rss_delta", float64(b.RSSDelta), float64(n.RSSDelta), false, nz)
 		}
 	}
 	for _, b := range base.Summary.Availability {
@@ -132,7 +145,7 @@ func Compare(base, next Results, threshold float64) Comparison {
 		bw, nw := b.WritableTrials > 0, n.WritableTrials > 0
 		switch {
 		case bw && nw:
-			add(name, "unavailability", b.Median.Seconds(), n.Median.Seconds(), false)
+			add(name, "unavailability", b.Median.Seconds(), n.Median.Seconds(), false, false)
 		case bw != nw:
 			c := Change{Key: name, Metric: "writable", Base: b2f(bw), New: b2f(nw), Delta: b2f(nw) - b2f(bw), Worse: bw, Better: nw}
 			if c.Worse {
@@ -176,14 +189,27 @@ func (c Comparison) Format() string {
 		case ch.Better:
 			verdict = "  better"
 		}
+		if ch.Noisy && (ch.Worse || ch.Better) {
+			verdict += " (noisy)"
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%+.1f%%%s\t\n", ch.Key, ch.Metric, fmtFigure(ch.Metric, ch.Base), fmtFigure(ch.Metric, ch.New), 100*ch.Delta, verdict)
 	}
 	tw.Flush()
 	for _, u := range c.Unmatched {
 		fmt.Fprintf(&b, "not compared: %s\n", u)
 	}
+	for _, n := range []struct{ run, line string }{{"baseline", c.BaseNoise}, {"new", c.NewNoise}} {
+		if n.line != "" {
+			fmt.Fprintf(&b, "%s: %s\n", n.run, strings.ReplaceAll(n.line, "\n", "\n"+n.run+": "))
+		}
+	}
 	if c.Regressions > 0 {
-		fmt.Fprintf(&b, "%d figure(s) worse by more than %.0f%%\n", c.Regressions, 100*c.Threshold)
+		fmt.Fprintf(&b, "%d figure(s) worse by more than %.0f%%", c.Regressions, 100*c.Threshold)
+		if c.NoisyRegressions > 0 {
+			fmt.Fprintf(&b, "; %d of them in cells where the rest of the machine took more than %.0f%% of it (noisy): rerun those on a quiet machine before believing them",
+				c.NoisyRegressions, 100*NoisyShare)
+		}
+		b.WriteString("\n")
 	} else {
 		fmt.Fprintf(&b, "no figure worse by more than %.0f%% (%d compared)\n", 100*c.Threshold, len(c.Changes))
 	}

@@ -111,3 +111,31 @@ func TestCompareOnASavedRun(t *testing.T) {
 		t.Errorf("planted regression: %d flagged\n%s", c.Regressions, c.Format())
 	}
 }
+
+// A regression in a cell where either run lost more than 10% of the
+// machine to its neighbours is still counted, but marked noisy, and the
+// verdict says so; the runs' noise lines are printed.
+func TestCompareMarksRegressionsInNoisyCells(t *testing.T) {
+	base := results("quorumd", 9000, 100*time.Millisecond, 1400*time.Millisecond, true)
+	next := results("quorumd", 7000, 130*time.Millisecond, 1400*time.Millisecond, true)
+	for _, r := range []*Results{&base, &next} {
+		r.Run.Machine.CPUs = 2
+	}
+	next.Summary.Load[0].NoiseCPU = 0.5 // 25% of 2 CPUs
+	next.Load = []LoadCell{{Server: "quorumd", Workload: WorkloadPut, Round: 1, Measured: 10 * time.Second, StealCPU: 5 * time.Second}}
+	c := Compare(base, next, 0.10)
+	if c.Regressions != 3 || c.NoisyRegressions != 3 {
+		t.Errorf("regressions %d, noisy %d; want 3 and 3:\n%s", c.Regressions, c.NoisyRegressions, c.Format())
+	}
+	out := c.Format()
+	for _, want := range []string{"WORSE (noisy)", "new: rest of the machine", "new: warning: in 1 of 1 cells",
+		"3 figure(s) worse by more than 10%; 3 of them in cells where the rest of the machine took more than 10% of it (noisy)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("comparison lacks %q:\n%s", want, out)
+		}
+	}
+	next.Summary.Load[0].NoiseCPU = 0.1 // 5%: quiet
+	if c := Compare(base, next, 0.10); c.NoisyRegressions != 0 || strings.Contains(c.Format(), "(noisy)") {
+		t.Errorf("a quiet cell marked noisy:\n%s", c.Format())
+	}
+}
