@@ -122,7 +122,7 @@ func TestCompareMarksRegressionsInNoisyCells(t *testing.T) {
 		r.Run.Machine.CPUs = 2
 	}
 	next.Summary.Load[0].NoiseCPU = 0.5 // 25% of 2 CPUs
-	next.Load = []LoadCell{{Server: "quorumd", Workload: WorkloadPut, Round: 1, Measured: 10 * time.Second, StealCPU: 5 * time.Second}}
+	next.Load = []LoadCell{{Server: "quorumd", Workload: WorkloadPut, Round: 1, Measured: 10 * time.Second, StealCPU: 5 * time.Second, RestMeasured: true}}
 	c := Compare(base, next, 0.10)
 	if c.Regressions != 3 || c.NoisyRegressions != 3 {
 		t.Errorf("regressions %d, noisy %d; want 3 and 3:\n%s", c.Regressions, c.NoisyRegressions, c.Format())

@@ -163,10 +163,12 @@ type LoadCell struct {
 	// measured time (/proc/stat's busy time less the members' and the
 	// benchmark's), StealCPU the time the hypervisor gave the machine's
 	// virtual CPUs to others. Both are noise: a cell where they are large
-	// measured the neighbours as well as the servers. 0 where /proc/stat
-	// cannot be read, and in runs from before them.
+	// measured the neighbours as well as the servers.
 	OtherCPU time.Duration `json:"other_cpu_ns,omitempty"`
 	StealCPU time.Duration `json:"steal_cpu_ns,omitempty"`
+	// RestMeasured says that OtherCPU and StealCPU were measured (false
+	// where /proc/stat could not be read, and in runs from before them).
+	RestMeasured bool `json:"rest_measured,omitempty"`
 	// Watchers is the watcher count of a watch cell (Clients is 0; OK
 	// counts the events received in the measured time, Throughput is
 	// events/s summed over the watchers, Latency is put acknowledgement

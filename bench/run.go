@@ -373,6 +373,7 @@ func (u *usageProbe) finish(cell *LoadCell) {
 		// slightly negative remainder is none.
 		cell.OtherCPU = max(now.busy-u.machine.busy-membersCPU-cell.LoadGenCPU, 0)
 		cell.StealCPU = max(now.steal-u.machine.steal, 0)
+		cell.RestMeasured = true
 	}
 }
 

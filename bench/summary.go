@@ -320,7 +320,9 @@ func summarizeLoad(k loadKey, cs []LoadCell) LoadSummary {
 		if c.Measured > 0 {
 			cpu = append(cpu, total.Seconds()/c.Measured.Seconds())
 			gen = append(gen, c.LoadGenCPU.Seconds()/c.Measured.Seconds())
-			noise = append(noise, (c.OtherCPU+c.StealCPU).Seconds()/c.Measured.Seconds())
+			if c.RestMeasured {
+				noise = append(noise, (c.OtherCPU+c.StealCPU).Seconds()/c.Measured.Seconds())
+			}
 		}
 	}
 	ls.Throughput, _, _ = Spread(tp)
@@ -328,6 +330,8 @@ func summarizeLoad(k loadKey, cs []LoadCell) LoadSummary {
 	if len(cpu) > 0 {
 		ls.CPU, _, _ = Spread(cpu)
 		ls.LoadGenCPU, _, _ = Spread(gen)
+	}
+	if len(noise) > 0 {
 		ls.NoiseCPU, _, _ = Spread(noise)
 	}
 	// The CDF of the round closest to the median throughput.
@@ -587,7 +591,7 @@ func Noise(cells []LoadCell, cpus int) NoiseSummary {
 	var n NoiseSummary
 	var shares []float64
 	for _, c := range cells {
-		if c.Measured <= 0 || cpus <= 0 {
+		if !c.RestMeasured || c.Measured <= 0 || cpus <= 0 {
 			continue
 		}
 		share := (c.OtherCPU + c.StealCPU).Seconds() / (c.Measured.Seconds() * float64(cpus))

@@ -190,14 +190,15 @@ func TestProcParsers(t *testing.T) {
 // 10% are counted and warned about, with the worst named.
 func TestNoiseSummarizesTheRestOfTheMachine(t *testing.T) {
 	cell := func(server string, round int, other, steal time.Duration) LoadCell {
-		return LoadCell{Server: server, Round: round, Workload: WorkloadPut, Measured: 10 * time.Second, OtherCPU: other, StealCPU: steal}
+		return LoadCell{Server: server, Round: round, Workload: WorkloadPut, Measured: 10 * time.Second, OtherCPU: other, StealCPU: steal, RestMeasured: true}
 	}
 	res := Results{Load: []LoadCell{
 		cell("etcd", 1, 0, 0),
-		cell("quorumd", 1, time.Second, 0),             // 5% of 2 CPUs x 10 s
-		cell("etcd", 2, 5*time.Second, 3*time.Second),  // 40%
-		cell("quorumd", 2, 2*time.Second, time.Second), // 15%
-		{Server: "x", Workload: WorkloadWatchMemory},   // not measured: left out
+		cell("quorumd", 1, time.Second, 0),                                 // 5% of 2 CPUs x 10 s
+		cell("etcd", 2, 5*time.Second, 3*time.Second),                      // 40%
+		cell("quorumd", 2, 2*time.Second, time.Second),                     // 15%
+		{Server: "x", Workload: WorkloadWatchMemory},                       // not measured: left out
+		{Server: "old", Workload: WorkloadPut, Measured: 10 * time.Second}, // from before the measurement: left out
 	}}
 	res.Run.Machine.CPUs = 2
 	n := Noise(res.Load, 2)
