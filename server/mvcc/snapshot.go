@@ -116,7 +116,7 @@ func (e *snapEncoder) bytes(p []byte) {
 // not a snapshot at all gives an error wrapping ErrCorruptSnapshot (or the
 // reader's own error).
 func Restore(r io.Reader) (*Store, error) {
-	s, err := restore(&snapDecoder{br: bufio.NewReaderSize(r, 64<<10)})
+	s, err := restore(&snapDecoder{r: r, buf: make([]byte, 0, 64<<10)})
 	if err != nil {
 		return nil, fmt.Errorf("restore mvcc snapshot: %w", err)
 	}
@@ -167,7 +167,7 @@ func restore(d *snapDecoder) (*Store, error) {
 			s.st.size += revSize(len(it.key), len(it.revs[i].value))
 		}
 	}
-	want := d.crc
+	want := d.sum()
 	sum, err := d.readN(4)
 	if err != nil {
 		return nil, err
@@ -175,7 +175,10 @@ func restore(d *snapDecoder) (*Store, error) {
 	if got := binary.BigEndian.Uint32(sum); got != want {
 		return nil, corrupt("checksum mismatch: stored %08x, computed %08x", got, want)
 	}
-	if _, err := d.br.ReadByte(); err != io.EOF {
+	if d.pos < len(d.buf) {
+		return nil, corrupt("unexpected data after the checksum")
+	}
+	if err := d.fill(); err != io.EOF {
 		if err != nil {
 			return nil, err
 		}
@@ -274,13 +277,52 @@ func (d *snapDecoder) rev() (rev, error) {
 	return r, nil
 }
 
-// snapDecoder reads the snapshot, keeping the CRC of everything read.
+// snapDecoder reads the snapshot through its own buffer, keeping the CRC
+// of everything consumed. The CRC is brought up to date a buffer at a
+// time (when the buffer is refilled, and by sum), not per read: most
+// reads are varints of a byte or two.
 type snapDecoder struct {
-	br  *bufio.Reader
-	crc uint32
+	r io.Reader
+	// buf holds bytes read from r; buf[:pos] are consumed, and
+	// buf[:hashed] are in crc.
+	buf         []byte
+	pos, hashed int
+	crc         uint32
+	// err is r's error that came with the last bytes read, returned by
+	// the next fill.
+	err error
 	// readErr is the last error of ReadByte, to tell it from a varint
 	// overflow.
 	readErr error
+}
+
+// fill reads more input into an empty buffer, first adding the consumed
+// bytes to the CRC. It returns io.EOF at the end of the input (and r's
+// other errors), never an empty buffer with a nil error.
+func (d *snapDecoder) fill() error {
+	d.sum()
+	d.buf, d.pos, d.hashed = d.buf[:0], 0, 0
+	if d.err != nil {
+		return d.err
+	}
+	for range 100 { // io.Reader allows (0, nil); give up as bufio does
+		n, err := d.r.Read(d.buf[:cap(d.buf)])
+		d.buf, d.err = d.buf[:n], err
+		if n > 0 {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return io.ErrNoProgress
+}
+
+// sum is the CRC of every byte consumed so far.
+func (d *snapDecoder) sum() uint32 {
+	d.crc = crc32.Update(d.crc, crcTable, d.buf[d.hashed:d.pos])
+	d.hashed = d.pos
+	return d.crc
 }
 
 func eofIsCorrupt(err error) error {
@@ -291,12 +333,14 @@ func eofIsCorrupt(err error) error {
 }
 
 func (d *snapDecoder) ReadByte() (byte, error) {
-	b, err := d.br.ReadByte()
-	if err != nil {
-		d.readErr = eofIsCorrupt(err)
-		return 0, d.readErr
+	if d.pos == len(d.buf) {
+		if err := d.fill(); err != nil {
+			d.readErr = eofIsCorrupt(err)
+			return 0, d.readErr
+		}
 	}
-	d.crc = crc32.Update(d.crc, crcTable, []byte{b})
+	b := d.buf[d.pos]
+	d.pos++
 	return b, nil
 }
 
@@ -331,20 +375,22 @@ func (d *snapDecoder) bytes() ([]byte, error) {
 	return d.readN(int(n))
 }
 
-// readN reads n bytes. Large lengths are read in chunks so that a corrupt
-// length fails at the end of the input, not with a huge allocation.
+// readN reads n bytes into a new slice. Large lengths grow the slice in
+// chunks so that a corrupt length fails at the end of the input, not with
+// a huge allocation.
 func (d *snapDecoder) readN(n int) ([]byte, error) {
 	const chunk = 1 << 20
-	buf := make([]byte, 0, min(n, chunk))
-	for len(buf) < n {
-		m := min(n-len(buf), chunk)
-		buf = slices.Grow(buf, m)
-		k, err := io.ReadFull(d.br, buf[len(buf):len(buf)+m])
-		buf = buf[:len(buf)+k]
-		if err != nil {
-			return nil, eofIsCorrupt(err)
+	out := make([]byte, 0, min(n, chunk))
+	for len(out) < n {
+		if d.pos == len(d.buf) {
+			if err := d.fill(); err != nil {
+				return nil, eofIsCorrupt(err)
+			}
 		}
+		m := min(n-len(out), len(d.buf)-d.pos, chunk)
+		out = slices.Grow(out, m)
+		out = append(out, d.buf[d.pos:d.pos+m]...)
+		d.pos += m
 	}
-	d.crc = crc32.Update(d.crc, crcTable, buf)
-	return buf, nil
+	return out, nil
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand"
 	"testing"
+	"testing/iotest"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 )
@@ -308,4 +309,33 @@ func FuzzRestore(f *testing.F) {
 		s.Put(&pb.PutRequest{Key: []byte("k")})
 		s.Range(&pb.RangeRequest{Key: []byte{0}, RangeEnd: []byte{0}})
 	})
+}
+
+// Restore reads through its own buffer: the same snapshot restores alike
+// through readers that return one byte at a time, or their error together
+// with the last bytes, and corruption is still found through them.
+func TestRestoreThroughAwkwardReaders(t *testing.T) {
+	data := snapshot(t, randomStore(t, 7, 3000).View())
+	for name, wrap := range map[string]func(io.Reader) io.Reader{
+		"one byte":          iotest.OneByteReader,
+		"error with data":   iotest.DataErrReader,
+		"half":              iotest.HalfReader,
+		"one byte, err too": func(r io.Reader) io.Reader { return iotest.DataErrReader(iotest.OneByteReader(r)) },
+	} {
+		s, err := Restore(wrap(bytes.NewReader(data)))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if again := snapshot(t, s.View()); !bytes.Equal(again, data) {
+			t.Errorf("%s: restored store re-encodes differently", name)
+		}
+		bad := bytes.Clone(data)
+		bad[len(bad)/2] ^= 0x10
+		if _, err := Restore(wrap(bytes.NewReader(bad))); !errors.Is(err, ErrCorruptSnapshot) {
+			t.Errorf("%s: a flipped bit gave %v", name, err)
+		}
+		if _, err := Restore(wrap(bytes.NewReader(append(bytes.Clone(data), 'x')))); !errors.Is(err, ErrCorruptSnapshot) {
+			t.Errorf("%s: a trailing byte gave %v", name, err)
+		}
+	}
 }
