@@ -66,7 +66,7 @@ func ParseThreshold(s string) (float64, error) {
 // is pure.
 func Compare(base, next Results, threshold float64) Comparison {
 	cmp := Comparison{Threshold: threshold, BaseNoise: NoiseLine(base), NewNoise: NoiseLine(next)}
-	noisy := func(l LoadSummary, cpus int) bool { return cpus > 0 && l.NoiseCPU > NoisyShare*float64(cpus) }
+	noisyCell := func(l LoadSummary, cpus int) bool { return cpus > 0 && noisy(l.NoiseCPU/float64(cpus)) }
 	rename := func(label string) string { return label }
 	if len(base.Run.Servers) == 1 && len(next.Run.Servers) == 1 {
 		from, to := next.Run.Servers[0].Label, base.Run.Servers[0].Label
@@ -125,7 +125,7 @@ func Compare(base, next Results, threshold float64) Comparison {
 			continue
 		}
 		matched[k] = true
-		nz := noisy(b, base.Run.Machine.CPUs) || noisy(n, next.Run.Machine.CPUs)
+		nz := noisyCell(b, base.Run.Machine.CPUs) || noisyCell(n, next.Run.Machine.CPUs)
 		add(name, "throughput", b.Throughput, n.Throughput, true, nz)
 		add(name, "p50", b.P50.Seconds(), n.P50.Seconds(), false, nz)
 		add(name, "p99", b.P99.Seconds(), n.P99.Seconds(), false, nz)

@@ -161,10 +161,11 @@ func renderReport(res Results, plots []render.PlotFile) ([]byte, error) {
 		"mibf": fmtMiBf, "pct": func(x float64) string { return fmt.Sprintf("%.0f%%", 100*x) }, "perobj": perObject,
 		"variant": func(r Ratio) string { return variantLabel(r.Watchers, r.IdleWatchers, r.Leases) },
 		"noise": func() *noiseView {
-			if line := NoiseLine(res); line != "" {
-				return &noiseView{Line: line, Noisy: Noise(res.Load, res.Run.Machine.CPUs).Noisy > 0}
+			n := Noise(res.Load, res.Run.Machine.CPUs)
+			if n.Cells == 0 {
+				return nil
 			}
-			return nil
+			return &noiseView{Line: n.Line(), Noisy: n.Noisy > 0}
 		},
 	}, v)
 }

@@ -573,11 +573,16 @@ func idleWatcherRatios(cells []LoadCell) []Ratio {
 // the machine is said to have disturbed a cell (Noise).
 const NoisyShare = 0.10
 
+// noisy reports whether share (of the machine's CPUs) is over NoisyShare.
+func noisy(share float64) bool { return share > NoisyShare }
+
 // NoiseSummary is how much of the machine the rest of it took during a
 // run's measured cells: shares of the machine's CPUs used by other
 // processes and the hypervisor (LoadCell.OtherCPU+StealCPU over the
 // measured time).
 type NoiseSummary struct {
+	// CPUs is the machine's.
+	CPUs int
 	// Cells is the number of cells measured; 0 means no measurement.
 	Cells         int
 	Median, Worst float64
@@ -588,7 +593,7 @@ type NoiseSummary struct {
 
 // Noise summarizes cells on a machine of cpus CPUs.
 func Noise(cells []LoadCell, cpus int) NoiseSummary {
-	var n NoiseSummary
+	n := NoiseSummary{CPUs: cpus}
 	var shares []float64
 	for _, c := range cells {
 		if !c.RestMeasured || c.Measured <= 0 || cpus <= 0 {
@@ -596,7 +601,7 @@ func Noise(cells []LoadCell, cpus int) NoiseSummary {
 		}
 		share := (c.OtherCPU + c.StealCPU).Seconds() / (c.Measured.Seconds() * float64(cpus))
 		shares = append(shares, share)
-		if share > NoisyShare {
+		if noisy(share) {
 			n.Noisy++
 		}
 		if len(shares) == 1 || share > n.Worst {
@@ -614,13 +619,17 @@ func Noise(cells []LoadCell, cpus int) NoiseSummary {
 // a second line of warning when it was over NoisyShare in any cell; empty
 // when unmeasured.
 func NoiseLine(res Results) string {
-	n := Noise(res.Load, res.Run.Machine.CPUs)
+	return Noise(res.Load, res.Run.Machine.CPUs).Line()
+}
+
+// Line is NoiseLine of the summarized run.
+func (n NoiseSummary) Line() string {
 	if n.Cells == 0 {
 		return ""
 	}
 	c := n.WorstCell
 	line := fmt.Sprintf("rest of the machine (other processes, hypervisor steal): median %.0f%% of the %d CPUs per cell, at most %.0f%% (%s, %s, round %d)",
-		100*n.Median, res.Run.Machine.CPUs, 100*n.Worst, c.Server, c.Workload, c.Round)
+		100*n.Median, n.CPUs, 100*n.Worst, c.Server, c.Workload, c.Round)
 	if n.Noisy > 0 {
 		line += fmt.Sprintf("\nwarning: in %d of %d cells the rest of the machine took more than %.0f%% of it; those cells measured the neighbours too: rerun on a quiet machine before trusting their ratios",
 			n.Noisy, n.Cells, 100*NoisyShare)

@@ -442,7 +442,7 @@ func (a *applier) applyRequest(r *pb.InternalRaftRequest) applyResult {
 	case r.LeaseCheckpoint != nil:
 		op = applyOpLeaseCheckpoint
 		for _, c := range r.LeaseCheckpoint.Checkpoints {
-			a.lessor.checkpoint(c.ID, c.Remaining_TTL, time.Now())
+			a.lessor.checkpoint(c.ID, c.Remaining_TTL, start)
 		}
 		res.resp = &pb.LeaseCheckpointResponse{}
 	case r.ClusterMemberAttrSet != nil:

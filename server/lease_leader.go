@@ -67,15 +67,12 @@ func (s *Server) leaseLoop() {
 				s.wg.Add(1)
 				go func() { defer s.wg.Done(); s.revokeExpired(id) }()
 			}
-			for range leaseCheckpointBatches {
-				cps := s.lessor.dueCheckpoints(time.Now(), leaseCheckpointBatch)
-				if len(cps) > 0 {
-					s.wg.Add(1)
-					go func() { defer s.wg.Done(); s.proposeCheckpoints(cps) }()
-				}
-				if len(cps) < leaseCheckpointBatch {
-					break
-				}
+			cps := s.lessor.dueCheckpoints(time.Now(), leaseCheckpointBatches*leaseCheckpointBatch)
+			for len(cps) > 0 {
+				batch := cps[:min(len(cps), leaseCheckpointBatch)]
+				cps = cps[len(batch):]
+				s.wg.Add(1)
+				go func() { defer s.wg.Done(); s.proposeCheckpoints(batch) }()
 			}
 		}
 		select {
