@@ -302,8 +302,11 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 }
 
 func (n *node) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	if fh != nil {
-		return fh.(fs.FileGetattrer).Getattr(ctx, out)
+	// fh may be any open handle of the node, a directory's too: go-fuse
+	// passes one when the kernel gives none. Only a lazy file's knows more
+	// than the path does.
+	if f, ok := fh.(*file); ok {
+		return f.Getattr(ctx, out)
 	}
 	if errno := n.LoopbackNode.Getattr(ctx, nil, out); errno != 0 {
 		return errno

@@ -163,3 +163,33 @@ func TestDropUnderOneDirectoryOnly(t *testing.T) {
 		t.Fatalf("n2 lost its data: %q", got)
 	}
 }
+
+// A directory that a process holds open (as a member does to fsync its WAL
+// directory) can still be stat'ed: go-fuse hands the directory's open
+// handle to Getattr, which is not a lazy file. It used to panic in the
+// FUSE server (recovered, answered EIO), so a member's stat of its own
+// data directory could fail.
+func TestStatOfAnOpenDirectory(t *testing.T) {
+	_, _, mnt := mount(t)
+	dir := filepath.Join(mnt, "member", "wal")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		t.Fatalf("fsync of the open directory: %v", err)
+	}
+	for _, stat := range []func() (os.FileInfo, error){d.Stat, func() (os.FileInfo, error) { return os.Stat(dir) }} {
+		fi, err := stat()
+		if err != nil {
+			t.Fatalf("stat of the open directory: %v", err)
+		}
+		if !fi.IsDir() {
+			t.Fatalf("stat of %s: mode %v, want a directory", dir, fi.Mode())
+		}
+	}
+}

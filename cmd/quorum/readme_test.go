@@ -12,9 +12,8 @@ import (
 	"time"
 )
 
-// runScript runs bash script (a file in dir, not bash -c, so that a
-// block's pgrep -f does not match the shell running it) in dir, in a
-// process group of its own, and returns its combined output. Whatever the
+// runScript runs bash script (a file in dir) in dir, in a process group
+// of its own, and returns its combined output. Whatever the
 // script leaves running is killed when it ends, by the group: also when
 // ctx expires and bash is killed before its EXIT trap can stop its jobs.
 func runScript(ctx context.Context, t *testing.T, dir, script string) ([]byte, error) {
@@ -69,6 +68,24 @@ func buildCommands(ctx context.Context, t *testing.T, dir string, names ...strin
 		cmd.Dir = "../.."
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("build %s: %v\n%s", name, err, out)
+		}
+	}
+}
+
+// The README's commands stop processes by the PIDs they recorded, never by
+// name: `kill $(pgrep -f 'quorumd --name n3 ')` also stops any other
+// quorumd called n3 on the machine — a harness test's, when the suite runs
+// this test beside them (it did, in CI: the harness's n3 got SIGTERM while
+// its cluster was starting).
+func TestReadmeStopsProcessesByPIDNotByName(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := regexp.MustCompile(`\b(pgrep|pkill|killall)\b`)
+	for i, l := range strings.Split(string(readme), "\n") {
+		if byName.MatchString(l) {
+			t.Errorf("README.md:%d picks processes by name (record $! and kill that PID): %s", i+1, l)
 		}
 	}
 }
