@@ -79,6 +79,15 @@ func (b *Backend) Start(ctx context.Context, sc cluster.StartConfig) (cluster.Cl
 	b.runIDs = append(b.runIDs, cfg.RunID)
 	b.mu.Unlock()
 	c, err := New(ctx, cfg)
+	if err != nil && errors.Is(err, errEngineStart) && ctx.Err() == nil {
+		// New removed everything of the failed attempt; one more, afresh.
+		lg.Warn("docker: the engine failed to start a member's container; creating the cluster again", "err", err)
+		cfg.RunID += "-2"
+		b.mu.Lock()
+		b.runIDs = append(b.runIDs, cfg.RunID)
+		b.mu.Unlock()
+		c, err = New(ctx, cfg)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -227,6 +228,18 @@ func (n *Node) Join(ctx context.Context, j cluster.Join) error {
 	return n.start(ctx)
 }
 
+// engineStartTimeout bounds the engine's answer to one container start (a
+// start takes well under a second; under load, a few).
+const engineStartTimeout = 60 * time.Second
+
+// errEngineStart is wrapped by start when the engine failed to start a
+// container, or did not answer within engineStartTimeout, while the
+// caller's context was still live: the engine's trouble, not the member's
+// (it has not run yet). Seen once on these machines with two test binaries
+// starting containers at once: runc's task died a second after it was
+// created and the start request hung until the caller gave up.
+var errEngineStart = errors.New("the Docker engine did not start the container")
+
 // start starts the created container; the caller holds mu and has checked
 // the transition.
 func (n *Node) start(ctx context.Context) error {
@@ -237,7 +250,13 @@ func (n *Node) start(ctx context.Context) error {
 	r := &run{exited: make(chan struct{})}
 	// Watch for the exit before starting, so a fast crash is not missed.
 	wait := cli.ContainerWait(n.c.life, n.ctr.ID, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
-	if err := n.ctr.Start(ctx); err != nil {
+	sctx, cancel := context.WithTimeout(ctx, engineStartTimeout)
+	err := n.ctr.Start(sctx)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil {
+			return fmt.Errorf("start %s: %w (within %v): %w", n.name, errEngineStart, engineStartTimeout, err)
+		}
 		return fmt.Errorf("start %s: %w", n.name, err)
 	}
 	ins, err := cli.ContainerInspect(ctx, n.ctr.ID, client.ContainerInspectOptions{})
