@@ -202,13 +202,25 @@ func restart(cfg *Config, lg *slog.Logger, memberDir string, walOpts wal.Options
 	if meta.Joined {
 		initial = &Membership{ClusterID: membership.ClusterID}
 	}
-	r, err := restoreState(storage, sn, contents.HardState, contents.Entries, initial, snapDirPath, walDir)
+	hs, ents := contents.HardState, contents.Entries
+	if cfg.ForceNewCluster {
+		walCommit := hs.Commit
+		if hs, ents, err = forceNewCluster(lg, w, sn, hs, ents, id); err != nil {
+			w.Close()
+			return nil, fmt.Errorf("--force-new-cluster: %w", err)
+		}
+		lg.Info("forcing restart member", "cluster-id", idString(membership.ClusterID), "local-member-id", idString(id),
+			"wal-commit-index", walCommit, "commit-index", hs.Commit)
+	}
+	r, err := restoreState(storage, sn, hs, ents, initial, snapDirPath, walDir)
 	if err != nil {
 		w.Close()
 		return nil, err
 	}
-	lg.Info("restarting local member", "cluster-id", idString(membership.ClusterID), "local-member-id", idString(id),
-		"commit-index", r.hardState.Commit, "snapshot-index", r.state.index, "wal-entries", r.entries, "term", r.hardState.Term)
+	if !cfg.ForceNewCluster {
+		lg.Info("restarting local member", "cluster-id", idString(membership.ClusterID), "local-member-id", idString(id),
+			"commit-index", r.hardState.Commit, "snapshot-index", r.state.index, "wal-entries", r.entries, "term", r.hardState.Term)
+	}
 	me := r.state.membership.Member(id)
 	if me == nil {
 		me = membership.Member(id)

@@ -103,6 +103,13 @@ type Config struct {
 	// benchmarks only.
 	UnsafeNoFsync bool
 
+	// ForceNewCluster is etcd's --force-new-cluster: a member restarting on
+	// its data dir drops the log's uncommitted tail and commits conf
+	// changes that remove every other member, so it serves alone with
+	// everything the old cluster committed (disaster recovery when a
+	// quorum is lost for good). Without a WAL it has no effect, as etcd.
+	ForceNewCluster bool
+
 	// EnablePprof serves /debug/pprof on the client URLs, as etcd's flag.
 	EnablePprof bool
 

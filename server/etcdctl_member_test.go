@@ -225,27 +225,11 @@ func TestEtcdctlMemberCommandsMatchEtcd(t *testing.T) {
 	}
 	ctl := etcdctlBinary(t)
 	got := runMemberScript(t, quorumdBinary, ctl)
-	path := filepath.Join("testdata", "etcdctl", "member.txt")
-	var want string
+	var run func() string
 	if etcd, _ := filepath.Abs("../tools/bin/etcd"); fileExists(etcd) {
-		want = runMemberScript(t, etcd, ctl)
-		if *etcdctlRecord {
-			if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		} else if rec, err := os.ReadFile(path); err == nil && string(rec) != want {
-			t.Errorf("%s is not what etcd prints now (rerun with -etcdctl-record):\n%s", path, want)
-		}
-	} else {
-		rec, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("no tools/bin/etcd and no recorded transcript: %v", err)
-		}
-		want = string(rec)
+		run = func() string { return runMemberScript(t, etcd, ctl) }
 	}
-	if got != want {
-		t.Errorf("etcdctl against quorumd printed:\n%s\netcd prints:\n%s\ndiff (- etcd, + quorumd):\n%s", got, want, lineDiff(want, got))
-	}
+	requireTranscript(t, got, etcdTranscript(t, "member", run))
 }
 
 func fileExists(p string) bool {

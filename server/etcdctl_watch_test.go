@@ -321,29 +321,47 @@ func compareWithEtcd(t *testing.T, name string, script func(e *ctlEnv)) {
 		return normaliseTranscript(e.out.String())
 	}
 	got := runOn(tc.Endpoints())
-	path := filepath.Join("testdata", "etcdctl", name+".txt")
-	var want string
+	var run func() string
 	if etcd := startRealEtcd(t); etcd != "" {
-		want = runOn([]string{etcd})
-		if *etcdctlRecord {
-			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		} else if rec, err := os.ReadFile(path); err == nil && string(rec) != want {
-			t.Errorf("%s is not what etcd prints now (rerun with -etcdctl-record):\n%s", path, want)
-		}
-	} else {
+		run = func() string { return runOn([]string{etcd}) }
+	}
+	requireTranscript(t, got, etcdTranscript(t, name, run))
+}
+
+// etcdTranscript is what etcd prints for the script recorded in
+// testdata/etcdctl/NAME.txt: run's output (run against a real etcd, nil
+// without one), which must equal the recording unless -etcdctl-record
+// rewrites it; without run, the recording.
+func etcdTranscript(t *testing.T, name string, run func() string) string {
+	t.Helper()
+	path := filepath.Join("testdata", "etcdctl", name+".txt")
+	if run == nil {
 		rec, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatalf("no tools/bin/etcd and no recorded transcript: %v", err)
 		}
-		want = string(rec)
+		return string(rec)
 	}
+	want := run()
+	if *etcdctlRecord {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	} else if rec, err := os.ReadFile(path); err == nil && string(rec) != want {
+		t.Errorf("%s is not what etcd prints now (rerun with -etcdctl-record):\n%s", path, want)
+	}
+	return want
+}
+
+// requireTranscript fails the test unless quorumd's transcript got is
+// etcd's want.
+func requireTranscript(t *testing.T, got, want string) {
+	t.Helper()
 	if got != want {
-		t.Errorf("quorumctl against quorumd printed:\n%s\netcd prints:\n%s\ndiff (- etcd, + quorumd):\n%s", got, want, lineDiff(want, got))
+		t.Errorf("etcdctl against quorumd printed:\n%s\netcd prints:\n%s\ndiff (- etcd, + quorumd):\n%s", got, want, lineDiff(want, got))
 	}
 }
 

@@ -62,7 +62,7 @@ const (
 	whyTraceOnly = "used by etcd only with --enable-distributed-tracing, which quorumd refuses"
 	whyNoSlowLog = "quorumd does not log slow requests yet"
 	whyRetention = "quorumd keeps the newest 3 snapshot files and releases WAL segments behind each snapshot (server/storage.go)"
-	whyNoDefrag  = "quorumd has no bbolt file to defragment (Defragment answers Unimplemented)"
+	whyNoDefrag  = "quorumd has no bbolt file: Defragment rebuilds its in-memory store (writes wait; reads and the gRPC health service go on), and there is nothing to defragment at start-up"
 	whyRaftHTTP  = "quorumd's peer transport (server/transport_stream.go) is not etcd's rafthttp and keeps its own timeouts"
 )
 
@@ -229,7 +229,7 @@ var etcdFlags = []flagInfo{
 	{Name: "experimental-stop-grpc-service-on-defrag", Class: noEffect, Reason: whyNoDefrag, value: func(c *embed.Config) any { return c.ExperimentalStopGRPCServiceOnDefrag }},
 
 	// Unsafe
-	{Name: "force-new-cluster", Class: unsupported, Reason: "quorumd cannot yet rewrite its membership to a one-member cluster", value: func(c *embed.Config) any { return c.ForceNewCluster }},
+	{Name: "force-new-cluster", Class: asEtcd, Reason: "on a data dir with a WAL: the uncommitted tail is dropped and every other member removed through committed conf changes; the member serves alone (no effect on a new data dir)"},
 	{Name: "unsafe-no-fsync", Class: asEtcd, Reason: "the WAL is never fsynced (snapshot files still are; etcd also skips its bbolt file's fsync, which quorumd does not have)"},
 
 	// etcdmain's own

@@ -185,6 +185,7 @@ func serverConfig(ec *embed.Config, lg *zap.Logger) (*server.Config, error) {
 	c.SnapshotCount = ec.SnapshotCount
 	c.SnapshotCatchUpEntries = ec.SnapshotCatchUpEntries
 	c.UnsafeNoFsync = ec.UnsafeNoFsync
+	c.ForceNewCluster = ec.ForceNewCluster
 	c.MaxRequestBytes = ec.MaxRequestBytes
 	c.MaxTxnOps = ec.MaxTxnOps
 	if ec.QuotaBackendBytes != 0 {
