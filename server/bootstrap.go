@@ -59,7 +59,7 @@ func (p *memberParts) transportMembership() *Membership {
 }
 
 // openDataDir opens the member's data dir, <data-dir>/member/{meta.json,
-// wal, snap}, and starts its raft.Node: from what the dir holds when it has
+// wal, snap} (the WAL in --wal-dir when given), and starts its raft.Node: from what the dir holds when it has
 // a WAL (restart), otherwise from the --initial-* settings (bootstrap).
 // The WAL reports each fdatasync's duration to onFsync (may be nil). A
 // member joining an existing cluster asks its peers for the membership
@@ -72,8 +72,17 @@ func openDataDir(cfg *Config, lg *slog.Logger, onFsync func(time.Duration), peer
 	if cfg.UnsafeNoFsync {
 		lg.Warn("--unsafe-no-fsync: the WAL is never fsynced; a power cut can lose acknowledged writes")
 	}
-	if wal.Exist(filepath.Join(memberDir, "wal")) {
+	if wal.Exist(cfg.walDir()) {
 		return restart(cfg, lg, memberDir, walOpts)
+	}
+	// Bootstrapping would make a new member over this one's data.
+	if inDataDir := filepath.Join(memberDir, "wal"); cfg.WALDir != "" && wal.Exist(inDataDir) {
+		return nil, fmt.Errorf("--wal-dir %s holds no WAL, but the data dir's %s does: this member was created without --wal-dir; move that WAL's files into %s, or start without --wal-dir",
+			cfg.WALDir, inDataDir, cfg.WALDir)
+	}
+	if _, err := os.Stat(filepath.Join(memberDir, metaFile)); err == nil {
+		return nil, fmt.Errorf("data dir %s holds a member (%s) but %s has no WAL: start with the --wal-dir it was created with; if there was none, the WAL is lost (remove the data dir and add the member again)",
+			cfg.DataDir, filepath.Join("member", metaFile), cfg.walDir())
 	}
 	return bootstrap(cfg, lg, memberDir, walOpts, peerRT)
 }
@@ -125,7 +134,7 @@ func startRaft(cfg *Config, lg *slog.Logger, membership *Membership, me *Member,
 }
 
 func bootstrap(cfg *Config, lg *slog.Logger, memberDir string, walOpts wal.Options, peerRT http.RoundTripper) (*memberParts, error) {
-	walDir, snapDirPath := filepath.Join(memberDir, "wal"), filepath.Join(memberDir, "snap")
+	walDir, snapDirPath := cfg.walDir(), filepath.Join(memberDir, "snap")
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("cannot create data dir %s (--data-dir): %w", cfg.DataDir, err)
 	}
@@ -171,7 +180,7 @@ func bootstrap(cfg *Config, lg *slog.Logger, memberDir string, walOpts wal.Optio
 }
 
 func restart(cfg *Config, lg *slog.Logger, memberDir string, walOpts wal.Options) (*memberParts, error) {
-	walDir, snapDirPath := filepath.Join(memberDir, "wal"), filepath.Join(memberDir, "snap")
+	walDir, snapDirPath := cfg.walDir(), filepath.Join(memberDir, "snap")
 	id, meta, err := readMeta(memberDir)
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"net/url"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -102,6 +103,11 @@ type Config struct {
 	// acknowledged writes. Snapshot files are still synced. For tests and
 	// benchmarks only.
 	UnsafeNoFsync bool
+
+	// WALDir is etcd's --wal-dir: the member's WAL in a dedicated directory
+	// (a separate disk, say) instead of <data-dir>/member/wal; "" keeps it
+	// there. A member must always start with the same choice.
+	WALDir string
 
 	// ForceNewCluster is etcd's --force-new-cluster: a member restarting on
 	// its data dir drops the log's uncommitted tail and commits conf
@@ -442,4 +448,13 @@ func (c *Config) catchUpEntries() uint64 {
 		n = c.SnapshotCount
 	}
 	return n
+}
+
+// walDir is where the member's WAL is: WALDir, or etcd's
+// <data-dir>/member/wal.
+func (c *Config) walDir() string {
+	if c.WALDir != "" {
+		return c.WALDir
+	}
+	return filepath.Join(c.DataDir, "member", "wal")
 }

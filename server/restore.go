@@ -44,6 +44,10 @@ type RestoreConfig struct {
 	InitialAdvertisePeerURLs string
 	// DataDir (--data-dir) must not exist or be empty.
 	DataDir string
+	// WALDir (--wal-dir), when set, is where the WAL goes instead of
+	// <data-dir>/member/wal (the member then starts with the same
+	// --wal-dir); it must not exist or be empty.
+	WALDir string
 	// SkipHashCheck (--skip-hash-check) accepts a file without the
 	// trailing SHA-256 (a db file copied from a data dir) and does not
 	// check one that has it.
@@ -121,6 +125,9 @@ func RestoreDataDir(cfg RestoreConfig) error {
 	if err := checkRestoreTarget(cfg.DataDir); err != nil {
 		return err
 	}
+	if err := checkRestoreWALTarget(cfg.WALDir); err != nil {
+		return err
+	}
 	if err := checkSnapshotHash(cfg.SnapshotPath, cfg.SkipHashCheck); err != nil {
 		return err
 	}
@@ -132,7 +139,7 @@ func RestoreDataDir(cfg RestoreConfig) error {
 	index, term := uint64(len(ids)), uint64(1)
 	md := raftpb.SnapshotMetadata{Index: index, Term: term, ConfState: raftpb.ConfState{Voters: ids}}
 	st.sections.membership = mem
-	if err := writeDataDir(cfg.DataDir, me.ID, md, st, lg); err != nil {
+	if err := writeDataDir(cfg.DataDir, cfg.WALDir, me.ID, md, st, lg); err != nil {
 		return err
 	}
 	lg.Info("restored snapshot", "path", cfg.SnapshotPath, "data-dir", cfg.DataDir, "member-id", idString(me.ID),
@@ -143,16 +150,29 @@ func RestoreDataDir(cfg RestoreConfig) error {
 
 // checkRestoreTarget refuses a data dir that exists and is not an empty
 // directory (etcdutl's check).
-func checkRestoreTarget(dir string) error {
+func checkRestoreTarget(dir string) error { return checkNewOrEmpty(dir, "data dir", "--data-dir") }
+
+// checkRestoreWALTarget is the same check of a --wal-dir ("" is no
+// dedicated WAL dir).
+func checkRestoreWALTarget(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	return checkNewOrEmpty(dir, "wal dir", "--wal-dir")
+}
+
+// checkNewOrEmpty refuses dir (what, given by flag) when it exists and is
+// not an empty directory.
+func checkNewOrEmpty(dir, what, flag string) error {
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("data dir %s (--data-dir) cannot be read: %w", dir, err)
+		return fmt.Errorf("%s %s (%s) cannot be read: %w", what, dir, flag, err)
 	}
 	if len(ents) > 0 {
-		return fmt.Errorf("data dir %s (--data-dir) is not empty: restore into a new or empty directory", dir)
+		return fmt.Errorf("%s %s (%s) is not empty: restore into a new or empty directory", what, dir, flag)
 	}
 	return nil
 }
@@ -317,7 +337,7 @@ func alarmsFromBackend(lg *slog.Logger, path string, alarms []*pb.AlarmMember) [
 // snapshot at md holding st, and a WAL whose hard state commits md.Index.
 // It builds the member dir in a temporary directory beside dataDir and
 // renames it into place; on error nothing is left.
-func writeDataDir(dataDir string, id uint64, md raftpb.SnapshotMetadata, st *backendState, lg *slog.Logger) (err error) {
+func writeDataDir(dataDir, dedicatedWAL string, id uint64, md raftpb.SnapshotMetadata, st *backendState, lg *slog.Logger) (err error) {
 	abs, err := filepath.Abs(dataDir)
 	if err != nil {
 		return fmt.Errorf("data dir %s (--data-dir): %w", dataDir, err)
@@ -337,6 +357,26 @@ func writeDataDir(dataDir string, id uint64, md raftpb.SnapshotMetadata, st *bac
 	}()
 	memberDir := filepath.Join(tmp, "member")
 	snapDirPath, walDir := filepath.Join(memberDir, "snap"), filepath.Join(memberDir, "wal")
+	// A dedicated WAL dir is written beside its place (the same file
+	// system, perhaps not the data dir's) and moved there last.
+	var walAbs, walParent string
+	if dedicatedWAL != "" {
+		if walAbs, err = filepath.Abs(dedicatedWAL); err != nil {
+			return fmt.Errorf("wal dir %s (--wal-dir): %w", dedicatedWAL, err)
+		}
+		walParent = filepath.Dir(walAbs)
+		if err := os.MkdirAll(walParent, 0o700); err != nil {
+			return fmt.Errorf("create %s: %w", walParent, err)
+		}
+		if walDir, err = os.MkdirTemp(walParent, "."+filepath.Base(walAbs)+".restore-"); err != nil {
+			return fmt.Errorf("create a temporary dir beside %s (--wal-dir): %w", dedicatedWAL, err)
+		}
+		defer func() {
+			if rerr := os.RemoveAll(walDir); err == nil && rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+				err = rerr
+			}
+		}()
+	}
 	if err := os.MkdirAll(snapDirPath, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", snapDirPath, err)
 	}
@@ -365,6 +405,27 @@ func writeDataDir(dataDir string, id uint64, md raftpb.SnapshotMetadata, st *bac
 	}
 	if err := syncDir(memberDir); err != nil {
 		return err
+	}
+	if walAbs != "" {
+		if err := syncDir(walDir); err != nil {
+			return err
+		}
+		// The WAL first: a data dir in place without its WAL would be a
+		// member that cannot start.
+		if err := checkRestoreWALTarget(walAbs); err != nil {
+			return err
+		}
+		if err := os.Rename(walDir, walAbs); err != nil {
+			return fmt.Errorf("move the restored WAL to %s (--wal-dir): %w", dedicatedWAL, err)
+		}
+		defer func() {
+			if err != nil { // the data dir did not follow: take the WAL back out
+				os.RemoveAll(walAbs)
+			}
+		}()
+		if err := syncDir(walParent); err != nil {
+			return err
+		}
 	}
 	// Into place: the whole dir when dataDir does not exist, else the
 	// member dir into the empty dataDir.

@@ -107,7 +107,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	memberDir := filepath.Join(cfg.DataDir, "member")
-	initialized := wal.Exist(filepath.Join(memberDir, "wal"))
+	initialized := wal.Exist(cfg.walDir())
 	logStarting(lg, &cfg, memberDir, initialized)
 	metrics := newServerMetrics()
 	ap, err := newAuthParts(&cfg, lg)

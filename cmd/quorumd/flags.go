@@ -76,7 +76,7 @@ var etcdFlags = []flagInfo{
 	// Member
 	{Name: "name", Class: asEtcd},
 	{Name: "data-dir", Class: asEtcd},
-	{Name: "wal-dir", Class: unsupported, Reason: "quorumd keeps its WAL under --data-dir; a dedicated WAL directory is not implemented", value: func(c *embed.Config) any { return c.WalDir }},
+	{Name: "wal-dir", Class: asEtcd, Reason: "the WAL's segments in that directory instead of <data-dir>/member/wal; a member created without it refuses to start with it (and the reverse finds no WAL, as etcd)"},
 	{Name: "snapshot-count", Class: asEtcd},
 	{Name: "heartbeat-interval", Class: asEtcd},
 	{Name: "election-timeout", Class: asEtcd},

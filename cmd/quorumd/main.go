@@ -186,6 +186,7 @@ func serverConfig(ec *embed.Config, lg *zap.Logger) (*server.Config, error) {
 	c.SnapshotCatchUpEntries = ec.SnapshotCatchUpEntries
 	c.UnsafeNoFsync = ec.UnsafeNoFsync
 	c.ForceNewCluster = ec.ForceNewCluster
+	c.WALDir = ec.WalDir
 	c.MaxRequestBytes = ec.MaxRequestBytes
 	c.MaxTxnOps = ec.MaxTxnOps
 	if ec.QuotaBackendBytes != 0 {

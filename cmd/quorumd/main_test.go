@@ -308,7 +308,7 @@ func TestBadValuesAsEtcd(t *testing.T) {
 // An unsupported flag with a value stops start-up with one line naming it.
 func TestUnsupportedFlagFailsWithOneLine(t *testing.T) {
 	for _, args := range [][]string{
-		{"--wal-dir", "/tmp/wal"},
+		{"--discovery", "https://discovery.etcd.io/x"},
 		{"--discovery-srv", "example.com"},
 	} {
 		var stderr bytes.Buffer
@@ -321,7 +321,7 @@ func TestUnsupportedFlagFailsWithOneLine(t *testing.T) {
 	}
 	// At its default value an unsupported flag is accepted silently.
 	var stderr bytes.Buffer
-	if cfg, _, code := configure([]string{"--discovery-srv=", "--wal-dir="}, nil, &bytes.Buffer{}, &stderr); cfg == nil {
+	if cfg, _, code := configure([]string{"--discovery-srv=", "--discovery="}, nil, &bytes.Buffer{}, &stderr); cfg == nil {
 		t.Fatalf("defaults refused: exit %d, %s", code, stderr.String())
 	}
 }

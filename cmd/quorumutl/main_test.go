@@ -143,8 +143,8 @@ func TestSnapshotRestoreFlagsAreEtcdutls(t *testing.T) {
 			t.Errorf("quorumutl's flag line %q is not etcdutl's", l)
 		}
 	}
-	if n != 6 {
-		t.Errorf("quorumutl restore has %d flags, want 6 (--data-dir, --initial-*, --name, --skip-hash-check):\n%s", n, got)
+	if n != 7 {
+		t.Errorf("quorumutl restore has %d flags, want 7 (--data-dir, --wal-dir, --initial-*, --name, --skip-hash-check):\n%s", n, got)
 	}
 }
 
@@ -193,5 +193,28 @@ func TestSnapshotRestore(t *testing.T) {
 	// A second restore into the now non-empty dir is refused.
 	if _, stderr, code := runCmd(t, qu, args(etcdFile, out)...); code == 0 || !strings.Contains(stderr, "not empty") {
 		t.Fatalf("restore into a non-empty data dir: exit %d, %s", code, stderr)
+	}
+
+	// --wal-dir: the WAL there, none in the data dir; a non-empty one is
+	// refused and nothing is written.
+	walOut, walDir := filepath.Join(dir, "restored-wal"), filepath.Join(dir, "wal-disk", "m1")
+	if _, stderr, code := runCmd(t, qu, args(etcdFile, walOut, "--wal-dir", walDir)...); code != 0 {
+		t.Fatalf("restore with --wal-dir: exit %d\n%s", code, stderr)
+	}
+	if segs, _ := filepath.Glob(filepath.Join(walDir, "*.wal")); len(segs) == 0 {
+		t.Errorf("no WAL segment in --wal-dir %s", walDir)
+	}
+	if _, err := os.Stat(filepath.Join(walOut, "member", "wal")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("restore with --wal-dir made member/wal in the data dir too (%v)", err)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(walDir)); len(entries) != 1 {
+		t.Errorf("beside the WAL dir: %v, want only it (no temporary dir left)", entries)
+	}
+	again := filepath.Join(dir, "restored-again")
+	if _, stderr, code := runCmd(t, qu, args(etcdFile, again, "--wal-dir", walDir)...); code == 0 || !strings.Contains(stderr, "--wal-dir") || !strings.Contains(stderr, "not empty") {
+		t.Fatalf("restore into a non-empty --wal-dir: exit %d, %s", code, stderr)
+	}
+	if _, err := os.Stat(again); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the refused restore left %s", again)
 	}
 }
