@@ -104,6 +104,11 @@ type Config struct {
 	// benchmarks only.
 	UnsafeNoFsync bool
 
+	// SocketOpts are etcd's --socket-reuse-port and --socket-reuse-address:
+	// SO_REUSEPORT and SO_REUSEADDR on every listener (peer, client and
+	// metrics), as etcd sets them.
+	SocketOpts transport.SocketOpts
+
 	// WALDir is etcd's --wal-dir: the member's WAL in a dedicated directory
 	// (a separate disk, say) instead of <data-dir>/member/wal; "" keeps it
 	// there. A member must always start with the same choice.

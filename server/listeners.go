@@ -54,6 +54,9 @@ type clientListener struct {
 func listen(cfg *Config, lg *slog.Logger) (*listeners, error) {
 	l := &listeners{lg: lg, clientTLS: &cfg.ClientTLS, maxStrms: cfg.maxConcurrentStreams()}
 	var err error
+	if !cfg.SocketOpts.Empty() {
+		lg.Info("configuring socket options", "reuse-address", cfg.SocketOpts.ReuseAddress, "reuse-port", cfg.SocketOpts.ReusePort)
+	}
 	lg.Info("configuring peer listeners", "listen-peer-urls", urlStrings(cfg.ListenPeerURLs))
 	if err := checkSchemes(cfg); err != nil {
 		return nil, err
@@ -131,7 +134,7 @@ func bindPeers(cfg *Config, lg *slog.Logger) ([]net.Listener, error) {
 				lg.Warn("scheme is HTTP while --peer-client-cert-auth is enabled; ignoring client cert auth for this URL", "peer-url", u.String())
 			}
 		}
-		ln, err := transport.NewListenerWithOpts(u.Host, u.Scheme, transport.WithTLSInfo(&cfg.PeerTLS))
+		ln, err := transport.NewListenerWithOpts(u.Host, u.Scheme, transport.WithTLSInfo(&cfg.PeerTLS), transport.WithSocketOpts(&cfg.SocketOpts))
 		if err != nil {
 			for _, l := range lns {
 				l.Close()
@@ -166,7 +169,9 @@ func bindClients(cfg *Config, lg *slog.Logger) ([]*clientListener, error) {
 		}
 		cl := byAddr[u.Host]
 		if cl == nil {
-			ln, err := net.Listen("tcp", u.Host)
+			// A plain socket (this package wraps the TLS side itself), with
+			// the socket options as etcd's configureClientListeners.
+			ln, err := transport.NewListenerWithOpts(u.Host, "http", transport.WithSocketOpts(&cfg.SocketOpts), transport.WithSkipTLSInfoCheck(true))
 			if err != nil {
 				return fail(fmt.Errorf("cannot listen for clients on %s (--listen-client-urls): %w", u.String(), err))
 			}
@@ -192,7 +197,7 @@ func bindMetrics(cfg *Config) ([]net.Listener, error) {
 		if u.Scheme == "http" {
 			info = nil
 		}
-		ln, err := transport.NewListenerWithOpts(u.Host, u.Scheme, transport.WithTLSInfo(info))
+		ln, err := transport.NewListenerWithOpts(u.Host, u.Scheme, transport.WithTLSInfo(info), transport.WithSocketOpts(&cfg.SocketOpts))
 		if err != nil {
 			for _, l := range lns {
 				l.Close()

@@ -187,6 +187,7 @@ func serverConfig(ec *embed.Config, lg *zap.Logger) (*server.Config, error) {
 	c.UnsafeNoFsync = ec.UnsafeNoFsync
 	c.ForceNewCluster = ec.ForceNewCluster
 	c.WALDir = ec.WalDir
+	c.SocketOpts = ec.SocketOpts
 	c.MaxRequestBytes = ec.MaxRequestBytes
 	c.MaxTxnOps = ec.MaxTxnOps
 	if ec.QuotaBackendBytes != 0 {
