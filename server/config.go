@@ -109,6 +109,10 @@ type Config struct {
 	// metrics), as etcd sets them.
 	SocketOpts transport.SocketOpts
 
+	// HostWhitelist is etcd's --host-whitelist: the hosts plaintext HTTP
+	// requests to the client URLs may name (empty or "*": any).
+	HostWhitelist []string
+
 	// WALDir is etcd's --wal-dir: the member's WAL in a dedicated directory
 	// (a separate disk, say) instead of <data-dir>/member/wal; "" keeps it
 	// there. A member must always start with the same choice.

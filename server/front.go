@@ -2,7 +2,9 @@ package server
 
 import (
 	"fmt"
+	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"net/http/pprof"
 	"time"
@@ -81,7 +83,51 @@ func newFront(s *Server) *front {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	return &front{grpc: g, http: mux, health: hs, metricsHTTP: metricsMux, leaderStreams: ls, closing: closing}
+	return &front{grpc: g, http: hostWhitelist(s.cfg.HostWhitelist, s.lg, mux), health: hs, metricsHTTP: metricsMux, leaderStreams: ls, closing: closing}
+}
+
+// hostWhitelist is etcd's check of plaintext HTTP requests to the client
+// URLs (embed's accessController, against DNS rebinding, CVE-2018-5702):
+// with a --host-whitelist that lists neither "*" nor the request's host
+// (the Host header without its port), the request gets 421 and etcd's
+// explanation; TLS requests and an empty list pass.
+func hostWhitelist(hosts []string, lg *slog.Logger, h http.Handler) http.Handler {
+	allowed := map[string]bool{}
+	for _, host := range hosts {
+		allowed[host] = true
+	}
+	if len(allowed) == 0 || allowed["*"] {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil {
+			host, _, err := net.SplitHostPort(r.Host)
+			if err != nil {
+				host = r.Host
+			}
+			if !allowed[host] {
+				lg.Warn("rejecting HTTP request to prevent DNS rebinding attacks", "host", host)
+				http.Error(w, errCVE20185702(host), http.StatusMisdirectedRequest)
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// errCVE20185702 is etcd's answer to a request whose host is not
+// whitelisted, word for word.
+func errCVE20185702(host string) string {
+	return fmt.Sprintf(`
+etcd received your request, but the Host header was unrecognized.
+
+To fix this, choose one of the following options:
+- Enable TLS, then any HTTPS request will be allowed.
+- Add the hostname you want to use to the whitelist in settings.
+  - e.g. etcd --host-whitelist %q
+
+This requirement has been added to help prevent "DNS Rebinding" attacks (CVE-2018-5702).
+`, host)
 }
 
 // stop lets the RPCs in flight finish, for at most two seconds.

@@ -157,7 +157,7 @@ var etcdFlags = []flagInfo{
 	{Name: "peer-crl-file", Class: asEtcd, Reason: "read at every accepted connection, as etcd; quorumd also refuses an unreadable file at start-up"},
 	{Name: "cipher-suites", Class: asEtcd, Reason: "etcd's tlsutil names; applies to the client and peer ports"},
 	{Name: "cors", Class: noEffect, Reason: "quorumd serves no browser-facing HTTP API (no grpc-gateway), so there is no CORS header to send", value: func(c *embed.Config) any { return sortedKeys(c.CORS) }},
-	{Name: "host-whitelist", Class: unsupported, Reason: "quorumd does not check the Host header of HTTP requests", value: func(c *embed.Config) any { return sortedKeys(c.HostWhitelist) }},
+	{Name: "host-whitelist", Class: asEtcd, Reason: "plaintext HTTP requests to the client URLs naming another host get etcd's 421 and its explanation"},
 	{Name: "tls-min-version", Class: asEtcd},
 	{Name: "tls-max-version", Class: asEtcd},
 	{Name: "experimental-peer-skip-client-san-verification", Class: asEtcd},

@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -188,6 +189,10 @@ func serverConfig(ec *embed.Config, lg *zap.Logger) (*server.Config, error) {
 	c.ForceNewCluster = ec.ForceNewCluster
 	c.WALDir = ec.WalDir
 	c.SocketOpts = ec.SocketOpts
+	for h := range ec.HostWhitelist {
+		c.HostWhitelist = append(c.HostWhitelist, h)
+	}
+	sort.Strings(c.HostWhitelist)
 	c.MaxRequestBytes = ec.MaxRequestBytes
 	c.MaxTxnOps = ec.MaxTxnOps
 	if ec.QuotaBackendBytes != 0 {
