@@ -59,8 +59,10 @@ func (p *memberParts) transportMembership() *Membership {
 }
 
 // openDataDir opens the member's data dir, <data-dir>/member/{meta.json,
-// wal, snap} (the WAL in --wal-dir when given), and starts its raft.Node: from what the dir holds when it has
-// a WAL (restart), otherwise from the --initial-* settings (bootstrap).
+// wal, snap} (the WAL in --wal-dir when given), and starts its raft.Node:
+// from what the dir holds when it has a WAL (restart), otherwise from the
+// --initial-* settings (bootstrap), unless the dir already holds a member
+// whose WAL is elsewhere (an error).
 // The WAL reports each fdatasync's duration to onFsync (may be nil). A
 // member joining an existing cluster asks its peers for the membership
 // over peerRT.
