@@ -334,9 +334,11 @@ func alarmsFromBackend(lg *slog.Logger, path string, alarms []*pb.AlarmMember) [
 }
 
 // writeDataDir writes <dataDir>/member for member id: meta.json, a
-// snapshot at md holding st, and a WAL whose hard state commits md.Index.
-// It builds the member dir in a temporary directory beside dataDir and
-// renames it into place; on error nothing is left.
+// snapshot at md holding st, and a WAL whose hard state commits md.Index
+// (in dedicatedWAL instead of member/wal when it is not ""). It builds the
+// member dir in a temporary directory beside dataDir, and a dedicated WAL
+// beside dedicatedWAL, and renames them into place, the WAL first; on
+// error nothing is left.
 func writeDataDir(dataDir, dedicatedWAL string, id uint64, md raftpb.SnapshotMetadata, st *backendState, lg *slog.Logger) (err error) {
 	abs, err := filepath.Abs(dataDir)
 	if err != nil {

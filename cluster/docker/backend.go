@@ -75,18 +75,12 @@ func (b *Backend) Start(ctx context.Context, sc cluster.StartConfig) (cluster.Cl
 	if b.StartTimeout > 0 {
 		cfg.StartTimeout = b.StartTimeout
 	}
-	b.mu.Lock()
-	b.runIDs = append(b.runIDs, cfg.RunID)
-	b.mu.Unlock()
-	c, err := New(ctx, cfg)
-	if err != nil && errors.Is(err, errEngineStart) && ctx.Err() == nil {
+	c, err := b.newCluster(ctx, cfg)
+	if errors.Is(err, errEngineStart) && ctx.Err() == nil {
 		// New removed everything of the failed attempt; one more, afresh.
 		lg.Warn("docker: the engine failed to start a member's container; creating the cluster again", "err", err)
 		cfg.RunID += "-2"
-		b.mu.Lock()
-		b.runIDs = append(b.runIDs, cfg.RunID)
-		b.mu.Unlock()
-		c, err = New(ctx, cfg)
+		c, err = b.newCluster(ctx, cfg)
 	}
 	if err != nil {
 		return nil, err
@@ -96,6 +90,14 @@ func (b *Backend) Start(ctx context.Context, sc cluster.StartConfig) (cluster.Cl
 		return withoutPartitions{Cluster: c, tls: c.ClientTLS()}, nil
 	}
 	return c, nil
+}
+
+// newCluster records cfg's run id (RunIDs) and starts its cluster.
+func (b *Backend) newCluster(ctx context.Context, cfg Config) (*Cluster, error) {
+	b.mu.Lock()
+	b.runIDs = append(b.runIDs, cfg.RunID)
+	b.mu.Unlock()
+	return New(ctx, cfg)
 }
 
 // RunIDs are the run ids (labels and names of everything a cluster
