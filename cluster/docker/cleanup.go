@@ -7,15 +7,36 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/moby/moby/client"
 )
 
 // RemoveRun removes every container (forcibly, with its anonymous volumes),
 // volume and network labelled with runID. Missing resources are not errors.
+// A pass that fails (a volume still held by a container the engine was
+// just making, a network with an endpoint being torn down) is followed by
+// up to two more, half a second apart; the last pass's errors are returned.
 func (e *Engine) RemoveRun(ctx context.Context, runID string) error {
-	return e.removeLabelled(ctx, LabelRun+"="+runID)
+	var err error
+	for pass := range removePasses {
+		if pass > 0 {
+			select {
+			case <-ctx.Done():
+				return errors.Join(err, ctx.Err())
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+		if err = e.removeLabelled(ctx, LabelRun+"="+runID); err == nil {
+			return nil
+		}
+		e.log.Warn("docker: clean-up pass failed", "run", runID, "pass", pass+1, "of", removePasses, "err", err)
+	}
+	return err
 }
+
+// removePasses is how many times RemoveRun tries.
+const removePasses = 3
 
 func (e *Engine) removeLabelled(ctx context.Context, label string) error {
 	f := client.Filters{}.Add("label", label)

@@ -169,7 +169,13 @@ func (c *Cluster) create(ctx context.Context) error {
 // createNetwork creates the run's bridge network with a subnet of the
 // engine's choosing, then recreates it with that subnet spelled out (Docker
 // only assigns fixed container IPs on user-configured subnets).
+//
+// Like createContainer, it waits out the engine's answers rather than
+// abandoning them on cancel (see creating), and checks ctx at the end.
 func (c *Cluster) createNetwork(ctx context.Context) (netip.Prefix, netip.Addr, error) {
+	caller := ctx
+	ctx, cancel := creating(ctx)
+	defer cancel()
 	cli := c.eng.cli
 	opts := client.NetworkCreateOptions{Driver: "bridge", Labels: c.labels}
 	if _, err := cli.NetworkCreate(ctx, c.netName, opts); err != nil {
@@ -202,6 +208,9 @@ func (c *Cluster) createNetwork(ctx context.Context) (netip.Prefix, netip.Addr, 
 		return netip.Prefix{}, netip.Addr{}, fmt.Errorf("docker: create network %s on %s: %w", c.netName, subnet, err)
 	}
 	c.cfg.Logger.Info("network created", "network", c.netName, "subnet", subnet)
+	if err := caller.Err(); err != nil {
+		return netip.Prefix{}, netip.Addr{}, fmt.Errorf("docker: create network %s: %w", c.netName, err)
+	}
 	return subnet, gw, nil
 }
 

@@ -115,12 +115,22 @@ func (n *Node) transition(op cluster.Op) (noop bool, err error) {
 
 // createContainer creates the member's volume and container (not started);
 // the caller holds mu or owns the node exclusively.
+//
+// The engine calls run on a context the caller's cancellation does not
+// reach (see creating): once they return, nothing of this member is still
+// being made, so a cleanup that follows finds all of it. ctx is checked
+// after each.
 func (n *Node) createContainer(ctx context.Context) error {
+	cctx, cancel := creating(ctx)
+	defer cancel()
 	cli := n.c.eng.cli
-	if _, err := cli.VolumeCreate(ctx, client.VolumeCreateOptions{Name: n.volume, Labels: n.c.labels}); err != nil {
+	if _, err := cli.VolumeCreate(cctx, client.VolumeCreateOptions{Name: n.volume, Labels: n.c.labels}); err != nil {
 		return fmt.Errorf("docker: create volume %s: %w", n.volume, err)
 	}
-	ctr, err := n.c.eng.provider.CreateContainer(ctx, n.c.containerRequest(n))
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("docker: create %s: %w", n.name, err)
+	}
+	ctr, err := n.c.eng.provider.CreateContainer(cctx, n.c.containerRequest(n))
 	if err != nil {
 		return fmt.Errorf("docker: create container %s from %s: %w", n.container, n.c.cfg.Server.Image, err)
 	}
@@ -129,12 +139,15 @@ func (n *Node) createContainer(ctx context.Context) error {
 		return fmt.Errorf("docker: create container %s: unexpected type %T", n.container, ctr)
 	}
 	n.ctr = dc
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("docker: create %s: %w", n.name, err)
+	}
 	if n.c.cfg.Server.TLS {
-		if err := n.copyCerts(ctx); err != nil {
+		if err := n.copyCerts(cctx); err != nil {
 			return err
 		}
 	}
-	return nil
+	return ctx.Err()
 }
 
 // copyCerts copies the CA and the member's own certificate and key (not the
@@ -226,6 +239,21 @@ func (n *Node) Join(ctx context.Context, j cluster.Join) error {
 	}
 	n.c.cfg.Logger.Info("member joining", "node", n.name, "id", fmt.Sprintf("%x", j.MemberID), "initial-cluster", j.InitialCluster)
 	return n.start(ctx)
+}
+
+// engineCreateTimeout bounds one engine call that makes a resource (a
+// network, a volume, a container); each takes well under a second.
+const engineCreateTimeout = 60 * time.Second
+
+// creating returns the context for engine calls that make resources: ctx's
+// values, none of its cancellation, and a deadline of engineCreateTimeout.
+// A request the client abandons on cancel has often reached the engine,
+// which carries it out anyway; the resource then appears after the
+// cleanup listed what to remove, and outlives it (a container seen in CI,
+// holding its volume: "volume is in use"). Waiting out the engine's answer
+// instead costs at most a second after a cancel.
+func creating(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), engineCreateTimeout)
 }
 
 // engineStartTimeout bounds the engine's answer to one container start (a

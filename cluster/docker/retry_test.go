@@ -88,3 +88,77 @@ func TestEngineStartFailureIsRetriedOnceAfresh(t *testing.T) {
 		})
 	}
 }
+
+// lateCreates is the engine's client with one container create that the
+// engine carries out a second after the caller gave up on it: the call
+// cancels the caller's context (the test's cancel), returns as soon as the
+// context it was given is done, and makes the container anyway.
+type lateCreates struct {
+	client.APIClient
+	at     int32 // which create is late (1-based)
+	cancel context.CancelFunc
+	calls  atomic.Int32
+	landed chan struct{} // closed once the late create is done
+}
+
+func (c *lateCreates) ContainerCreate(ctx context.Context, o client.ContainerCreateOptions) (client.ContainerCreateResult, error) {
+	if c.calls.Add(1) != c.at {
+		return c.APIClient.ContainerCreate(ctx, o)
+	}
+	c.cancel()
+	type result struct {
+		r   client.ContainerCreateResult
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		defer close(c.landed)
+		time.Sleep(time.Second)
+		r, err := c.APIClient.ContainerCreate(context.WithoutCancel(ctx), o)
+		done <- result{r, err}
+	}()
+	select {
+	case <-ctx.Done():
+		return client.ContainerCreateResult{}, ctx.Err()
+	case res := <-done:
+		return res.r, res.err
+	}
+}
+
+// A cancel while the engine is making a container must not leave that
+// container behind once the engine finishes: the backend waits out the
+// engine's answer, then cleans up, and New reports the cancel.
+func TestCancelDuringContainerCreateLeavesNothing(t *testing.T) {
+	if engineErr != nil {
+		t.Skipf("no Docker engine: %v", engineErr)
+	}
+	plain, err := NewEngine(context.Background(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	wrapped := &lateCreates{APIClient: plain.Client(), at: 2, cancel: cancel, landed: make(chan struct{})}
+	eng, err := NewEngine(context.Background(), testLogger(t), wrapped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	cfg := testConfig(t, eng)
+	t.Cleanup(func() { plain.RemoveRun(context.Background(), cfg.RunID) })
+	c, err := New(ctx, cfg)
+	if err == nil {
+		c.Close(context.Background())
+		t.Fatal("New succeeded after a cancel during the second member's create")
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want the cancel", err)
+	}
+	select {
+	case <-wrapped.landed:
+	case <-time.After(time.Minute):
+		t.Fatal("the late create never finished")
+	}
+	assertNothingLeft(t, eng, cfg.RunID)
+}
