@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -150,6 +151,13 @@ func bootstrap(cfg *Config, lg *slog.Logger, memberDir string, walOpts wal.Optio
 	// a new cluster (its bootstrap entries add the same members), nothing
 	// but the cluster ID for a member that joins (the log or a snapshot
 	// brings the members, as on the members that were there).
+	if cfg.Discover != nil && !joined {
+		var err error
+		if membership, err = discover(cfg, lg, me); err != nil {
+			return nil, err
+		}
+		me = membership.MemberByName(cfg.Name)
+	}
 	applied := membership
 	if joined {
 		existing, err := clusterFromRemotePeers(lg, remotePeerURLs(membership, cfg.Name), peerRT)
@@ -181,6 +189,54 @@ func bootstrap(cfg *Config, lg *slog.Logger, memberDir string, walOpts wal.Optio
 	}, nil
 }
 
+// DiscoveryError is a failed bootstrap by discovery (Config.Discover): Op
+// is what failed ("join"), Err why (etcd's v3discovery errors, such as
+// "discovery: cluster is full"). etcd's servererrors.DiscoveryError, whose
+// message it repeats; etcdmain tells its causes apart with errors.Is.
+type DiscoveryError struct {
+	Op  string
+	Err error
+}
+
+func (e *DiscoveryError) Error() string {
+	return fmt.Sprintf("failed to %s discovery cluster (%v)", e.Op, e.Err)
+}
+func (e *DiscoveryError) Unwrap() error { return e.Err }
+
+// discover is etcd's bootstrapNewClusterNoWAL with discovery: member me
+// registers itself under its ID with its own entry, and the members the
+// service returns (each ID computed from its peer URLs and the token, as
+// every member computes them) are the new cluster, which must include me
+// under its name and give no peer URL twice.
+func discover(cfg *Config, lg *slog.Logger, me *Member) (*Membership, error) {
+	self := make([]string, len(me.PeerURLs))
+	for i, u := range me.PeerURLs {
+		self[i] = me.Name + "=" + u
+	}
+	str, err := cfg.Discover(me.ID, strings.Join(self, ","))
+	if err != nil {
+		return nil, &DiscoveryError{Op: "join", Err: err}
+	}
+	initial, err := ParseInitialCluster(str)
+	if err != nil {
+		return nil, fmt.Errorf("discovery returned cluster %q: %w", str, err)
+	}
+	seen := map[string]bool{}
+	for _, us := range initial {
+		for _, u := range us {
+			if seen[u.String()] {
+				return nil, fmt.Errorf("discovery cluster %s has duplicate url", str)
+			}
+			seen[u.String()] = true
+		}
+	}
+	m := NewMembership(initial, cfg.InitialClusterToken)
+	if found := m.MemberByName(cfg.Name); found == nil || found.ID != me.ID {
+		return nil, fmt.Errorf("discovery returned cluster %s without this member (%s, %s)", str, cfg.Name, idString(me.ID))
+	}
+	return m, nil
+}
+
 func restart(cfg *Config, lg *slog.Logger, memberDir string, walOpts wal.Options) (*memberParts, error) {
 	walDir, snapDirPath := cfg.walDir(), filepath.Join(memberDir, "snap")
 	id, meta, err := readMeta(memberDir)
@@ -188,6 +244,9 @@ func restart(cfg *Config, lg *slog.Logger, memberDir string, walOpts wal.Options
 		return nil, err
 	}
 	membership := meta.Membership
+	if cfg.Discover != nil {
+		lg.Warn("discovery token is ignored since cluster already initialized; valid logs are found", "wal-dir", walDir)
+	}
 	if me := membership.Member(id); me.Name != cfg.Name && me.Name != "" {
 		lg.Warn("--name differs from the name this data dir was created with; using the data dir's", "name", cfg.Name, "data-dir-name", me.Name)
 	}

@@ -77,6 +77,18 @@ type Config struct {
 	// etcd's --initial-cluster. Used only when the data dir is empty.
 	InitialCluster      map[string][]url.URL
 	InitialClusterToken string
+	// Discover, when set, is how a new member learns its initial cluster
+	// from a discovery service instead of InitialCluster (etcd's v3
+	// discovery, --discovery-endpoints and --discovery-token, or its v2
+	// discovery, --discovery; the token is then the URL). It is
+	// called once, when a member bootstraps a new cluster on an empty data
+	// dir, with the member's ID and its own entry in --initial-cluster's
+	// form (name=peerURL,…; InitialCluster then holds only this member,
+	// and InitialClusterToken is the discovery token, as etcd makes them);
+	// it registers the member, waits until the cluster's size have, and
+	// returns them all in that form. A restart never calls it. Its error
+	// stops start-up as a *DiscoveryError.
+	Discover func(id uint64, self string) (string, error)
 	// InitialClusterState is "new" (bootstrap the cluster) or "existing"
 	// (start with an empty log and be caught up by the current leader, which
 	// must already list this member).

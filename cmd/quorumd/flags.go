@@ -56,14 +56,16 @@ type flagInfo struct {
 }
 
 const (
-	whyDiscovery = "discovery is not implemented in quorumd: list the members in --initial-cluster"
-	whyBolt      = "bbolt tuning: quorumd's keyspace is not a bbolt file (server/mvcc keeps it in memory, durable through the WAL and snapshots)"
-	whyTracing   = "distributed tracing is not implemented in quorumd"
-	whyTraceOnly = "used by etcd only with --enable-distributed-tracing, which quorumd refuses"
-	whyNoSlowLog = "quorumd does not log slow requests yet"
-	whyRetention = "quorumd keeps the newest 3 snapshot files and releases WAL segments behind each snapshot (server/storage.go)"
-	whyNoDefrag  = "quorumd has no bbolt file: Defragment rebuilds its in-memory store (writes wait; reads and the gRPC health service go on), and there is nothing to defragment at start-up"
-	whyRaftHTTP  = "quorumd's peer transport (server/transport_stream.go) is not etcd's rafthttp and keeps its own timeouts"
+	whyDiscovery   = "DNS SRV discovery is not implemented in quorumd: use --discovery-endpoints and --discovery-token, or --discovery, or list the members in --initial-cluster"
+	whyV3Discovery = "v3 discovery: a new member registers and finds its cluster through etcd's own v3discovery client, on an empty data dir only (server/bootstrap.go discover)"
+	whyV2Discovery = "v2 discovery (deprecated by etcd 3.6, as etcd warns): a new member registers and finds its cluster through etcd's own v2discovery client, on an empty data dir only"
+	whyBolt        = "bbolt tuning: quorumd's keyspace is not a bbolt file (server/mvcc keeps it in memory, durable through the WAL and snapshots)"
+	whyTracing     = "distributed tracing is not implemented in quorumd"
+	whyTraceOnly   = "used by etcd only with --enable-distributed-tracing, which quorumd refuses"
+	whyNoSlowLog   = "quorumd does not log slow requests yet"
+	whyRetention   = "quorumd keeps the newest 3 snapshot files and releases WAL segments behind each snapshot (server/storage.go)"
+	whyNoDefrag    = "quorumd has no bbolt file: Defragment rebuilds its in-memory store (writes wait; reads and the gRPC health service go on), and there is nothing to defragment at start-up"
+	whyRaftHTTP    = "quorumd's peer transport (server/transport_stream.go) is not etcd's rafthttp and keeps its own timeouts"
 )
 
 // flagTable lists every flag of etcd 3.6.16 (embed.Config's AddFlags and
@@ -110,22 +112,22 @@ var etcdFlags = []flagInfo{
 	{Name: "initial-cluster-state", Class: asEtcd},
 	{Name: "initial-cluster-token", Class: asEtcd},
 	{Name: "advertise-client-urls", Class: asEtcd},
-	{Name: "discovery", Class: unsupported, Reason: whyDiscovery, value: func(c *embed.Config) any { return c.Durl }},
-	{Name: "discovery-token", Class: unsupported, Reason: whyDiscovery, value: func(c *embed.Config) any { return c.DiscoveryCfg.Token }},
-	{Name: "discovery-endpoints", Class: unsupported, Reason: whyDiscovery, value: func(c *embed.Config) any { return strings.Join(c.DiscoveryCfg.Endpoints, ",") }},
-	{Name: "discovery-dial-timeout", Class: unsupported, Reason: whyDiscovery, value: func(c *embed.Config) any { return c.DiscoveryCfg.DialTimeout }},
-	{Name: "discovery-request-timeout", Class: unsupported, Reason: whyDiscovery, value: func(c *embed.Config) any { return c.DiscoveryCfg.RequestTimeout }},
-	{Name: "discovery-keepalive-time", Class: unsupported, Reason: whyDiscovery, value: func(c *embed.Config) any { return c.DiscoveryCfg.KeepAliveTime }},
-	{Name: "discovery-keepalive-timeout", Class: unsupported, Reason: whyDiscovery, value: func(c *embed.Config) any { return c.DiscoveryCfg.KeepAliveTimeout }},
-	{Name: "discovery-insecure-transport", Class: unsupported, Reason: whyDiscovery, value: func(c *embed.Config) any { return c.DiscoveryCfg.Secure.InsecureTransport }},
-	{Name: "discovery-insecure-skip-tls-verify", Class: unsupported, Reason: whyDiscovery, value: func(c *embed.Config) any { return c.DiscoveryCfg.Secure.InsecureSkipVerify }},
-	{Name: "discovery-cert", Class: unsupported, Reason: whyDiscovery, value: func(c *embed.Config) any { return c.DiscoveryCfg.Secure.Cert }},
-	{Name: "discovery-key", Class: unsupported, Reason: whyDiscovery, value: func(c *embed.Config) any { return c.DiscoveryCfg.Secure.Key }},
-	{Name: "discovery-cacert", Class: unsupported, Reason: whyDiscovery, value: func(c *embed.Config) any { return c.DiscoveryCfg.Secure.Cacert }},
-	{Name: "discovery-user", Class: unsupported, Reason: whyDiscovery, value: func(c *embed.Config) any { return c.DiscoveryCfg.Auth.Username }},
-	{Name: "discovery-password", Class: unsupported, Reason: whyDiscovery, value: func(c *embed.Config) any { return c.DiscoveryCfg.Auth.Password != "" }},
+	{Name: "discovery", Class: asEtcd, Reason: whyV2Discovery},
+	{Name: "discovery-token", Class: asEtcd, Reason: whyV3Discovery},
+	{Name: "discovery-endpoints", Class: asEtcd, Reason: whyV3Discovery},
+	{Name: "discovery-dial-timeout", Class: asEtcd, Reason: whyV3Discovery},
+	{Name: "discovery-request-timeout", Class: asEtcd, Reason: whyV3Discovery},
+	{Name: "discovery-keepalive-time", Class: asEtcd, Reason: whyV3Discovery},
+	{Name: "discovery-keepalive-timeout", Class: asEtcd, Reason: whyV3Discovery},
+	{Name: "discovery-insecure-transport", Class: asEtcd, Reason: whyV3Discovery},
+	{Name: "discovery-insecure-skip-tls-verify", Class: asEtcd, Reason: whyV3Discovery},
+	{Name: "discovery-cert", Class: asEtcd, Reason: whyV3Discovery},
+	{Name: "discovery-key", Class: asEtcd, Reason: whyV3Discovery},
+	{Name: "discovery-cacert", Class: asEtcd, Reason: whyV3Discovery},
+	{Name: "discovery-user", Class: asEtcd, Reason: whyV3Discovery},
+	{Name: "discovery-password", Class: asEtcd, Reason: whyV3Discovery},
 	{Name: "discovery-fallback", Class: asEtcd, Reason: "'exit' is the only value etcd 3.6 accepts"},
-	{Name: "discovery-proxy", Class: unsupported, Reason: whyDiscovery, value: func(c *embed.Config) any { return c.Dproxy }},
+	{Name: "discovery-proxy", Class: asEtcd, Reason: whyV2Discovery},
 	{Name: "discovery-srv", Class: unsupported, Reason: whyDiscovery, value: func(c *embed.Config) any { return c.DNSCluster }},
 	{Name: "discovery-srv-name", Class: unsupported, Reason: whyDiscovery, value: func(c *embed.Config) any { return c.DNSClusterServiceName }},
 	{Name: "strict-reconfig-check", Class: asEtcd, Reason: "refuses a member add, remove or promote that would leave too few started or connected members, with etcd's errors"},

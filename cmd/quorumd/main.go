@@ -28,6 +28,8 @@ import (
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/client/pkg/v3/types"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v2discovery"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3discovery"
 	"go.etcd.io/etcd/server/v3/features"
 
 	"github.com/quorum-kv/quorum/internal/etcdlog"
@@ -49,6 +51,9 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	}
 	defer lg.Sync() //nolint:errcheck // nothing to do about a failed flush
 	s, err := server.New(*cfg)
+	if errors.As(err, new(*server.DiscoveryError)) {
+		return 1 // Config.Discover logged etcdmain's lines (discoveryFailed)
+	}
 	if err != nil {
 		lg.Warn("failed to start", zap.Error(err))
 		return 1
@@ -77,6 +82,31 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		lg.Error("fatal error; stopping", zap.Error(err))
 		s.Stop()
 		return 1
+	}
+}
+
+// discoveryFailed logs etcdmain's lines for a failed bootstrap by discovery
+// (startEtcdOrProxyV2) of member name in dataDir: err is the discovery
+// client's. durl is --discovery, which etcd names as the token in every
+// case (empty with v3 discovery).
+func discoveryFailed(lg *zap.Logger, err error, name, dataDir, durl string) {
+	derr := &server.DiscoveryError{Op: "join", Err: err}
+	switch {
+	case errors.Is(derr.Err, v2discovery.ErrDuplicateID):
+		lg.Warn("member has been registered with discovery service",
+			zap.String("name", name), zap.String("discovery-token", durl), zap.Error(derr.Err))
+		lg.Warn("but could not find valid cluster configuration", zap.String("data-dir", dataDir))
+		lg.Warn("check data dir if previous bootstrap succeeded")
+		lg.Warn("or use a new discovery token if previous bootstrap failed")
+	case errors.Is(derr.Err, v2discovery.ErrDuplicateName):
+		lg.Warn("member with duplicated name has already been registered",
+			zap.String("discovery-token", durl), zap.Error(derr.Err))
+		lg.Warn("cURL the discovery token URL for details")
+		lg.Warn("do not reuse discovery token; generate a new one to bootstrap a cluster")
+	default:
+		lg.Warn("failed to bootstrap; discovery token was already used",
+			zap.String("discovery-token", durl), zap.Error(derr))
+		lg.Warn("do not reuse discovery token; generate a new one to bootstrap a cluster")
 	}
 }
 
@@ -176,10 +206,41 @@ func serverConfig(ec *embed.Config, lg *zap.Logger) (*server.Config, error) {
 			return nil, fmt.Errorf("--listen-metrics-urls: %w", err)
 		}
 	}
-	if c.InitialCluster, err = server.ParseInitialCluster(ec.InitialCluster); err != nil {
-		return nil, fmt.Errorf("--initial-cluster: %w", err)
+	switch {
+	// As embed's PeerURLsMapAndToken and etcdserver's
+	// bootstrapNewClusterNoWAL for discovery: a cluster of this member
+	// alone, the discovery token (v2: its URL) as the cluster token, and
+	// the members found by etcd's own discovery client.
+	case ec.Durl != "":
+		c.InitialCluster = map[string][]url.URL{c.Name: c.InitialAdvertisePeerURLs}
+		c.InitialClusterToken = ec.Durl
+		durl, proxy := ec.Durl, ec.Dproxy
+		c.Discover = func(id uint64, self string) (string, error) {
+			lg.Warn("V2 discovery is deprecated!")
+			cluster, err := v2discovery.JoinCluster(lg, durl, proxy, types.ID(id), self)
+			if err != nil {
+				discoveryFailed(lg, err, c.Name, c.DataDir, durl)
+			}
+			return cluster, err
+		}
+	case len(ec.DiscoveryCfg.Endpoints) > 0:
+		c.InitialCluster = map[string][]url.URL{c.Name: c.InitialAdvertisePeerURLs}
+		c.InitialClusterToken = ec.DiscoveryCfg.Token
+		dc := ec.DiscoveryCfg
+		c.Discover = func(id uint64, self string) (string, error) {
+			lg.Info("Bootstrapping cluster using v3 discovery.")
+			cluster, err := v3discovery.JoinCluster(lg, &dc, types.ID(id), self)
+			if err != nil {
+				discoveryFailed(lg, err, c.Name, c.DataDir, "")
+			}
+			return cluster, err
+		}
+	default:
+		if c.InitialCluster, err = server.ParseInitialCluster(ec.InitialCluster); err != nil {
+			return nil, fmt.Errorf("--initial-cluster: %w", err)
+		}
+		c.InitialClusterToken = ec.InitialClusterToken
 	}
-	c.InitialClusterToken = ec.InitialClusterToken
 	c.InitialClusterState = ec.ClusterState
 	c.HeartbeatInterval = time.Duration(ec.TickMs) * time.Millisecond
 	c.ElectionTimeout = time.Duration(ec.ElectionMs) * time.Millisecond

@@ -308,8 +308,8 @@ func TestBadValuesAsEtcd(t *testing.T) {
 // An unsupported flag with a value stops start-up with one line naming it.
 func TestUnsupportedFlagFailsWithOneLine(t *testing.T) {
 	for _, args := range [][]string{
-		{"--discovery", "https://discovery.etcd.io/x"},
 		{"--discovery-srv", "example.com"},
+		{"--discovery-srv-name", "etcd"},
 	} {
 		var stderr bytes.Buffer
 		code := run(append([]string{"--data-dir", t.TempDir()}, args...), nil, &bytes.Buffer{}, &stderr)
