@@ -22,7 +22,7 @@ import (
 // client URLs. Every service is registered here, in newFront; the services
 // themselves live in front_*.go (front_kv.go, front_maintenance.go,
 // front_cluster.go, front_health.go, front_lease.go, front_watch.go,
-// front_auth.go) and
+// front_auth.go; Lock and Election in front_self.go) and
 // reach the member only through the Server's methods (propose,
 // linearizableReadNotify, readView, header) and its watchable store.
 // Which sockets the front is served on is listeners.go's business.
@@ -36,6 +36,9 @@ type front struct {
 	// leaderStreams are the open streams that require a leader
 	// (front_leader.go); Server.monitorLeader cancels them.
 	leaderStreams *leaderStreams
+	// self is the member's client of itself (front_self.go), nil if it
+	// could not be made (the member is then stopping).
+	self *selfConn
 	// closing is closed when the front starts to stop, so that streams
 	// that would never end on their own (Watch) end and let the graceful
 	// stop finish at once.
@@ -62,6 +65,12 @@ func newFront(s *Server) *front {
 	closing := make(chan struct{})
 	pb.RegisterWatchServer(g, newWatchServer(s, closing))
 	pb.RegisterAuthServer(g, &authServer{s: s})
+	self, err := newSelfConn(s.lg)
+	if err != nil {
+		s.fatal(fmt.Errorf("client API: %w", err)) // not seen: an in-memory dial with fixed options
+	} else {
+		self.register(g)
+	}
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)
 	// Every method's grpc_server_* series from the start, as etcd.
@@ -83,7 +92,7 @@ func newFront(s *Server) *front {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	return &front{grpc: g, http: hostWhitelist(s.cfg.HostWhitelist, s.lg, mux), health: hs, metricsHTTP: metricsMux, leaderStreams: ls, closing: closing}
+	return &front{grpc: g, http: hostWhitelist(s.cfg.HostWhitelist, s.lg, mux), health: hs, metricsHTTP: metricsMux, leaderStreams: ls, closing: closing, self: self}
 }
 
 // hostWhitelist is etcd's check of plaintext HTTP requests to the client
@@ -133,6 +142,11 @@ This requirement has been added to help prevent "DNS Rebinding" attacks (CVE-201
 // stop lets the RPCs in flight finish, for at most two seconds.
 func (f *front) stop() {
 	close(f.closing)
+	if f.self != nil {
+		// First, so that Lock and Campaign calls waiting on the self
+		// client end and the graceful stop does not wait them out.
+		f.self.close()
+	}
 	done := make(chan struct{})
 	go func() { f.grpc.GracefulStop(); close(done) }()
 	select {

@@ -193,6 +193,9 @@ func (s *Server) Start() {
 	}
 	s.run()
 	s.front = newFront(s)
+	if s.front.self != nil {
+		go s.front.grpc.Serve(s.front.self.ln) // ends with the gRPC server's Stop
+	}
 	s.wg.Add(3)
 	go func() { defer s.wg.Done(); s.healthLoop(s.front.health) }()
 	go func() { defer s.wg.Done(); s.monitorLeader(s.front.leaderStreams) }()
