@@ -77,6 +77,12 @@ type Config struct {
 	// etcd's --initial-cluster. Used only when the data dir is empty.
 	InitialCluster      map[string][]url.URL
 	InitialClusterToken string
+	// EnableGRPCGateway serves etcd's grpc-gateway (JSON over HTTP at
+	// /v3/...) on the client URLs (--enable-grpc-gateway, default on).
+	EnableGRPCGateway bool
+	// CORS lists the origins whose browsers may call the client URLs' HTTP
+	// API (--cors); empty or "*": every origin, etcd's default.
+	CORS []string
 	// Discover, when set, is how a new member learns its initial cluster
 	// from a discovery service instead of InitialCluster (etcd's v3
 	// discovery, --discovery-endpoints and --discovery-token, or its v2
@@ -233,6 +239,7 @@ type Config struct {
 func DefaultConfig() Config {
 	c := Config{
 		Name:                        DefaultName,
+		EnableGRPCGateway:           true,
 		ListenClientURLs:            []url.URL{mustURL(DefaultListenClientURL)},
 		AdvertiseClientURLs:         []url.URL{mustURL(DefaultListenClientURL)},
 		ListenPeerURLs:              []url.URL{mustURL(DefaultListenPeerURL)},

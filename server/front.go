@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -92,36 +93,92 @@ func newFront(s *Server) *front {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	return &front{grpc: g, http: hostWhitelist(s.cfg.HostWhitelist, s.lg, mux), health: hs, metricsHTTP: metricsMux, leaderStreams: ls, closing: closing, self: self}
+	if s.cfg.EnableGRPCGateway && self != nil {
+		gw, err := self.gateway()
+		if err != nil {
+			s.fatal(fmt.Errorf("client API: %w", err))
+		} else {
+			mux.Handle("/v3/", gw)
+		}
+	}
+	return &front{grpc: g, http: newAccessController(&s.cfg, s.lg, s.auth.IsAuthEnabled, mux), health: hs, metricsHTTP: metricsMux, leaderStreams: ls, closing: closing, self: self}
 }
 
-// hostWhitelist is etcd's check of plaintext HTTP requests to the client
-// URLs (embed's accessController, against DNS rebinding, CVE-2018-5702):
-// with a --host-whitelist that lists neither "*" nor the request's host
-// (the Host header without its port), the request gets 421 and etcd's
-// explanation; TLS requests and an empty list pass.
-func hostWhitelist(hosts []string, lg *slog.Logger, h http.Handler) http.Handler {
-	allowed := map[string]bool{}
-	for _, host := range hosts {
-		allowed[host] = true
+// accessController is etcd's (embed/serve.go) in front of the client
+// URLs' HTTP handlers:
+//   - /v3beta/ paths are served as /v3/ (etcd's backward compatibility);
+//   - plaintext requests whose host (the Host header without its port) is
+//     not in a --host-whitelist that lists neither "*" nor it get 421 and
+//     etcd's explanation (DNS rebinding, CVE-2018-5702);
+//   - with --client-cert-auth, the gateway and auth enabled, a TLS request
+//     to /v3/ whose client certificate has a common name gets 400 (the
+//     gateway would act as the member, not as that user);
+//   - every answer carries the CORS headers for --cors (default "*"), and
+//     OPTIONS (a browser's preflight) is answered 200 with them alone.
+type accessController struct {
+	lg          *slog.Logger
+	hosts       map[string]bool // nil: every host
+	cors        map[string]bool // nil: every origin
+	certAuth    bool            // --client-cert-auth with the gateway on
+	authEnabled func() bool
+	mux         http.Handler
+}
+
+func newAccessController(cfg *Config, lg *slog.Logger, authEnabled func() bool, mux http.Handler) *accessController {
+	ac := &accessController{lg: lg, certAuth: cfg.ClientTLS.ClientCertAuth && cfg.EnableGRPCGateway, authEnabled: authEnabled, mux: mux}
+	set := func(vs []string) map[string]bool {
+		m := map[string]bool{}
+		for _, v := range vs {
+			m[v] = true
+		}
+		if len(m) == 0 || m["*"] {
+			return nil
+		}
+		return m
 	}
-	if len(allowed) == 0 || allowed["*"] {
-		return h
+	ac.hosts, ac.cors = set(cfg.HostWhitelist), set(cfg.CORS)
+	return ac
+}
+
+func (ac *accessController) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/v3beta/") {
+		r.URL.Path = strings.Replace(r.URL.Path, "/v3beta/", "/v3/", 1)
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.TLS == nil {
-			host, _, err := net.SplitHostPort(r.Host)
-			if err != nil {
-				host = r.Host
-			}
-			if !allowed[host] {
-				lg.Warn("rejecting HTTP request to prevent DNS rebinding attacks", "host", host)
-				http.Error(w, errCVE20185702(host), http.StatusMisdirectedRequest)
+	if r.TLS == nil {
+		host, _, err := net.SplitHostPort(r.Host)
+		if err != nil {
+			host = r.Host
+		}
+		if ac.hosts != nil && !ac.hosts[host] {
+			ac.lg.Warn("rejecting HTTP request to prevent DNS rebinding attacks", "host", host)
+			http.Error(w, errCVE20185702(host), http.StatusMisdirectedRequest)
+			return
+		}
+	} else if ac.certAuth && strings.HasPrefix(r.URL.Path, "/v3/") && ac.authEnabled() {
+		for _, chain := range r.TLS.VerifiedChains {
+			if len(chain) > 0 && chain[0].Subject.CommonName != "" {
+				http.Error(w, "CommonName of client sending a request against gateway will be ignored and not used as expected", http.StatusBadRequest)
 				return
 			}
 		}
-		h.ServeHTTP(w, r)
-	})
+	}
+	if ac.cors == nil {
+		addCORSHeader(w, "*")
+	} else if origin := r.Header.Get("Origin"); ac.cors[origin] {
+		addCORSHeader(w, origin)
+	}
+	if r.Method == http.MethodOptions {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	ac.mux.ServeHTTP(w, r)
+}
+
+// addCORSHeader adds etcd's CORS headers for origin.
+func addCORSHeader(w http.ResponseWriter, origin string) {
+	w.Header().Add("Access-Control-Allow-Methods", "POST, GET, OPTIONS, PUT, DELETE")
+	w.Header().Add("Access-Control-Allow-Origin", origin)
+	w.Header().Add("Access-Control-Allow-Headers", "accept, content-type, authorization")
 }
 
 // errCVE20185702 is etcd's answer to a request whose host is not

@@ -32,7 +32,7 @@ func (c *clusterServer) MemberList(ctx context.Context, r *pb.MemberListRequest)
 		}
 	}
 	st := c.s.readView()
-	return &pb.MemberListResponse{Header: c.s.header(st.view.Rev()), Members: protoMembers(st.membership)}, nil
+	return &pb.MemberListResponse{Header: c.s.clusterHeader(), Members: protoMembers(st.membership)}, nil
 }
 
 func protoMembers(m *Membership) []*pb.Member {

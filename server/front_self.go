@@ -5,17 +5,24 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 
+	gw "github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/tmc/grpc-websocket-proxy/wsproxy"
+	etcdservergw "go.etcd.io/etcd/api/v3/etcdserverpb/gw"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3election"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3election/v3electionpb"
+	v3electiongw "go.etcd.io/etcd/server/v3/etcdserver/api/v3election/v3electionpb/gw"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3lock"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3lock/v3lockpb"
+	v3lockgw "go.etcd.io/etcd/server/v3/etcdserver/api/v3lock/v3lockpb/gw"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/quorum-kv/quorum/internal/etcdlog"
 )
@@ -34,6 +41,7 @@ import (
 // "authorization" metadata), as etcd's v3client passes the caller's
 // context to the server.
 type selfConn struct {
+	lg   *slog.Logger
 	ln   *bufconn.Listener
 	conn *grpc.ClientConn // the gateway's
 	cli  *clientv3.Client // v3lock's and v3election's
@@ -64,8 +72,54 @@ func newSelfConn(lg *slog.Logger) (*selfConn, error) {
 		conn.Close()
 		return nil, fmt.Errorf("self client: %w", err)
 	}
-	return &selfConn{ln: ln, conn: conn, cli: cli}, nil
+	return &selfConn{lg: lg, ln: ln, conn: conn, cli: cli}, nil
 }
+
+// gateway is etcd's grpc-gateway (embed's registerGateway and createMux):
+// JSON over HTTP at /v3/... for every service, marshalled with etcd's
+// options (proto field names, unset fields left out, unknown fields
+// ignored), streams (Watch, LeaseKeepAlive, Observe) also over websockets,
+// each request a call on the self connection with the HTTP Authorization
+// header as its token.
+func (sc *selfConn) gateway() (http.Handler, error) {
+	gwmux := gw.NewServeMux(
+		gw.WithMarshalerOption(gw.MIMEWildcard, &gw.HTTPBodyMarshaler{
+			Marshaler: &gw.JSONPb{
+				MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: false},
+				UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
+			},
+		}),
+	)
+	for _, register := range []func(context.Context, *gw.ServeMux, *grpc.ClientConn) error{
+		etcdservergw.RegisterKVHandler,
+		etcdservergw.RegisterWatchHandler,
+		etcdservergw.RegisterLeaseHandler,
+		etcdservergw.RegisterClusterHandler,
+		etcdservergw.RegisterMaintenanceHandler,
+		etcdservergw.RegisterAuthHandler,
+		v3lockgw.RegisterLockHandler,
+		v3electiongw.RegisterElectionHandler,
+	} {
+		if err := register(context.Background(), gwmux, sc.conn); err != nil {
+			return nil, fmt.Errorf("grpc-gateway: %w", err)
+		}
+	}
+	return wsproxy.WebsocketProxy(gwmux,
+		// Streams are POST methods; a websocket upgrade is a GET.
+		wsproxy.WithRequestMutator(func(_ *http.Request, out *http.Request) *http.Request {
+			out.Method = http.MethodPost
+			return out
+		}),
+		wsproxy.WithMaxRespBodyBufferSize(0x7fffffff),
+		wsproxy.WithLogger(wsLogger{sc.lg}),
+	), nil
+}
+
+// wsLogger is wsproxy's logger on the member's, as etcd's wsProxyZapLogger.
+type wsLogger struct{ lg *slog.Logger }
+
+func (w wsLogger) Warnln(args ...any)  { w.lg.Warn(fmt.Sprint(args...)) }
+func (w wsLogger) Debugln(args ...any) { w.lg.Debug(fmt.Sprint(args...)) }
 
 // register adds the services built on the self connection to g.
 func (sc *selfConn) register(g *grpc.Server) {

@@ -101,7 +101,7 @@ var etcdFlags = []flagInfo{
 	{Name: "grpc-keepalive-timeout", Class: asEtcd},
 	{Name: "socket-reuse-port", Class: asEtcd, Reason: "SO_REUSEPORT on every peer, client and metrics listener"},
 	{Name: "socket-reuse-address", Class: asEtcd, Reason: "SO_REUSEADDR on every peer, client and metrics listener"},
-	{Name: "enable-grpc-gateway", Class: noEffect, Reason: "quorumd serves no grpc-gateway (JSON over HTTP, /v3/...): clients use gRPC; turning it off changes nothing", value: func(c *embed.Config) any { return c.EnableGRPCGateway }},
+	{Name: "enable-grpc-gateway", Class: asEtcd, Reason: "etcd's grpc-gateway (JSON over HTTP at /v3/..., websockets for streams), etcd's own generated handlers over the member's in-memory client connection (server/front_self.go)"},
 	{Name: "raft-read-timeout", Class: noEffect, Reason: whyRaftHTTP, value: func(*embed.Config) any { return rafthttp.ConnReadTimeout }},
 	{Name: "raft-write-timeout", Class: noEffect, Reason: whyRaftHTTP, value: func(*embed.Config) any { return rafthttp.ConnWriteTimeout }},
 	{Name: "feature-gates", Class: noEffect, Reason: "InitialCorruptCheck and CompactHashCheck (server/corrupt.go), LeaseCheckpoint and LeaseCheckpointPersist (server/lease.go) are honoured, as etcd; none of etcd's other feature gates (SetMemberLocalAddr, StopGRPCServiceOnDefrag, TxnModeWriteWithSharedBuffer) has a counterpart in quorumd yet", value: featureGatesSet},
@@ -140,7 +140,7 @@ var etcdFlags = []flagInfo{
 	{Name: "cert-file", Class: asEtcd, Reason: "etcd's TLSInfo (go.etcd.io/etcd/client/pkg/v3/transport): read at every handshake, so a certificate rotated on disk is used by the next connection"},
 	{Name: "key-file", Class: asEtcd, Reason: "read at every handshake with --cert-file; a key that does not match stops start-up naming both flags"},
 	{Name: "client-cert-auth", Class: asEtcd},
-	{Name: "client-cert-file", Class: asEtcd, Reason: "etcd uses it when the member dials its own client port (the grpc-gateway, which quorumd does not serve): validated at start-up as etcd does"},
+	{Name: "client-cert-file", Class: asEtcd, Reason: "etcd uses it when the member dials its own client port for the grpc-gateway; quorumd's gateway uses an in-memory connection instead, so it is validated at start-up as etcd does and otherwise unused"},
 	{Name: "client-key-file", Class: asEtcd, Reason: "see --client-cert-file"},
 	{Name: "client-crl-file", Class: asEtcd, Reason: "read at every accepted connection, as etcd; quorumd also refuses an unreadable file at start-up (etcd would reject every connection)"},
 	{Name: "client-cert-allowed-hostname", Class: asEtcd},
@@ -158,7 +158,7 @@ var etcdFlags = []flagInfo{
 	{Name: "self-signed-cert-validity", Class: asEtcd},
 	{Name: "peer-crl-file", Class: asEtcd, Reason: "read at every accepted connection, as etcd; quorumd also refuses an unreadable file at start-up"},
 	{Name: "cipher-suites", Class: asEtcd, Reason: "etcd's tlsutil names; applies to the client and peer ports"},
-	{Name: "cors", Class: noEffect, Reason: "quorumd serves no browser-facing HTTP API (no grpc-gateway), so there is no CORS header to send", value: func(c *embed.Config) any { return sortedKeys(c.CORS) }},
+	{Name: "cors", Class: asEtcd, Reason: "etcd's CORS headers on every client HTTP answer (default *), OPTIONS answered 200 (server/front.go accessController)"},
 	{Name: "host-whitelist", Class: asEtcd, Reason: "plaintext HTTP requests to the client URLs naming another host get etcd's 421 and its explanation"},
 	{Name: "tls-min-version", Class: asEtcd},
 	{Name: "tls-max-version", Class: asEtcd},
@@ -323,13 +323,4 @@ func featureGatesSet(c *embed.Config) any {
 var honouredGates = map[featuregate.Feature]bool{
 	features.InitialCorruptCheck: true, features.CompactHashCheck: true,
 	features.LeaseCheckpoint: true, features.LeaseCheckpointPersist: true,
-}
-
-func sortedKeys(m map[string]struct{}) string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return strings.Join(ks, ",")
 }

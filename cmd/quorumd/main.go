@@ -250,6 +250,11 @@ func serverConfig(ec *embed.Config, lg *zap.Logger) (*server.Config, error) {
 	c.ForceNewCluster = ec.ForceNewCluster
 	c.WALDir = ec.WalDir
 	c.SocketOpts = ec.SocketOpts
+	c.EnableGRPCGateway = ec.EnableGRPCGateway
+	for o := range ec.CORS {
+		c.CORS = append(c.CORS, o)
+	}
+	sort.Strings(c.CORS)
 	for h := range ec.HostWhitelist {
 		c.HostWhitelist = append(c.HostWhitelist, h)
 	}
