@@ -28,6 +28,10 @@ const (
 	// ReportedClusterVersion is /version's etcdcluster, as etcd 3.6 reports
 	// it (major.minor.0).
 	ReportedClusterVersion = "3.6.0"
+	// ReportedStorageVersion is /version's storage: the backend schema
+	// version etcd 3.6 reports (its schema.V3_6), which quorumd's snapshots
+	// follow (server/etcdbolt).
+	ReportedStorageVersion = "3.6.0"
 )
 
 // Defaults, as etcd's.
@@ -68,7 +72,12 @@ type Config struct {
 	Name    string
 	DataDir string
 
-	ListenClientURLs         []url.URL
+	ListenClientURLs []url.URL
+	// ListenClientHTTPURLs are etcd's --listen-client-http-urls: client
+	// listeners for HTTP alone (the health and metrics endpoints, the
+	// grpc-gateway). When there are any, the ListenClientURLs serve gRPC
+	// alone; an address may not be in both.
+	ListenClientHTTPURLs     []url.URL
 	AdvertiseClientURLs      []url.URL
 	ListenPeerURLs           []url.URL
 	InitialAdvertisePeerURLs []url.URL

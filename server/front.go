@@ -213,8 +213,14 @@ func (f *front) stop() {
 	}
 }
 
-// serveVersion answers etcd's GET /version, on the client and the peer URLs.
+// serveVersion answers etcd's GET /version (etcdhttp's serveVersion), on
+// the client and the peer URLs; another method gets 405 with Allow: GET.
 func serveVersion(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
-	fmt.Fprintf(w, `{"etcdserver":%q,"etcdcluster":%q}`, ReportedServerVersion, ReportedClusterVersion)
+	fmt.Fprintf(w, `{"etcdserver":%q,"etcdcluster":%q,"storage":%q}`, ReportedServerVersion, ReportedClusterVersion, ReportedStorageVersion)
 }

@@ -7,11 +7,13 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/soheilhy/cmux"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"golang.org/x/net/http2"
+	"google.golang.org/grpc"
 )
 
 // listeners are a member's bound sockets and the HTTP servers on them: the
@@ -41,11 +43,27 @@ type listeners struct {
 	maxStrms  uint32
 }
 
-// clientListener is one client address: its socket and whether http
-// (insecure) or https (secure) URLs, or both, name it.
+// clientListener is one client address: its socket, whether http
+// (insecure) or https (secure) URLs, or both, name it, and what it
+// serves: gRPC and HTTP, or, when there are --listen-client-http-urls,
+// HTTP alone on those (httpOnly) and gRPC alone on the others (grpcOnly),
+// as etcd's serveCtx.serve.
 type clientListener struct {
 	net.Listener
-	secure, insecure bool
+	secure, insecure   bool
+	httpOnly, grpcOnly bool
+}
+
+// traffic is etcd's name for what cl serves, in its "serving client
+// traffic" lines.
+func (cl *clientListener) traffic() string {
+	switch {
+	case cl.grpcOnly:
+		return "grpc"
+	case cl.httpOnly:
+		return "http"
+	}
+	return "grpc+http"
 }
 
 // listen binds the client and peer URLs, so that a port in use or a
@@ -93,7 +111,7 @@ func checkSchemes(cfg *Config) error {
 			peerTLS = true
 		}
 	}
-	for _, u := range cfg.ListenClientURLs {
+	for _, u := range append(slices.Clone(cfg.ListenClientURLs), cfg.ListenClientHTTPURLs...) {
 		if u.Scheme == "https" {
 			if cfg.ClientTLS.Empty() {
 				return fmt.Errorf("TLS key/cert (--cert-file, --key-file) must be provided for client url %s with HTTPS scheme", u.String())
@@ -158,7 +176,8 @@ func bindClients(cfg *Config, lg *slog.Logger) ([]*clientListener, error) {
 		}
 		return nil, err
 	}
-	for _, u := range cfg.ListenClientURLs {
+	all := append(slices.Clone(cfg.ListenClientURLs), cfg.ListenClientHTTPURLs...)
+	for _, u := range all {
 		if u.Scheme == "http" {
 			if !cfg.ClientTLS.Empty() {
 				lg.Warn("scheme is http or unix while key and cert files are present; ignoring key and cert files", "client-url", u.String())
@@ -167,15 +186,25 @@ func bindClients(cfg *Config, lg *slog.Logger) ([]*clientListener, error) {
 				lg.Warn("scheme is http or unix while --client-cert-auth is enabled; ignoring client cert auth for this URL", "client-url", u.String())
 			}
 		}
+	}
+	split := len(cfg.ListenClientHTTPURLs) > 0
+	for i, u := range all {
+		httpOnly, flag := i >= len(cfg.ListenClientURLs), "--listen-client-urls"
+		if httpOnly {
+			flag = "--listen-client-http-urls"
+		}
 		cl := byAddr[u.Host]
+		if cl != nil && httpOnly && !cl.httpOnly {
+			return fail(fmt.Errorf("cannot bind both --listen-client-urls and --listen-client-http-urls on the same url %s", u.String()))
+		}
 		if cl == nil {
 			// A plain socket (this package wraps the TLS side itself), with
 			// the socket options as etcd's configureClientListeners.
 			ln, err := transport.NewListenerWithOpts(u.Host, "http", transport.WithSocketOpts(&cfg.SocketOpts), transport.WithSkipTLSInfoCheck(true))
 			if err != nil {
-				return fail(fmt.Errorf("cannot listen for clients on %s (--listen-client-urls): %w", u.String(), err))
+				return fail(fmt.Errorf("cannot listen for clients on %s (%s): %w", u.String(), flag, err))
 			}
-			cl = &clientListener{Listener: ln}
+			cl = &clientListener{Listener: ln, httpOnly: httpOnly, grpcOnly: split && !httpOnly}
 			byAddr[u.Host] = cl
 			out = append(out, cl)
 		}
@@ -242,6 +271,12 @@ func (l *listeners) serveClients(f *front, fatal func(error)) {
 		l.lg.Info("starting with client TLS", "tls-info", fmt.Sprintf("%+v", *l.clientTLS), "cipher-suites", cipherSuiteNames(l.clientTLS))
 	}
 	for _, cl := range l.client {
+		if cl.grpcOnly || cl.httpOnly {
+			if err := l.serveSplit(cl, f, fatal); err != nil {
+				fatal(fmt.Errorf("client listener %s: %w", cl.Addr(), err))
+			}
+			continue
+		}
 		m := cmux.New(cl)
 		if cl.insecure {
 			grpcL := m.MatchWithWriters(cmux.HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
@@ -271,17 +306,78 @@ func (l *listeners) serveClients(f *front, fatal func(error)) {
 	}
 }
 
+// serveSplit serves a listener of a member with --listen-client-http-urls,
+// as etcd's serveCtx.serve with onlyGRPC or onlyHTTP:
+//   - gRPC alone: plaintext connections straight to the gRPC server; over
+//     TLS (an https URL names the address) HTTP/2 requests through net/http
+//     to the gRPC server as on a shared listener (it answers 415 to what
+//     is not gRPC), and an HTTP/1 connection is closed unanswered, as
+//     etcd's gRPC server, which does the handshake itself, closes it;
+//   - HTTP alone: plaintext HTTP/1 to the HTTP handler (etcd matches only
+//     HTTP/1 there), over TLS every request to the HTTP handler, none to
+//     gRPC.
+func (l *listeners) serveSplit(cl *clientListener, f *front, fatal func(error)) error {
+	serve := func(what string, run func() error) {
+		go func() {
+			if err := run(); err != nil && !isClosedErr(err) && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, grpc.ErrServerStopped) {
+				fatal(fmt.Errorf("client listener %s (%s): %w", cl.Addr(), what, err))
+			}
+		}()
+	}
+	if cl.grpcOnly {
+		if !cl.secure {
+			serve("grpc", func() error { return f.grpc.Serve(cl) })
+			return nil
+		}
+		grpcOnly := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.ProtoMajor == 2 { // the gRPC server answers what is not gRPC (415)
+				f.grpc.ServeHTTP(w, r)
+				return
+			}
+			// HTTP/1: etcd's gRPC server drops the connection unanswered.
+			if hj, ok := w.(http.Hijacker); ok {
+				if conn, _, err := hj.Hijack(); err == nil {
+					conn.Close()
+					return
+				}
+			}
+			http.Error(w, "gRPC only", http.StatusHTTPVersionNotSupported)
+		})
+		return l.serveTLSHandler(cl, grpcOnly)
+	}
+	m := cmux.New(cl)
+	if cl.insecure {
+		httpL := m.Match(cmux.HTTP1()) // a TLS handshake does not match
+		hsrv := &http.Server{Handler: f.http, ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: slog.NewLogLogger(l.lg.Handler(), slog.LevelDebug)}
+		l.httpSrvs = append(l.httpSrvs, hsrv)
+		serve("http", func() error { return hsrv.Serve(httpL) })
+	}
+	if cl.secure {
+		if err := l.serveTLSHandler(m.Match(cmux.Any()), f.http); err != nil {
+			return err
+		}
+	}
+	serve("cmux", m.Serve)
+	return nil
+}
+
 // serveTLS serves f over TLS on ln, as etcd's serveCtx.serve does for a
 // secure address: handshakes (and the CRL check) by
 // transport.NewTLSListener, HTTP/2 by net/http, gRPC by the gRPC server's
 // ServeHTTP.
 func (l *listeners) serveTLS(ln net.Listener, f *front) error {
+	return l.serveTLSHandler(ln, grpcHandlerFunc(f.grpc, f.http))
+}
+
+// serveTLSHandler serves h over TLS on ln, HTTP/2 included.
+func (l *listeners) serveTLSHandler(ln net.Listener, h http.Handler) error {
 	tlscfg, err := l.clientTLS.ServerConfig()
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           grpcHandlerFunc(f.grpc, f.http),
+		Handler:           h,
 		TLSConfig:         tlscfg,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(l.lg.Handler(), slog.LevelDebug),

@@ -230,10 +230,10 @@ func (s *Server) announceClients() {
 	for _, ln := range s.lns.client {
 		if ln.insecure {
 			s.lg.Info("serving client traffic insecurely; this is strongly discouraged!",
-				"traffic", "grpc+http", "address", ln.Addr().String())
+				"traffic", ln.traffic(), "address", ln.Addr().String())
 		}
 		if ln.secure {
-			s.lg.Info("serving client traffic securely", "traffic", "grpc+http", "address", ln.Addr().String())
+			s.lg.Info("serving client traffic securely", "traffic", ln.traffic(), "address", ln.Addr().String())
 		}
 	}
 }

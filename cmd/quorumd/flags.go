@@ -85,7 +85,7 @@ var etcdFlags = []flagInfo{
 	{Name: "initial-election-tick-advance", Class: noEffect, Reason: "quorumd's Raft node does not fast-forward its first election ticks; a restarted member waits a full election timeout either way", value: func(c *embed.Config) any { return c.InitialElectionTickAdvance }},
 	{Name: "listen-peer-urls", Class: asEtcd, Reason: "http and https (unix sockets are refused)"},
 	{Name: "listen-client-urls", Class: asEtcd, Reason: "http and https, both on one address if two URLs name it (unix sockets are refused)"},
-	{Name: "listen-client-http-urls", Class: unsupported, Reason: "quorumd serves gRPC and HTTP on the same client listeners; separate HTTP-only listeners are not implemented", value: func(c *embed.Config) any { return fmtURLs(c.ListenClientHttpUrls) }},
+	{Name: "listen-client-http-urls", Class: asEtcd, Reason: "HTTP alone (health, metrics, version, the grpc-gateway) on these, gRPC alone on --listen-client-urls, as etcd's serveCtx.serve; an address in both is refused"},
 	{Name: "max-snapshots", Class: noEffect, Reason: whyRetention, value: func(c *embed.Config) any { return c.MaxSnapFiles }},
 	{Name: "max-wals", Class: noEffect, Reason: whyRetention, value: func(c *embed.Config) any { return c.MaxWalFiles }},
 	{Name: "memory-mlock", Class: noEffect, Reason: whyBolt, value: func(c *embed.Config) any { return c.MemoryMlock }},

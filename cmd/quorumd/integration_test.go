@@ -186,7 +186,7 @@ func TestKubeadmManifestFlagsStartAThreeMemberCluster(t *testing.T) {
 	}
 	v, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if string(v) != `{"etcdserver":"3.6.16","etcdcluster":"3.6.0"}` {
+	if string(v) != `{"etcdserver":"3.6.16","etcdcluster":"3.6.0","storage":"3.6.0"}` {
 		t.Errorf("/version = %s", v)
 	}
 	if m := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", base+12)); !strings.Contains(m, "etcd_server_has_leader") {

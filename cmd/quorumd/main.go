@@ -200,6 +200,11 @@ func serverConfig(ec *embed.Config, lg *zap.Logger) (*server.Config, error) {
 			return nil, fmt.Errorf("--%s: %w", u.flag, err)
 		}
 	}
+	if len(ec.ListenClientHttpUrls) > 0 {
+		if c.ListenClientHTTPURLs, err = server.ParseURLs(fmtURLs(ec.ListenClientHttpUrls)); err != nil {
+			return nil, fmt.Errorf("--listen-client-http-urls: %w", err)
+		}
+	}
 	c.ListenMetricsURLs = nil
 	if len(ec.ListenMetricsUrls) > 0 {
 		if c.ListenMetricsURLs, err = server.ParseURLs(fmtURLs(ec.ListenMetricsUrls)); err != nil {
