@@ -86,6 +86,9 @@ type Config struct {
 	// etcd's --initial-cluster. Used only when the data dir is empty.
 	InitialCluster      map[string][]url.URL
 	InitialClusterToken string
+	// Tracing, when set, traces every gRPC request the member serves
+	// (etcd's --enable-distributed-tracing).
+	Tracing *TracingConfig
 	// EnableGRPCGateway serves etcd's grpc-gateway (JSON over HTTP at
 	// /v3/...) on the client URLs (--enable-grpc-gateway, default on).
 	EnableGRPCGateway bool
@@ -393,6 +396,11 @@ func (c *Config) Validate() error {
 	}
 	if err := validateAutoCompaction(c.AutoCompactionMode, c.AutoCompactionRetention); err != nil {
 		return err
+	}
+	if c.Tracing != nil {
+		if err := c.Tracing.validate(); err != nil {
+			return err
+		}
 	}
 	if len(c.InitialCluster) == 0 {
 		return errors.New("--initial-cluster must name at least one member")

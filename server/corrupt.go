@@ -327,6 +327,7 @@ func (s *Server) corruptCheckLoop() {
 // start: its listeners, its Raft node and its WAL.
 func (s *Server) closeUnstarted() {
 	s.lns.close()
+	s.tracing.close(context.Background())
 	s.raft.node.Stop()
 	if err := s.raft.log.Close(); err != nil {
 		s.lg.Warn("failed to close wal", "error", err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -49,7 +50,11 @@ type front struct {
 func newFront(s *Server) *front {
 	gm := s.metrics.grpcServerMetrics(s.cfg.Metrics == "extensive")
 	ls := &leaderStreams{streams: map[*streamWithCtx]struct{}{}}
-	g := grpc.NewServer(
+	var traced []grpc.ServerOption
+	if s.tracing != nil { // as etcd's v3rpc.Server
+		traced = append(traced, grpc.StatsHandler(otelgrpc.NewServerHandler(s.tracing.opts...)))
+	}
+	g := grpc.NewServer(append(traced,
 		grpc.ForceServerCodecV2(newCountingCodec(s.metrics)),
 		grpc.ChainUnaryInterceptor(gm.UnaryServerInterceptor(), s.unaryLearner, s.unaryRequireLeader),
 		grpc.ChainStreamInterceptor(gm.StreamServerInterceptor(), s.streamLearner, s.streamRequireLeader(ls)),
@@ -58,7 +63,7 @@ func newFront(s *Server) *front {
 		grpc.MaxConcurrentStreams(s.cfg.maxConcurrentStreams()),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: s.cfg.GRPCKeepAliveMinTime, PermitWithoutStream: false}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: s.cfg.GRPCKeepAliveInterval, Timeout: s.cfg.GRPCKeepAliveTimeout}),
-	)
+	)...)
 	pb.RegisterKVServer(g, &kvServer{s: s})
 	pb.RegisterMaintenanceServer(g, &maintenanceServer{s: s})
 	pb.RegisterClusterServer(g, &clusterServer{s: s})

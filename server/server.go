@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/tls"
 	"log/slog"
 	"net/http"
@@ -41,6 +42,7 @@ type Server struct {
 	id      uint64
 	cid     uint64
 	metrics *serverMetrics
+	tracing *tracing // nil without --enable-distributed-tracing
 
 	raft   *raftNode
 	status *raftStatus // raft's, published for every goroutine
@@ -106,6 +108,13 @@ func New(cfg Config) (*Server, error) {
 		lns.close()
 		return nil, err
 	}
+	var tr8 *tracing
+	if cfg.Tracing != nil {
+		if tr8, err = newTracing(context.Background(), cfg.Tracing, lg); err != nil {
+			lns.close()
+			return nil, err
+		}
+	}
 	memberDir := filepath.Join(cfg.DataDir, "member")
 	initialized := wal.Exist(cfg.walDir())
 	logStarting(lg, &cfg, memberDir, initialized)
@@ -113,11 +122,13 @@ func New(cfg Config) (*Server, error) {
 	ap, err := newAuthParts(&cfg, lg)
 	if err != nil {
 		lns.close()
+		tr8.close(context.Background())
 		return nil, err
 	}
 	p, err := openDataDir(&cfg, lg, metrics.observeWALFsync, peerHTTPClientTransport(peerTLS))
 	if err != nil {
 		lns.close()
+		tr8.close(context.Background())
 		return nil, err
 	}
 	p.auth = ap
@@ -126,6 +137,7 @@ func New(cfg Config) (*Server, error) {
 	s := assemble(cfg, lg, metrics, p, tr, peerTLS, started)
 	s.peerHandler = s.peerHandlerWithMembers(s.peerHandlerWithHashKV(s.peerHandlerWithLeases(tr.handler())))
 	s.lns = lns
+	s.tracing = tr8
 	s.initialized = initialized
 	if initialized && cfg.InitialCorruptCheck { // etcd's embed.StartEtcd
 		if err := s.initialCorruptCheck(); err != nil {
@@ -298,6 +310,7 @@ func (s *Server) Stop() {
 			s.lg.Warn("failed to close wal", "error", err)
 		}
 		s.lg.Info("closed etcd server", closeFields(&s.cfg)...)
+		s.tracing.close(context.Background()) // the last requests' spans are flushed
 	})
 }
 

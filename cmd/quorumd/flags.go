@@ -60,8 +60,8 @@ const (
 	whyV3Discovery = "v3 discovery: a new member registers and finds its cluster through etcd's own v3discovery client, on an empty data dir only (server/bootstrap.go discover)"
 	whyV2Discovery = "v2 discovery (deprecated by etcd 3.6, as etcd warns): a new member registers and finds its cluster through etcd's own v2discovery client, on an empty data dir only"
 	whyBolt        = "bbolt tuning: quorumd's keyspace is not a bbolt file (server/mvcc keeps it in memory, durable through the WAL and snapshots)"
-	whyTracing     = "distributed tracing is not implemented in quorumd"
-	whyTraceOnly   = "used by etcd only with --enable-distributed-tracing, which quorumd refuses"
+	whyTracing     = "every gRPC request served is a span (otelgrpc's stats handler, as etcd's), exported over OTLP/gRPC in batches (server/tracing.go)"
+	whyTraceOnly   = "used with --enable-distributed-tracing, as etcd"
 	whyNoSlowLog   = "quorumd does not log slow requests yet"
 	whyRetention   = "quorumd keeps the newest 3 snapshot files and releases WAL segments behind each snapshot (server/storage.go)"
 	whyNoDefrag    = "quorumd has no bbolt file: Defragment rebuilds its in-memory store (writes wait; reads and the gRPC health service go on), and there is nothing to defragment at start-up"
@@ -191,16 +191,16 @@ var etcdFlags = []flagInfo{
 	{Name: "experimental-warning-unary-request-duration", Class: noEffect, Reason: whyNoSlowLog, value: func(c *embed.Config) any { return c.ExperimentalWarningUnaryRequestDuration }},
 
 	// Distributed tracing
-	{Name: "experimental-enable-distributed-tracing", Class: unsupported, Reason: whyTracing, value: func(c *embed.Config) any { return c.ExperimentalEnableDistributedTracing }},
-	{Name: "enable-distributed-tracing", Class: unsupported, Reason: whyTracing, value: func(c *embed.Config) any { return c.EnableDistributedTracing }},
-	{Name: "experimental-distributed-tracing-address", Class: noEffect, Reason: whyTraceOnly, value: func(c *embed.Config) any { return c.ExperimentalDistributedTracingAddress }},
-	{Name: "distributed-tracing-address", Class: noEffect, Reason: whyTraceOnly, value: func(c *embed.Config) any { return c.DistributedTracingAddress }},
-	{Name: "experimental-distributed-tracing-service-name", Class: noEffect, Reason: whyTraceOnly, value: func(c *embed.Config) any { return c.ExperimentalDistributedTracingServiceName }},
-	{Name: "distributed-tracing-service-name", Class: noEffect, Reason: whyTraceOnly, value: func(c *embed.Config) any { return c.DistributedTracingServiceName }},
-	{Name: "experimental-distributed-tracing-instance-id", Class: noEffect, Reason: whyTraceOnly, value: func(c *embed.Config) any { return c.ExperimentalDistributedTracingServiceInstanceID }},
-	{Name: "distributed-tracing-instance-id", Class: noEffect, Reason: whyTraceOnly, value: func(c *embed.Config) any { return c.DistributedTracingServiceInstanceID }},
-	{Name: "experimental-distributed-tracing-sampling-rate", Class: noEffect, Reason: whyTraceOnly, value: func(c *embed.Config) any { return c.ExperimentalDistributedTracingSamplingRatePerMillion }},
-	{Name: "distributed-tracing-sampling-rate", Class: noEffect, Reason: whyTraceOnly, value: func(c *embed.Config) any { return c.DistributedTracingSamplingRatePerMillion }},
+	{Name: "experimental-enable-distributed-tracing", Class: asEtcd, Reason: whyTracing},
+	{Name: "enable-distributed-tracing", Class: asEtcd, Reason: whyTracing},
+	{Name: "experimental-distributed-tracing-address", Class: asEtcd, Reason: whyTraceOnly},
+	{Name: "distributed-tracing-address", Class: asEtcd, Reason: whyTraceOnly},
+	{Name: "experimental-distributed-tracing-service-name", Class: asEtcd, Reason: whyTraceOnly},
+	{Name: "distributed-tracing-service-name", Class: asEtcd, Reason: whyTraceOnly},
+	{Name: "experimental-distributed-tracing-instance-id", Class: asEtcd, Reason: whyTraceOnly},
+	{Name: "distributed-tracing-instance-id", Class: asEtcd, Reason: whyTraceOnly},
+	{Name: "experimental-distributed-tracing-sampling-rate", Class: asEtcd, Reason: whyTraceOnly},
+	{Name: "distributed-tracing-sampling-rate", Class: asEtcd, Reason: whyTraceOnly},
 
 	// Experimental features
 	{Name: "experimental-initial-corrupt-check", Class: asEtcd, Reason: "the InitialCorruptCheck feature gate: a restarting member compares its HashKV with its peers' before serving and refuses to start on a mismatch (server/corrupt.go)"},

@@ -255,6 +255,14 @@ func serverConfig(ec *embed.Config, lg *zap.Logger) (*server.Config, error) {
 	c.ForceNewCluster = ec.ForceNewCluster
 	c.WALDir = ec.WalDir
 	c.SocketOpts = ec.SocketOpts
+	if ec.EnableDistributedTracing { // etcdmain has copied the experimental spellings here
+		c.Tracing = &server.TracingConfig{
+			Address:                ec.DistributedTracingAddress,
+			ServiceName:            ec.DistributedTracingServiceName,
+			InstanceID:             ec.DistributedTracingServiceInstanceID,
+			SamplingRatePerMillion: ec.DistributedTracingSamplingRatePerMillion,
+		}
+	}
 	c.EnableGRPCGateway = ec.EnableGRPCGateway
 	for o := range ec.CORS {
 		c.CORS = append(c.CORS, o)
