@@ -54,9 +54,11 @@ import (
 // (membership_apply.go); a snapshot replaces the membership and the peers
 // follow it.
 type applier struct {
-	lg      *slog.Logger
-	metrics *serverMetrics
-	stopc   <-chan struct{}
+	lg *slog.Logger
+	// warningApplyDuration: an apply that takes longer is logged.
+	warningApplyDuration time.Duration
+	metrics              *serverMetrics
+	stopc                <-chan struct{}
 
 	raft        confChanger
 	raftStorage *raft.MemoryStorage
@@ -179,11 +181,13 @@ type applierConfig struct {
 	Stop    <-chan struct{}
 	Logger  *slog.Logger
 	Metrics *serverMetrics
+	// WarningApplyDuration is --warning-apply-duration (slowlog.go).
+	WarningApplyDuration time.Duration
 }
 
 func newApplier(c applierConfig) *applier {
 	a := &applier{
-		lg: c.Logger, metrics: c.Metrics, stopc: c.Stop,
+		lg: c.Logger, metrics: c.Metrics, stopc: c.Stop, warningApplyDuration: c.WarningApplyDuration,
 		raft: c.Raft, raftStorage: c.RaftStorage, snaps: c.Snapshots, releaseLog: c.ReleaseLog, results: c.Results, watches: c.Watches,
 		snapshotCount: c.SnapshotCount, catchUpEntries: c.CatchUpEntries,
 		store: c.State.store, lessor: c.Lessor, auth: c.Auth, authBackend: c.AuthBackend,
@@ -466,7 +470,9 @@ func (a *applier) applyRequest(r *pb.InternalRaftRequest) applyResult {
 	a.growDB()
 	res.rev = a.store.Rev()
 	// etcd counts a compacted revision as success (apply/uber_applier.go).
-	a.metrics.observeApply(op, res.err == nil || errors.Is(res.err, mvcc.ErrCompacted), time.Since(start).Seconds())
+	success := res.err == nil || errors.Is(res.err, mvcc.ErrCompacted)
+	a.metrics.observeApply(op, success, time.Since(start).Seconds())
+	a.warnApplied(r, start, res.resp, a.store.Rev(), res.err, !success)
 	return res
 }
 

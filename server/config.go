@@ -89,6 +89,14 @@ type Config struct {
 	// Tracing, when set, traces every gRPC request the member serves
 	// (etcd's --enable-distributed-tracing).
 	Tracing *TracingConfig
+	// WarningApplyDuration is etcd's --warning-apply-duration: an applied
+	// request or a read-only range or txn that takes longer is logged
+	// ("apply request took too long"); 0: etcd's 100ms.
+	WarningApplyDuration time.Duration
+	// WarningUnaryRequestDuration is etcd's
+	// --warning-unary-request-duration: a unary RPC that takes longer is
+	// logged ("request stats"); 0: etcd's 300ms.
+	WarningUnaryRequestDuration time.Duration
 	// EnableGRPCGateway serves etcd's grpc-gateway (JSON over HTTP at
 	// /v3/...) on the client URLs (--enable-grpc-gateway, default on).
 	EnableGRPCGateway bool
@@ -502,4 +510,21 @@ func (c *Config) walDir() string {
 		return c.WALDir
 	}
 	return filepath.Join(c.DataDir, "member", "wal")
+}
+
+// warningApplyDuration is WarningApplyDuration or etcd's default.
+func (c *Config) warningApplyDuration() time.Duration {
+	if c.WarningApplyDuration > 0 {
+		return c.WarningApplyDuration
+	}
+	return 100 * time.Millisecond
+}
+
+// warningUnaryRequestDuration is WarningUnaryRequestDuration or etcd's
+// default.
+func (c *Config) warningUnaryRequestDuration() time.Duration {
+	if c.WarningUnaryRequestDuration > 0 {
+		return c.WarningUnaryRequestDuration
+	}
+	return 300 * time.Millisecond
 }

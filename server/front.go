@@ -56,7 +56,7 @@ func newFront(s *Server) *front {
 	}
 	g := grpc.NewServer(append(traced,
 		grpc.ForceServerCodecV2(newCountingCodec(s.metrics)),
-		grpc.ChainUnaryInterceptor(gm.UnaryServerInterceptor(), s.unaryLearner, s.unaryRequireLeader),
+		grpc.ChainUnaryInterceptor(s.logRequestStats, gm.UnaryServerInterceptor(), s.unaryLearner, s.unaryRequireLeader),
 		grpc.ChainStreamInterceptor(gm.StreamServerInterceptor(), s.streamLearner, s.streamRequireLeader(ls)),
 		grpc.MaxRecvMsgSize(int(s.cfg.MaxRequestBytes)+grpcOverheadBytes),
 		grpc.MaxSendMsgSize(math.MaxInt32),

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -23,18 +24,17 @@ type kvServer struct {
 
 var _ pb.KVServer = (*kvServer)(nil)
 
-func (k *kvServer) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error) {
+func (k *kvServer) Range(ctx context.Context, r *pb.RangeRequest) (resp *pb.RangeResponse, err error) {
 	if err := checkRangeRequest(r); err != nil {
 		return nil, err
 	}
+	defer func(start time.Time) { k.s.warnSlowRange(start, r, resp, err) }(time.Now())
 	if !r.Serializable {
 		if err := k.s.linearizableReadNotify(ctx); err != nil {
 			return nil, err
 		}
 	}
-	var resp *pb.RangeResponse
 	var st *readState
-	var err error
 	chk := func(ai *auth.AuthInfo) error { return k.s.auth.IsRangePermitted(ai, r.Key, r.RangeEnd) }
 	get := func() {
 		st = k.s.readView()
@@ -94,30 +94,7 @@ func (k *kvServer) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, 
 		return nil, togRPCError(err)
 	}
 	if mvcc.IsReadOnlyTxn(r) {
-		// Read-only txns are served like ranges: through ReadIndex unless
-		// every range in them is serializable.
-		if !txnSerializable(r) {
-			if err := k.s.linearizableReadNotify(ctx); err != nil {
-				return nil, err
-			}
-		}
-		var resp *pb.TxnResponse
-		var st *readState
-		var err error
-		chk := func(ai *auth.AuthInfo) error { return checkTxnAuth(k.s.auth, ai, k.s.leaseKeys, r) }
-		get := func() {
-			st = k.s.readView()
-			resp, err = st.view.Txn(r)
-		}
-		if aerr := k.s.checkRead(ctx, chk, get); aerr != nil {
-			return nil, aerr
-		}
-		if err != nil {
-			return nil, togRPCError(err)
-		}
-		k.s.metrics.countTxn(resp)
-		resp.Header = k.s.header(st.view.Rev())
-		return resp, nil
+		return k.readOnlyTxn(ctx, r)
 	}
 	if err := k.s.checkQuota(ctx, r); err != nil {
 		return nil, err
@@ -131,6 +108,32 @@ func (k *kvServer) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, 
 	}
 	resp := res.resp.(*pb.TxnResponse)
 	resp.Header = k.s.header(res.rev)
+	return resp, nil
+}
+
+// readOnlyTxn serves a txn without writes like a range: through ReadIndex
+// unless every range in it is serializable.
+func (k *kvServer) readOnlyTxn(ctx context.Context, r *pb.TxnRequest) (resp *pb.TxnResponse, err error) {
+	defer func(start time.Time) { k.s.warnSlowReadOnlyTxn(start, r, resp, err) }(time.Now())
+	if !txnSerializable(r) {
+		if err := k.s.linearizableReadNotify(ctx); err != nil {
+			return nil, err
+		}
+	}
+	var st *readState
+	chk := func(ai *auth.AuthInfo) error { return checkTxnAuth(k.s.auth, ai, k.s.leaseKeys, r) }
+	get := func() {
+		st = k.s.readView()
+		resp, err = st.view.Txn(r)
+	}
+	if aerr := k.s.checkRead(ctx, chk, get); aerr != nil {
+		return nil, aerr
+	}
+	if err != nil {
+		return nil, togRPCError(err)
+	}
+	k.s.metrics.countTxn(resp)
+	resp.Header = k.s.header(st.view.Rev())
 	return resp, nil
 }
 

@@ -38,6 +38,7 @@ type serverMetrics struct {
 	proposalsPending   prometheus.Gauge
 	proposalsFailed    prometheus.Counter
 	slowReadIndex      prometheus.Counter
+	slowApply          prometheus.Counter // slowlog.go
 	readIndexFailed    prometheus.Counter
 	healthSuccess      prometheus.Counter
 	healthFailures     prometheus.Counter
@@ -194,6 +195,7 @@ func newServerMetrics() *serverMetrics {
 	m.proposalsApplied = gauge("etcd", "server", "proposals_applied_total", "The total number of consensus proposals applied.")
 	m.proposalsPending = gauge("etcd", "server", "proposals_pending", "The current number of pending proposals to commit.")
 	m.proposalsFailed = counter("etcd", "server", "proposals_failed_total", "The total number of failed proposals seen.")
+	m.slowApply = counter("etcd", "server", "slow_apply_total", "The total number of slow apply requests (likely overloaded from slow disk).")
 	m.slowReadIndex = counter("etcd", "server", "slow_read_indexes_total", "The total number of pending read indexes not in sync with leader's or timed out read index requests.")
 	m.readIndexFailed = counter("etcd", "server", "read_indexes_failed_total", "The total number of failed read indexes seen.")
 	info("server", "version", "Which version is running. 1 for 'server_version' label with current version.", "server_version", ReportedServerVersion)

@@ -184,7 +184,7 @@ func assemble(cfg Config, lg *slog.Logger, metrics *serverMetrics, p *memberPart
 		ReleaseLog: s.raft.releaseLogTo, Results: s.wait, Watches: s.watches,
 		SnapshotCount: cfg.SnapshotCount, CatchUpEntries: cfg.catchUpEntries(), QuotaBackendBytes: cfg.QuotaBackendBytes,
 		Self: p.id, Bootstrap: p.bootstrap, Peers: tr, MaxLearners: cfg.MaxLearners, OnRemoved: s.memberRemoved,
-		Stop: s.stopc, Logger: lg, Metrics: metrics,
+		Stop: s.stopc, Logger: lg, Metrics: metrics, WarningApplyDuration: cfg.warningApplyDuration(),
 	})
 	return s
 }

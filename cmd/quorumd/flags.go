@@ -62,7 +62,6 @@ const (
 	whyBolt        = "bbolt tuning: quorumd's keyspace is not a bbolt file (server/mvcc keeps it in memory, durable through the WAL and snapshots)"
 	whyTracing     = "every gRPC request served is a span (otelgrpc's stats handler, as etcd's), exported over OTLP/gRPC in batches (server/tracing.go)"
 	whyTraceOnly   = "used with --enable-distributed-tracing, as etcd"
-	whyNoSlowLog   = "quorumd does not log slow requests yet"
 	whyRetention   = "quorumd keeps the newest 3 snapshot files and releases WAL segments behind each snapshot (server/storage.go)"
 	whyNoDefrag    = "quorumd has no bbolt file: Defragment rebuilds its in-memory store (writes wait; reads and the gRPC health service go on), and there is nothing to defragment at start-up"
 	whyRaftHTTP    = "quorumd's peer transport (server/transport_stream.go) is not etcd's rafthttp and keeps its own timeouts"
@@ -182,13 +181,8 @@ var etcdFlags = []flagInfo{
 	{Name: "log-format", Class: asEtcd, Reason: "etcd's own logger set-up (embed.Config)"},
 	{Name: "enable-log-rotation", Class: asEtcd, Reason: "etcd's own logger set-up (embed.Config)"},
 	{Name: "log-rotation-config-json", Class: asEtcd, Reason: "etcd's own logger set-up (embed.Config)"},
-	{Name: "warning-unary-request-duration", Class: noEffect, Reason: whyNoSlowLog, value: func(c *embed.Config) any {
-		if c.WarningUnaryRequestDuration == 0 { // etcdmain's parse sets the default
-			return embed.DefaultWarningUnaryRequestDuration
-		}
-		return c.WarningUnaryRequestDuration
-	}},
-	{Name: "experimental-warning-unary-request-duration", Class: noEffect, Reason: whyNoSlowLog, value: func(c *embed.Config) any { return c.ExperimentalWarningUnaryRequestDuration }},
+	{Name: "warning-unary-request-duration", Class: asEtcd, Reason: "a unary RPC slower than this is logged with etcd's \"request stats\" line (server/slowlog.go)"},
+	{Name: "experimental-warning-unary-request-duration", Class: asEtcd, Reason: "a unary RPC slower than this is logged with etcd's \"request stats\" line (server/slowlog.go)"},
 
 	// Distributed tracing
 	{Name: "experimental-enable-distributed-tracing", Class: asEtcd, Reason: whyTracing},
@@ -217,8 +211,8 @@ var etcdFlags = []flagInfo{
 	{Name: "compaction-sleep-interval", Class: noEffect, Reason: "quorumd compacts its in-memory keyspace in one step", value: func(c *embed.Config) any { return c.CompactionSleepInterval }},
 	{Name: "experimental-watch-progress-notify-interval", Class: asEtcd},
 	{Name: "watch-progress-notify-interval", Class: asEtcd},
-	{Name: "experimental-warning-apply-duration", Class: noEffect, Reason: whyNoSlowLog, value: func(c *embed.Config) any { return c.ExperimentalWarningApplyDuration }},
-	{Name: "warning-apply-duration", Class: noEffect, Reason: whyNoSlowLog, value: func(c *embed.Config) any { return c.WarningApplyDuration }},
+	{Name: "experimental-warning-apply-duration", Class: asEtcd, Reason: "an applied request, read-only range or txn slower than this is logged with etcd's \"apply request took too long\" line and counted in etcd_server_slow_apply_total (server/slowlog.go)"},
+	{Name: "warning-apply-duration", Class: asEtcd, Reason: "an applied request, read-only range or txn slower than this is logged with etcd's \"apply request took too long\" line and counted in etcd_server_slow_apply_total (server/slowlog.go)"},
 	{Name: "experimental-txn-mode-write-with-shared-buffer", Class: noEffect, Reason: whyBolt, value: func(c *embed.Config) any { return c.ExperimentalTxnModeWriteWithSharedBuffer }},
 	{Name: "experimental-bootstrap-defrag-threshold-megabytes", Class: noEffect, Reason: whyNoDefrag, value: func(c *embed.Config) any { return c.ExperimentalBootstrapDefragThresholdMegabytes }},
 	{Name: "bootstrap-defrag-threshold-megabytes", Class: noEffect, Reason: whyNoDefrag, value: func(c *embed.Config) any { return c.BootstrapDefragThresholdMegabytes }},

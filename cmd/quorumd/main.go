@@ -263,6 +263,8 @@ func serverConfig(ec *embed.Config, lg *zap.Logger) (*server.Config, error) {
 			SamplingRatePerMillion: ec.DistributedTracingSamplingRatePerMillion,
 		}
 	}
+	c.WarningApplyDuration = ec.WarningApplyDuration
+	c.WarningUnaryRequestDuration = ec.WarningUnaryRequestDuration
 	c.EnableGRPCGateway = ec.EnableGRPCGateway
 	for o := range ec.CORS {
 		c.CORS = append(c.CORS, o)

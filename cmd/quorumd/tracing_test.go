@@ -5,16 +5,13 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
-	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 )
@@ -93,34 +90,14 @@ func TestDistributedTracingExportsTheSpansEtcdExports(t *testing.T) {
 		for _, srv := range []struct{ name, bin string }{{"etcd", etcd}, {"quorumd", quorumdBinary}} {
 			t.Run(srv.name+"/rate="+rate, func(t *testing.T) {
 				col, addr := startCollector(t)
-				dir, base := t.TempDir(), freeBase(t)
-				client := fmt.Sprintf("http://127.0.0.1:%d", base+10)
-				peer := fmt.Sprintf("http://127.0.0.1:%d", base+11)
+				dir := t.TempDir()
 				t.Run("member", func(t *testing.T) { // its cleanup stops the member, which flushes the spans
-					startMembers(t, srv.bin, dir, [][]string{{"--name=m1", "--data-dir=" + filepath.Join(dir, "m1"),
-						"--listen-client-urls=" + client, "--advertise-client-urls=" + client,
-						"--listen-peer-urls=" + peer, "--initial-advertise-peer-urls=" + peer, "--initial-cluster=m1=" + peer,
-						"--enable-distributed-tracing", "--distributed-tracing-address=" + addr,
+					cli := oneMember(t, srv.bin, dir, "traced", "v",
+						"--enable-distributed-tracing", "--distributed-tracing-address="+addr,
 						"--distributed-tracing-service-name=quorum-test", "--distributed-tracing-instance-id=m1",
-						"--distributed-tracing-sampling-rate=" + rate}})
-					cli, err := clientv3.New(clientv3.Config{Endpoints: []string{client}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-					if err != nil {
-						t.Fatal(err)
-					}
-					defer cli.Close()
+						"--distributed-tracing-sampling-rate="+rate)
 					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 					defer cancel()
-					for { // the member elects itself
-						pctx, pcancel := context.WithTimeout(ctx, time.Second)
-						_, err = cli.Put(pctx, "traced", "v")
-						pcancel()
-						if err == nil || ctx.Err() != nil {
-							break
-						}
-					}
-					if err != nil {
-						t.Fatal(err)
-					}
 					tctx := metadata.AppendToOutgoingContext(ctx, "traceparent", "00-"+traceID+"-"+parentID+"-01")
 					if _, err := cli.Get(tctx, "traced"); err != nil {
 						t.Fatal(err)

@@ -45,7 +45,7 @@ var (
 	ErrDuplicateKey = errors.New("mvcc: duplicate key given in txn request")
 	// ErrLeaseNotFound: a put attaches a key to a lease the store's lease
 	// check (SetLeaseCheck) refuses (etcd's lease.ErrLeaseNotFound).
-	ErrLeaseNotFound = errors.New("mvcc: lease not found")
+	ErrLeaseNotFound = errors.New("lease not found") // etcd's text, as its apply warnings log it
 )
 
 // btreeDegree is the degree of the key tree. Items are stored by value, so
