@@ -89,6 +89,11 @@ type Config struct {
 	// Tracing, when set, traces every gRPC request the member serves
 	// (etcd's --enable-distributed-tracing).
 	Tracing *TracingConfig
+	// DisableInitialElectionTickAdvance is etcd's
+	// --initial-election-tick-advance=false (ticks.go): a member of a
+	// multi-member cluster then waits out a whole election timeout when it
+	// starts.
+	DisableInitialElectionTickAdvance bool
 	// WarningApplyDuration is etcd's --warning-apply-duration: an applied
 	// request or a read-only range or txn that takes longer is logged
 	// ("apply request took too long"); 0: etcd's 100ms.

@@ -208,7 +208,8 @@ func (s *Server) Start() {
 	if s.front.self != nil {
 		go s.front.grpc.Serve(s.front.self.ln) // ends with the gRPC server's Stop
 	}
-	s.wg.Add(3)
+	s.wg.Add(4)
+	go func() { defer s.wg.Done(); s.adjustTicks() }()
 	go func() { defer s.wg.Done(); s.healthLoop(s.front.health) }()
 	go func() { defer s.wg.Done(); s.monitorLeader(s.front.leaderStreams) }()
 	go func() { defer s.wg.Done(); s.announceClients() }()

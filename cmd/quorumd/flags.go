@@ -81,7 +81,7 @@ var etcdFlags = []flagInfo{
 	{Name: "snapshot-count", Class: asEtcd},
 	{Name: "heartbeat-interval", Class: asEtcd},
 	{Name: "election-timeout", Class: asEtcd},
-	{Name: "initial-election-tick-advance", Class: noEffect, Reason: "quorumd's Raft node does not fast-forward its first election ticks; a restarted member waits a full election timeout either way", value: func(c *embed.Config) any { return c.InitialElectionTickAdvance }},
+	{Name: "initial-election-tick-advance", Class: asEtcd, Reason: "a starting member fast-forwards its election ticks once its streams to more than one peer are up, as etcd's adjustTicks (a single-member cluster always does; server/ticks.go)"},
 	{Name: "listen-peer-urls", Class: asEtcd, Reason: "http and https (unix sockets are refused)"},
 	{Name: "listen-client-urls", Class: asEtcd, Reason: "http and https, both on one address if two URLs name it (unix sockets are refused)"},
 	{Name: "listen-client-http-urls", Class: asEtcd, Reason: "HTTP alone (health, metrics, version, the grpc-gateway) on these, gRPC alone on --listen-client-urls, as etcd's serveCtx.serve; an address in both is refused"},

@@ -263,6 +263,7 @@ func serverConfig(ec *embed.Config, lg *zap.Logger) (*server.Config, error) {
 			SamplingRatePerMillion: ec.DistributedTracingSamplingRatePerMillion,
 		}
 	}
+	c.DisableInitialElectionTickAdvance = !ec.InitialElectionTickAdvance
 	c.WarningApplyDuration = ec.WarningApplyDuration
 	c.WarningUnaryRequestDuration = ec.WarningUnaryRequestDuration
 	c.EnableGRPCGateway = ec.EnableGRPCGateway
