@@ -27,6 +27,9 @@ var gatewayHeaderIDs = regexp.MustCompile(`"(cluster_id|member_id|raft_term)":"[
 // varies its spacing from one binary to the next on purpose, so that no
 // one relies on it), else b.
 func compactJSON(b []byte) string {
+	// protobuf-go's error texts vary too: "proto:" is followed by a space
+	// or a no-break space, per binary.
+	b = bytes.ReplaceAll(b, []byte("\u00a0"), []byte(" "))
 	var buf bytes.Buffer
 	if json.Compact(&buf, b) != nil {
 		return strings.TrimSpace(string(b))

@@ -153,7 +153,9 @@ func TestV3DiscoveryBootstrapsTheClusterEtcdBootstraps(t *testing.T) {
 			putGet(t, eps, nil)
 			got[srv.name] = memberList(t, eps[1])
 			// The token's cluster is full: a fourth member is refused.
-			full[srv.name], fullOut[srv.name] = runToExit(t, srv.bin, discoveryMemberArgs(dir, "d4", 4, base, svcEP, token))
+			// freeBase checks the ports of three members only: the fourth
+			// gets member 1's ports of a range of its own.
+			full[srv.name], fullOut[srv.name] = runToExit(t, srv.bin, discoveryMemberArgs(dir, "d4", 1, freeBase(t), svcEP, token))
 		})
 	}
 	if t.Failed() {
@@ -344,20 +346,20 @@ func TestV2DiscoveryBootstrapsTheClusterEtcdBootstraps(t *testing.T) {
 			svc.Store(newV2Discovery())
 			svc.Load().create("/v2token/_config/size", "3")
 			dir := t.TempDir()
-			args := func(name string, i int) []string {
+			args := func(name string, i, base int) []string {
 				a := discoveryMemberArgs(dir, name, i, base, "", "")
 				return append(a[:len(a)-4], "--discovery="+durl, a[len(a)-2], a[len(a)-1])
 			}
 			var argv [][]string
 			var eps []string
 			for i := 1; i <= 3; i++ {
-				argv = append(argv, args(fmt.Sprintf("d%d", i), i))
+				argv = append(argv, args(fmt.Sprintf("d%d", i), i, base))
 				eps = append(eps, fmt.Sprintf("127.0.0.1:%d", base+i*10))
 			}
 			startMembers(t, srv.bin, dir, argv)
 			putGet(t, eps, nil)
 			got[srv.name] = memberList(t, eps[2])
-			code, out := runToExit(t, srv.bin, args("d4", 4))
+			code, out := runToExit(t, srv.bin, args("d4", 1, freeBase(t))) // ports of its own, as above
 			if code != 1 || !strings.Contains(out, "V2 discovery is deprecated!") ||
 				!strings.Contains(out, "failed to bootstrap; discovery token was already used") ||
 				!strings.Contains(out, `"discovery-token":"`+durl+`"`) || !strings.Contains(out, "discovery: cluster is full") {
