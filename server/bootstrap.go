@@ -153,7 +153,7 @@ func bootstrap(cfg *Config, lg *slog.Logger, memberDir string, walOpts wal.Optio
 	// brings the members, as on the members that were there).
 	if cfg.Discover != nil && !joined {
 		var err error
-		if membership, err = discover(cfg, lg, me); err != nil {
+		if membership, err = discover(cfg, me); err != nil {
 			return nil, err
 		}
 		me = membership.MemberByName(cfg.Name)
@@ -208,7 +208,7 @@ func (e *DiscoveryError) Unwrap() error { return e.Err }
 // service returns (each ID computed from its peer URLs and the token, as
 // every member computes them) are the new cluster, which must include me
 // under its name and give no peer URL twice.
-func discover(cfg *Config, lg *slog.Logger, me *Member) (*Membership, error) {
+func discover(cfg *Config, me *Member) (*Membership, error) {
 	self := make([]string, len(me.PeerURLs))
 	for i, u := range me.PeerURLs {
 		self[i] = me.Name + "=" + u

@@ -2,7 +2,6 @@ package server
 
 import (
 	"errors"
-	"log/slog"
 	"net/url"
 	"strings"
 	"testing"
@@ -16,7 +15,6 @@ func TestDiscoverBuildsTheMembershipFromTheService(t *testing.T) {
 	u, _ := url.Parse("http://127.0.0.1:2380")
 	cfg := &Config{Name: "a", InitialClusterToken: "tok", InitialCluster: map[string][]url.URL{"a": {*u}}}
 	self := NewMembership(cfg.InitialCluster, cfg.InitialClusterToken).MemberByName("a")
-	lg := slog.New(slog.DiscardHandler)
 	for _, tt := range []struct {
 		name, answer string
 		err          error
@@ -33,7 +31,7 @@ func TestDiscoverBuildsTheMembershipFromTheService(t *testing.T) {
 			var gotID uint64
 			var gotSelf string
 			cfg.Discover = func(id uint64, s string) (string, error) { gotID, gotSelf = id, s; return tt.answer, tt.err }
-			m, err := discover(cfg, lg, self)
+			m, err := discover(cfg, self)
 			if gotID != self.ID || gotSelf != "a=http://127.0.0.1:2380" {
 				t.Errorf("registered %x %q, want %x a=http://127.0.0.1:2380", gotID, gotSelf, self.ID)
 			}

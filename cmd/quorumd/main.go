@@ -90,22 +90,22 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 // client's. durl is --discovery, which etcd names as the token in every
 // case (empty with v3 discovery).
 func discoveryFailed(lg *zap.Logger, err error, name, dataDir, durl string) {
-	derr := &server.DiscoveryError{Op: "join", Err: err}
 	switch {
-	case errors.Is(derr.Err, v2discovery.ErrDuplicateID):
+	case errors.Is(err, v2discovery.ErrDuplicateID):
 		lg.Warn("member has been registered with discovery service",
-			zap.String("name", name), zap.String("discovery-token", durl), zap.Error(derr.Err))
+			zap.String("name", name), zap.String("discovery-token", durl), zap.Error(err))
 		lg.Warn("but could not find valid cluster configuration", zap.String("data-dir", dataDir))
 		lg.Warn("check data dir if previous bootstrap succeeded")
 		lg.Warn("or use a new discovery token if previous bootstrap failed")
-	case errors.Is(derr.Err, v2discovery.ErrDuplicateName):
+	case errors.Is(err, v2discovery.ErrDuplicateName):
 		lg.Warn("member with duplicated name has already been registered",
-			zap.String("discovery-token", durl), zap.Error(derr.Err))
+			zap.String("discovery-token", durl), zap.Error(err))
 		lg.Warn("cURL the discovery token URL for details")
 		lg.Warn("do not reuse discovery token; generate a new one to bootstrap a cluster")
 	default:
+		// etcd logs the error New returns, the DiscoveryError around err.
 		lg.Warn("failed to bootstrap; discovery token was already used",
-			zap.String("discovery-token", durl), zap.Error(derr))
+			zap.String("discovery-token", durl), zap.Error(&server.DiscoveryError{Op: "join", Err: err}))
 		lg.Warn("do not reuse discovery token; generate a new one to bootstrap a cluster")
 	}
 }
