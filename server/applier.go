@@ -472,7 +472,7 @@ func (a *applier) applyRequest(r *pb.InternalRaftRequest) applyResult {
 	// etcd counts a compacted revision as success (apply/uber_applier.go).
 	success := res.err == nil || errors.Is(res.err, mvcc.ErrCompacted)
 	a.metrics.observeApply(op, success, time.Since(start).Seconds())
-	a.warnApplied(r, start, res.resp, a.store.Rev(), res.err, !success)
+	a.warnApplied(r, start, res.resp, res.rev, res.err, !success)
 	return res
 }
 
